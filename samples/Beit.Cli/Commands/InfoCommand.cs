@@ -1,0 +1,33 @@
+using System.CommandLine;
+using Microsoft.ML.Beit;
+using Microsoft.ML.Beit.Checkpoints;
+
+namespace Beit.Cli.Commands;
+
+/// <summary><c>beit info &lt;checkpoint-folder&gt;</c>: what a Hugging Face BEiT folder holds.</summary>
+internal static class InfoCommand
+{
+    public static Command Create()
+    {
+        var folder = new Argument<string>("checkpoint-folder") { Description = "A Hugging Face BEiT folder (config.json + model.safetensors or pytorch_model.bin)." };
+        var cmd = new Command("info", "Print a checkpoint's configuration and tensors.") { folder };
+        cmd.SetAction(pr =>
+        {
+            string path = pr.GetValue(folder)!;
+            var config = BeitConfig.Load(path);
+            Console.WriteLine($"BEiT: {config.NumHiddenLayers} layers, hidden {config.HiddenSize}, {config.NumAttentionHeads} heads, MLP {config.IntermediateSize}");
+            Console.WriteLine($"Input: {config.ImageSize}x{config.ImageSize}, patch {config.PatchSize} ({config.GridSize}x{config.GridSize} grid)");
+            Console.WriteLine($"Relative bias: {(config.UseSharedRelativePositionBias ? "shared" : config.UseRelativePositionBias ? "per layer" : "none")}; " +
+                              $"pooling: {(config.UseMeanPooling ? "mean" : "CLS")}; labels: {config.NumLabels}");
+            string weights = Path.Combine(path, SafeTensors.ModelFileName);
+            if (File.Exists(weights))
+            {
+                var tensors = SafeTensors.Read(weights);
+                long count = tensors.Values.Sum(t => t.ElementCount);
+                Console.WriteLine($"Weights: {tensors.Count} tensors, {count:N0} values ({SafeTensors.ModelFileName})");
+            }
+            return 0;
+        });
+        return cmd;
+    }
+}

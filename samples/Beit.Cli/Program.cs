@@ -1,0 +1,7 @@
+using System.CommandLine;
+using Beit.Cli.Commands;
+
+var root = new RootCommand("beit: BEiT vision transformers for ML.NET, with no Python anywhere.");
+root.Subcommands.Add(InfoCommand.Create());
+root.Subcommands.Add(DemoCommand.Create());
+return root.Parse(args).Invoke();

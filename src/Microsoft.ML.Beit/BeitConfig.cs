@@ -1,0 +1,380 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Microsoft.ML.Beit;
+
+/// <summary>
+/// The configuration of a BEiT model, equal to Hugging Face's <c>BeitConfig</c> (<c>model_type = "beit"</c>).
+/// Shared by the TorchSharp model, the ONNX exporter and the scorers, so shapes are defined once.
+/// </summary>
+/// <remarks>
+/// <see cref="Load"/> reads <c>config.json</c> files written by transformers v4 and v5, including
+/// <c>out_features</c>, <c>stage_names</c> and keys this class does not know (kept and written back).
+/// </remarks>
+public sealed class BeitConfig
+{
+    /// <summary>The file name Hugging Face uses for a model's configuration.</summary>
+    public const string FileName = "config.json";
+
+    /// <summary>Visual-token vocabulary size of the masked-image-modeling head.</summary>
+    public int VocabSize { get; set; } = 8192;
+    /// <summary>Width of the transformer (D).</summary>
+    public int HiddenSize { get; set; } = 768;
+    /// <summary>Number of transformer layers (L).</summary>
+    public int NumHiddenLayers { get; set; } = 12;
+    /// <summary>Number of attention heads; must divide <see cref="HiddenSize"/>.</summary>
+    public int NumAttentionHeads { get; set; } = 12;
+    /// <summary>Width of the MLP inside each layer.</summary>
+    public int IntermediateSize { get; set; } = 3072;
+    /// <summary>MLP activation; <c>gelu</c> is the exact erf GELU.</summary>
+    public string HiddenAct { get; set; } = "gelu";
+    /// <summary>Dropout after embeddings, attention output and MLP output.</summary>
+    public double HiddenDropoutProb { get; set; }
+    /// <summary>Dropout on attention probabilities.</summary>
+    public double AttentionProbsDropoutProb { get; set; }
+    /// <summary>Standard deviation of the normal initialisation.</summary>
+    public double InitializerRange { get; set; } = 0.02;
+    /// <summary>Epsilon of every LayerNorm (1e-12 in Hugging Face, 1e-6 in the original code).</summary>
+    public double LayerNormEps { get; set; } = 1e-12;
+    /// <summary>Native input resolution; fixes the shapes of position tables.</summary>
+    public int ImageSize { get; set; } = 224;
+    /// <summary>Side of a square patch.</summary>
+    public int PatchSize { get; set; } = 16;
+    /// <summary>Input channels.</summary>
+    public int NumChannels { get; set; } = 3;
+    /// <summary>Creates <c>embeddings.mask_token</c> (masked image modeling).</summary>
+    public bool UseMaskToken { get; set; }
+    /// <summary>Creates absolute position embeddings.</summary>
+    public bool UseAbsolutePositionEmbeddings { get; set; }
+    /// <summary>One relative position bias table per layer.</summary>
+    public bool UseRelativePositionBias { get; set; }
+    /// <summary>One relative position bias table shared by all layers.</summary>
+    public bool UseSharedRelativePositionBias { get; set; }
+    /// <summary>Initial value of the layer-scale parameters; 0 disables layer scale.</summary>
+    public double LayerScaleInitValue { get; set; } = 0.1;
+    /// <summary>Maximum stochastic-depth rate (linear over layers).</summary>
+    public double DropPathRate { get; set; } = 0.1;
+    /// <summary>Pool by LayerNorm(mean of patch tokens) rather than the CLS token.</summary>
+    public bool UseMeanPooling { get; set; } = true;
+    /// <summary>Hidden-state indices (1-based layers, 0 = embeddings) fed to the segmentation FPN.</summary>
+    public int[]? OutIndices { get; set; }
+    /// <summary>Backbone stage names selected as outputs (v4.36+ configs).</summary>
+    public string[]? OutFeatures { get; set; }
+    /// <summary>Backbone stage names: <c>stem, stage1..stageL</c>.</summary>
+    public string[]? StageNames { get; set; }
+    /// <summary>Pyramid pooling scales of the UperNet head.</summary>
+    public int[] PoolScales { get; set; } = [1, 2, 3, 6];
+    /// <summary>Adds the FCN auxiliary head to the segmentation model.</summary>
+    public bool UseAuxiliaryHead { get; set; } = true;
+    /// <summary>Weight of the auxiliary loss.</summary>
+    public double AuxiliaryLossWeight { get; set; } = 0.4;
+    /// <summary>Channels of the auxiliary head.</summary>
+    public int AuxiliaryChannels { get; set; } = 256;
+    /// <summary>Convolutions in the auxiliary head.</summary>
+    public int AuxiliaryNumConvs { get; set; } = 1;
+    /// <summary>Concatenates the input to the auxiliary head's output.</summary>
+    public bool AuxiliaryConcatInput { get; set; }
+    /// <summary>Label value ignored by the segmentation loss.</summary>
+    public int SemanticLossIgnoreIndex { get; set; } = 255;
+    /// <summary>Backbone-only option (kept for round trip).</summary>
+    public bool AddFpn { get; set; }
+    /// <summary>Backbone-only option (kept for round trip).</summary>
+    public bool ReshapeHiddenStates { get; set; } = true;
+    /// <summary>Class index to label name; empty means <c>LABEL_i</c> names for <see cref="NumLabels"/> classes.</summary>
+    public SortedDictionary<int, string> Id2Label { get; set; } = new();
+    /// <summary><c>single_label_classification</c>, <c>multi_label_classification</c>, <c>regression</c> or null.</summary>
+    public string? ProblemType { get; set; }
+    /// <summary>Model classes the checkpoint was saved from.</summary>
+    public string[]? Architectures { get; set; }
+
+    /// <summary>Keys this class does not model, kept verbatim for round trip.</summary>
+    public Dictionary<string, JsonNode?> ExtraFields { get; } = new();
+
+    private int _numLabelsWithoutNames = 2;
+
+    /// <summary>Number of output classes of the classification and segmentation heads.</summary>
+    public int NumLabels
+    {
+        get => Id2Label.Count > 0 ? Id2Label.Count : _numLabelsWithoutNames;
+        set
+        {
+            if (value < 1) throw new ArgumentOutOfRangeException(nameof(value), "num_labels must be at least 1.");
+            if (Id2Label.Count > 0 && Id2Label.Count != value)
+            {
+                Id2Label = new SortedDictionary<int, string>(Enumerable.Range(0, value).ToDictionary(i => i, i => $"LABEL_{i}"));
+            }
+            _numLabelsWithoutNames = value;
+        }
+    }
+
+    /// <summary>Patch grid side at the native resolution (<c>image_size / patch_size</c>).</summary>
+    public int GridSize => ImageSize / PatchSize;
+
+    /// <summary>Per-head width (<c>hidden_size / num_attention_heads</c>).</summary>
+    public int HeadDim => HiddenSize / NumAttentionHeads;
+
+    /// <summary>The label name of class <paramref name="id"/>.</summary>
+    public string LabelName(int id) => Id2Label.TryGetValue(id, out var n) ? n : $"LABEL_{id}";
+
+    /// <summary>
+    /// The hidden-state indices the segmentation model taps. Resolved from <see cref="OutIndices"/>,
+    /// else from <see cref="OutFeatures"/>, else the last layer.
+    /// </summary>
+    public int[] ResolvedOutIndices()
+    {
+        if (OutIndices is { Length: > 0 }) return OutIndices;
+        if (OutFeatures is { Length: > 0 })
+        {
+            var stages = StageNames ?? DefaultStageNames();
+            return OutFeatures.Select(f =>
+            {
+                int i = Array.IndexOf(stages, f);
+                if (i < 0) throw new InvalidDataException($"BeitConfig: out_features names unknown stage '{f}'.");
+                return i;
+            }).ToArray();
+        }
+        return [NumHiddenLayers];
+    }
+
+    private string[] DefaultStageNames() =>
+        ["stem", .. Enumerable.Range(1, NumHiddenLayers).Select(i => $"stage{i}")];
+
+    /// <summary>Checks that the values describe a model that can exist; throws <see cref="InvalidDataException"/> with the reason otherwise.</summary>
+    public void Validate()
+    {
+        void Fail(string why) => throw new InvalidDataException("BeitConfig: " + why);
+        if (HiddenSize <= 0) Fail($"hidden_size must be positive (got {HiddenSize}).");
+        if (NumHiddenLayers <= 0) Fail($"num_hidden_layers must be positive (got {NumHiddenLayers}).");
+        if (NumAttentionHeads <= 0) Fail($"num_attention_heads must be positive (got {NumAttentionHeads}).");
+        if (HiddenSize % NumAttentionHeads != 0)
+            Fail($"hidden_size ({HiddenSize}) is not a multiple of num_attention_heads ({NumAttentionHeads}).");
+        if (IntermediateSize <= 0) Fail($"intermediate_size must be positive (got {IntermediateSize}).");
+        if (PatchSize <= 0) Fail($"patch_size must be positive (got {PatchSize}).");
+        if (ImageSize < PatchSize) Fail($"image_size ({ImageSize}) is smaller than patch_size ({PatchSize}).");
+        if (NumChannels <= 0) Fail($"num_channels must be positive (got {NumChannels}).");
+        if (VocabSize <= 0) Fail($"vocab_size must be positive (got {VocabSize}).");
+        if (LayerNormEps <= 0) Fail($"layer_norm_eps must be positive (got {LayerNormEps}).");
+        if (HiddenDropoutProb is < 0 or >= 1) Fail($"hidden_dropout_prob must be in [0,1) (got {HiddenDropoutProb}).");
+        if (AttentionProbsDropoutProb is < 0 or >= 1) Fail($"attention_probs_dropout_prob must be in [0,1) (got {AttentionProbsDropoutProb}).");
+        if (DropPathRate is < 0 or >= 1) Fail($"drop_path_rate must be in [0,1) (got {DropPathRate}).");
+        if (LayerScaleInitValue < 0) Fail($"layer_scale_init_value must be >= 0 (got {LayerScaleInitValue}).");
+        if (HiddenAct is not ("gelu" or "gelu_new" or "gelu_pytorch_tanh" or "relu" or "quick_gelu" or "silu" or "swish"))
+            Fail($"hidden_act '{HiddenAct}' is not supported.");
+        if (PoolScales.Any(s => s <= 0)) Fail("pool_scales must all be positive.");
+        if (ProblemType is not (null or "single_label_classification" or "multi_label_classification" or "regression"))
+            Fail($"problem_type '{ProblemType}' is not one of single_label_classification, multi_label_classification, regression.");
+        if (OutIndices != null && OutIndices.Any(i => i < 0 || i > NumHiddenLayers))
+            Fail($"out_indices [{string.Join(",", OutIndices)}] must lie in 0..{NumHiddenLayers}.");
+        if (Id2Label.Count > 0 && !Id2Label.Keys.SequenceEqual(Enumerable.Range(0, Id2Label.Count)))
+            Fail("id2label keys must be 0..num_labels-1.");
+    }
+
+    /// <summary>Loads a configuration from a checkpoint folder or a <c>config.json</c> path.</summary>
+    /// <exception cref="FileNotFoundException">No config file at that path.</exception>
+    /// <exception cref="InvalidDataException">The file is not a valid BEiT configuration.</exception>
+    public static BeitConfig Load(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        string file = Directory.Exists(path) ? Path.Combine(path, FileName) : path;
+        if (!File.Exists(file)) throw new FileNotFoundException($"BeitConfig: no {FileName} at '{path}'.", file);
+        try
+        {
+            return FromJson(File.ReadAllText(file));
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"{e.Message} (in '{file}')", e);
+        }
+    }
+
+    /// <summary>Parses the JSON text of a Hugging Face <c>config.json</c>.</summary>
+    public static BeitConfig FromJson(string json)
+    {
+        JsonObject root;
+        try
+        {
+            root = JsonNode.Parse(json) as JsonObject ?? throw new InvalidDataException("BeitConfig: config.json is not a JSON object.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException("BeitConfig: config.json is not valid JSON: " + e.Message, e);
+        }
+        var c = new BeitConfig();
+        if (root["model_type"] is JsonNode mt && mt.GetValueKind() == JsonValueKind.String && (string?)mt is string m && m != "beit" && m != "data2vec-vision")
+            throw new InvalidDataException($"BeitConfig: model_type is '{m}', not 'beit'.");
+        int? numLabels = null;
+        Dictionary<string, int>? label2id = null;
+        foreach (var (key, node) in root)
+        {
+            try
+            {
+                switch (key)
+                {
+                    case "vocab_size": c.VocabSize = Int(node); break;
+                    case "hidden_size": c.HiddenSize = Int(node); break;
+                    case "num_hidden_layers": c.NumHiddenLayers = Int(node); break;
+                    case "num_attention_heads": c.NumAttentionHeads = Int(node); break;
+                    case "intermediate_size": c.IntermediateSize = Int(node); break;
+                    case "hidden_act": c.HiddenAct = Str(node); break;
+                    case "hidden_dropout_prob": c.HiddenDropoutProb = Dbl(node); break;
+                    case "attention_probs_dropout_prob": c.AttentionProbsDropoutProb = Dbl(node); break;
+                    case "initializer_range": c.InitializerRange = Dbl(node); break;
+                    case "layer_norm_eps": c.LayerNormEps = Dbl(node); break;
+                    case "image_size": c.ImageSize = SquareInt(node, key); break;
+                    case "patch_size": c.PatchSize = SquareInt(node, key); break;
+                    case "num_channels": c.NumChannels = Int(node); break;
+                    case "use_mask_token": c.UseMaskToken = Bool(node); break;
+                    case "use_absolute_position_embeddings": c.UseAbsolutePositionEmbeddings = Bool(node); break;
+                    case "use_relative_position_bias": c.UseRelativePositionBias = Bool(node); break;
+                    case "use_shared_relative_position_bias": c.UseSharedRelativePositionBias = Bool(node); break;
+                    case "layer_scale_init_value": c.LayerScaleInitValue = Dbl(node); break;
+                    case "drop_path_rate": c.DropPathRate = Dbl(node); break;
+                    case "use_mean_pooling": c.UseMeanPooling = Bool(node); break;
+                    case "out_indices":
+                    case "segmentation_indices":
+                        if (node != null) c.OutIndices = IntArray(node);
+                        break;
+                    case "out_features": c.OutFeatures = node == null ? null : StrArray(node); break;
+                    case "stage_names": c.StageNames = node == null ? null : StrArray(node); break;
+                    case "pool_scales": c.PoolScales = IntArray(node!); break;
+                    case "use_auxiliary_head": c.UseAuxiliaryHead = Bool(node); break;
+                    case "auxiliary_loss_weight": c.AuxiliaryLossWeight = Dbl(node); break;
+                    case "auxiliary_channels": c.AuxiliaryChannels = Int(node); break;
+                    case "auxiliary_num_convs": c.AuxiliaryNumConvs = Int(node); break;
+                    case "auxiliary_concat_input": c.AuxiliaryConcatInput = Bool(node); break;
+                    case "semantic_loss_ignore_index": c.SemanticLossIgnoreIndex = Int(node); break;
+                    case "add_fpn": c.AddFpn = Bool(node); break;
+                    case "reshape_hidden_states": c.ReshapeHiddenStates = Bool(node); break;
+                    case "problem_type": c.ProblemType = node == null ? null : Str(node); break;
+                    case "architectures": c.Architectures = node == null ? null : StrArray(node); break;
+                    case "num_labels": numLabels = Int(node); break;
+                    case "id2label":
+                        if (node is JsonObject id2)
+                        {
+                            c.Id2Label = new SortedDictionary<int, string>(id2.ToDictionary(
+                                kv => int.Parse(kv.Key, CultureInfo.InvariantCulture), kv => Str(kv.Value)));
+                        }
+                        break;
+                    case "label2id":
+                        if (node is JsonObject l2) label2id = l2.ToDictionary(kv => kv.Key, kv => Int(kv.Value));
+                        break;
+                    case "semantic_out_indices": // HF-mid only; unused by the models, kept for round trip.
+                    default:
+                        c.ExtraFields[key] = node?.DeepClone();
+                        break;
+                }
+            }
+            catch (Exception e) when (e is FormatException or InvalidOperationException or InvalidCastException or OverflowException)
+            {
+                throw new InvalidDataException($"BeitConfig: field '{key}' has an invalid value ({node?.ToJsonString()}).", e);
+            }
+        }
+        if (c.Id2Label.Count == 0 && label2id is { Count: > 0 })
+            c.Id2Label = new SortedDictionary<int, string>(label2id.ToDictionary(kv => kv.Value, kv => kv.Key));
+        if (numLabels is int n && n != c.NumLabels) c.NumLabels = n;
+        c.Validate();
+        return c;
+    }
+
+    /// <summary>Writes the configuration as Hugging Face's <c>config.json</c> text (sorted keys, 2-space indent).</summary>
+    public string ToJson()
+    {
+        var o = new SortedDictionary<string, JsonNode?>(StringComparer.Ordinal);
+        foreach (var (k, v) in ExtraFields) o[k] = v?.DeepClone();
+        o["model_type"] = "beit";
+        o["vocab_size"] = VocabSize;
+        o["hidden_size"] = HiddenSize;
+        o["num_hidden_layers"] = NumHiddenLayers;
+        o["num_attention_heads"] = NumAttentionHeads;
+        o["intermediate_size"] = IntermediateSize;
+        o["hidden_act"] = HiddenAct;
+        o["hidden_dropout_prob"] = HiddenDropoutProb;
+        o["attention_probs_dropout_prob"] = AttentionProbsDropoutProb;
+        o["initializer_range"] = InitializerRange;
+        o["layer_norm_eps"] = LayerNormEps;
+        o["image_size"] = ImageSize;
+        o["patch_size"] = PatchSize;
+        o["num_channels"] = NumChannels;
+        o["use_mask_token"] = UseMaskToken;
+        o["use_absolute_position_embeddings"] = UseAbsolutePositionEmbeddings;
+        o["use_relative_position_bias"] = UseRelativePositionBias;
+        o["use_shared_relative_position_bias"] = UseSharedRelativePositionBias;
+        o["layer_scale_init_value"] = LayerScaleInitValue;
+        o["drop_path_rate"] = DropPathRate;
+        o["use_mean_pooling"] = UseMeanPooling;
+        o["pool_scales"] = new JsonArray(PoolScales.Select(x => (JsonNode?)x).ToArray());
+        o["use_auxiliary_head"] = UseAuxiliaryHead;
+        o["auxiliary_loss_weight"] = AuxiliaryLossWeight;
+        o["auxiliary_channels"] = AuxiliaryChannels;
+        o["auxiliary_num_convs"] = AuxiliaryNumConvs;
+        o["auxiliary_concat_input"] = AuxiliaryConcatInput;
+        o["semantic_loss_ignore_index"] = SemanticLossIgnoreIndex;
+        o["add_fpn"] = AddFpn;
+        o["reshape_hidden_states"] = ReshapeHiddenStates;
+        var stages = StageNames ?? DefaultStageNames();
+        var outIdx = ResolvedOutIndices();
+        o["stage_names"] = new JsonArray(stages.Select(x => (JsonNode?)x).ToArray());
+        o["out_indices"] = new JsonArray(outIdx.Select(x => (JsonNode?)x).ToArray());
+        o["out_features"] = new JsonArray(outIdx.Select(i => (JsonNode?)(i < stages.Length ? stages[i] : $"stage{i}")).ToArray());
+        var id2 = new JsonObject();
+        var l2 = new JsonObject();
+        for (int i = 0; i < NumLabels; i++)
+        {
+            id2[i.ToString(CultureInfo.InvariantCulture)] = LabelName(i);
+        }
+        foreach (var (name, i) in Enumerable.Range(0, NumLabels).Select(i => (LabelName(i), i)).OrderBy(t => t.Item1, StringComparer.Ordinal))
+        {
+            l2[name] = i;
+        }
+        o["id2label"] = id2;
+        o["label2id"] = l2;
+        if (ProblemType != null) o["problem_type"] = ProblemType;
+        if (Architectures != null) o["architectures"] = new JsonArray(Architectures.Select(x => (JsonNode?)x).ToArray());
+        var obj = new JsonObject();
+        foreach (var (k, v) in o) obj[k] = v;
+        return obj.ToJsonString(new JsonSerializerOptions { WriteIndented = true, IndentSize = 2 }) + "\n";
+    }
+
+    /// <summary>Writes <c>config.json</c> into <paramref name="folder"/> (created if needed), atomically.</summary>
+    public void Save(string folder)
+    {
+        Directory.CreateDirectory(folder);
+        string file = Path.Combine(folder, FileName);
+        string tmp = file + ".tmp";
+        File.WriteAllText(tmp, ToJson());
+        File.Move(tmp, file, overwrite: true);
+    }
+
+    /// <summary>A deep copy.</summary>
+    public BeitConfig Clone() => FromJson(ToJson());
+
+    private static int Int(JsonNode? n)
+    {
+        if (n!.GetValueKind() != JsonValueKind.Number) throw new FormatException("not a number");
+        double d = n.GetValue<double>();
+        if (d != Math.Floor(d)) throw new FormatException("not an integer");
+        return checked((int)d);
+    }
+    private static double Dbl(JsonNode? n) => n!.GetValueKind() == JsonValueKind.Number ? n.GetValue<double>() : throw new FormatException("not a number");
+    private static bool Bool(JsonNode? n) => n!.GetValueKind() switch
+    {
+        JsonValueKind.True => true,
+        JsonValueKind.False => false,
+        _ => throw new FormatException("not a boolean"),
+    };
+    private static string Str(JsonNode? n) => n!.GetValueKind() == JsonValueKind.String ? n.GetValue<string>() : throw new FormatException("not a string");
+    private static int[] IntArray(JsonNode n) => n is JsonArray a ? a.Select(Int).ToArray() : [Int(n)];
+    private static string[] StrArray(JsonNode n) => n is JsonArray a ? a.Select(Str).ToArray() : [Str(n)];
+
+    private static int SquareInt(JsonNode? n, string key)
+    {
+        if (n is JsonArray a)
+        {
+            var v = a.Select(Int).ToArray();
+            if (v.Length != 2 || v[0] != v[1]) throw new InvalidDataException($"BeitConfig: {key} must be square (got [{string.Join(",", v)}]).");
+            return v[0];
+        }
+        return Int(n);
+    }
+}
