@@ -52,3 +52,21 @@ public class BeitConfigTests
         Assert.Contains(expected, e.Message);
     }
 }
+
+public class BeitGeometryTests
+{
+    [Fact]
+    public void RelativePositionIndexMatchesReferenceValuesFor14x14()
+    {
+        var r = Microsoft.ML.Beit.Modeling.BeitGeometry.RelativePositionIndex(14, 14);
+        const int t = 197;
+        Assert.Equal(732, Microsoft.ML.Beit.Modeling.BeitGeometry.RelativeTableRows(14, 14));
+        Assert.Equal(731, r[0]);          // CLS→CLS
+        Assert.Equal(729, r[5]);          // CLS→token
+        Assert.Equal(730, r[5 * t]);      // token→CLS
+        Assert.Equal(364, r[1 * t + 1]);  // zero offset
+        Assert.Equal(364, r[100 * t + 100]);
+        Assert.Equal(728, r[196 * t + 1]); // query (13,13), key (0,0): 26·27+26
+        Assert.Equal(0, r[1 * t + 196]);   // query (0,0), key (13,13)
+    }
+}
