@@ -170,9 +170,12 @@ public sealed class BeitForSemanticSegmentation : BeitPreTrainedModel
     /// <exception cref="ArgumentException">The configuration does not select exactly four feature maps.</exception>
     public BeitForSemanticSegmentation(BeitConfig config) : base(nameof(BeitForSemanticSegmentation), config)
     {
-        if (config.ResolvedOutIndices().Length != 4)
-            throw new ArgumentException("BeitForSemanticSegmentation requires config out_indices to be a list of 4 integers, " +
-                                        "specifying which features to use from the backbone (for example [3, 5, 7, 11] for a base-sized model).", nameof(config));
+        // Hugging Face keeps hidden_states[i] for each i with i+1 in out_indices: four distinct values in 1..L are needed.
+        var outIndices = config.ResolvedOutIndices();
+        if (outIndices.Length != 4 || outIndices.Where(i => i >= 1 && i <= config.NumHiddenLayers).Distinct().Count() != 4)
+            throw new ArgumentException($"BeitForSemanticSegmentation requires config out_indices to be a list of 4 distinct integers in 1..{config.NumHiddenLayers} " +
+                                        $"(got [{string.Join(", ", outIndices)}]), specifying which features to use from the backbone " +
+                                        "(for example [3, 5, 7, 11] for a base-sized model).", nameof(config));
         long d = config.HiddenSize;
         beit = new BeitModel(config, addPoolingLayer: false);
         fpn1 = nn.Sequential(
