@@ -124,6 +124,9 @@ public sealed class BeitFCNHead : nn.Module<IReadOnlyList<Tensor>, Tensor>
     {
         _inIndex = inIndex;
         long inChannels = config.HiddenSize, channels = config.AuxiliaryChannels;
+        if (config.AuxiliaryNumConvs == 0 && channels != inChannels)
+            throw new ArgumentException($"auxiliary_num_convs = 0 feeds the hidden states (hidden_size {inChannels}) straight to the auxiliary head, " +
+                                        $"which then needs auxiliary_channels = {inChannels} (got {channels}).", nameof(config));
         long padding = kernelSize / 2 * dilation;
         if (config.AuxiliaryNumConvs > 0)
         {
@@ -133,7 +136,6 @@ public sealed class BeitFCNHead : nn.Module<IReadOnlyList<Tensor>, Tensor>
         }
         if (config.AuxiliaryConcatInput)
             conv_cat = new BeitConvModule(inChannels + channels, channels, kernelSize, padding: kernelSize / 2);
-        // With no convolutions the classifier sees the input itself (Hugging Face keeps auxiliary_channels here, as we do).
         classifier = nn.Conv2d(channels, config.NumLabels, 1);
         RegisterComponents();
     }
