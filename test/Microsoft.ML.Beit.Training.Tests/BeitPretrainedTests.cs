@@ -194,3 +194,40 @@ public class BeitPretrainedTests
         };
     }
 }
+
+/// <summary>Half-precision checkpoints load with each value widened exactly.</summary>
+public class BeitHalfPrecisionCheckpointTests
+{
+    [Theory]
+    [InlineData(TensorDType.F16)]
+    [InlineData(TensorDType.BF16)]
+    public void LoadsF16AndBf16Weights(TensorDType dtype)
+    {
+        var dir = Fixtures.TempDir();
+        try
+        {
+            File.Copy(Path.Combine(Fixtures.Tiny("cls_relpos"), BeitConfig.FileName), Path.Combine(dir, BeitConfig.FileName));
+            var f32 = SafeTensors.Read(Path.Combine(Fixtures.Tiny("cls_relpos"), SafeTensors.ModelFileName));
+            var narrowed = new Dictionary<string, TensorData>();
+            var expected = new Dictionary<string, float[]>();
+            foreach (var (name, t) in f32)
+            {
+                var values = t.ToFloatArray();
+                byte[] bytes = dtype == TensorDType.F16
+                    ? values.SelectMany(v => BitConverter.GetBytes((Half)v)).ToArray()
+                    : values.SelectMany(v => BitConverter.GetBytes((ushort)(BitConverter.SingleToInt32Bits(v) >>> 16))).ToArray(); // truncating
+                narrowed[name] = new TensorData(dtype, t.Shape, bytes);
+                expected[name] = narrowed[name].ToFloatArray();
+            }
+            SafeTensors.Write(Path.Combine(dir, SafeTensors.ModelFileName), narrowed);
+            using var model = BeitForImageClassification.FromPretrained(dir);
+            foreach (var (name, p) in model.state_dict())
+            {
+                var actual = BeitTensors.ToTensorData(p);
+                Assert.Equal(TensorDType.F32, actual.DType);
+                Assert.Equal(expected[name], actual.ToFloatArray());
+            }
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}

@@ -18,7 +18,7 @@ public sealed class BeitForImageClassification : BeitPreTrainedModel
     /// <summary>Builds a randomly initialised model (Hugging Face's initialisation).</summary>
     public BeitForImageClassification(BeitConfig config) : base(nameof(BeitForImageClassification), config)
     {
-        beit = new BeitModel(config, addPoolingLayer: true);
+        beit = new BeitModel(config, addPoolingLayer: true, initialize: false);
         classifier = nn.Linear(config.HiddenSize, config.NumLabels);
         RegisterComponents();
         InitWeights();
@@ -91,7 +91,7 @@ public sealed class BeitForMaskedImageModeling : BeitPreTrainedModel
     /// <summary>Builds a randomly initialised model (Hugging Face's initialisation).</summary>
     public BeitForMaskedImageModeling(BeitConfig config) : base(nameof(BeitForMaskedImageModeling), config)
     {
-        beit = new BeitModel(config, addPoolingLayer: false);
+        beit = new BeitModel(config, addPoolingLayer: false, initialize: false);
         layernorm = nn.LayerNorm(config.HiddenSize, eps: config.LayerNormEps);
         lm_head = nn.Linear(config.HiddenSize, config.VocabSize);
         RegisterComponents();

@@ -18,14 +18,19 @@ public sealed class BeitModel : BeitPreTrainedModel
     /// <summary>Builds a randomly initialised model (Hugging Face's initialisation).</summary>
     /// <param name="config">The configuration.</param>
     /// <param name="addPoolingLayer">Add <c>pooler</c> (Hugging Face omits it inside the MIM and segmentation models).</param>
-    public BeitModel(BeitConfig config, bool addPoolingLayer = true) : base(nameof(BeitModel), config)
+    public BeitModel(BeitConfig config, bool addPoolingLayer = true) : this(config, addPoolingLayer, initialize: true)
+    {
+    }
+
+    // Head models initialise the whole tree once themselves.
+    internal BeitModel(BeitConfig config, bool addPoolingLayer, bool initialize) : base(nameof(BeitModel), config)
     {
         embeddings = new BeitEmbeddings(config);
         encoder = new BeitEncoder(config);
         if (!config.UseMeanPooling) layernorm = nn.LayerNorm(config.HiddenSize, eps: config.LayerNormEps);
         if (addPoolingLayer) pooler = new BeitPooler(config);
         RegisterComponents();
-        InitWeights();
+        if (initialize) InitWeights();
     }
 
     /// <summary>Loads a Hugging Face checkpoint folder (<c>config.json</c> + <c>model.safetensors</c> or <c>pytorch_model.bin</c>).</summary>

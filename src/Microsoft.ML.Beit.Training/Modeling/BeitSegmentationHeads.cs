@@ -179,7 +179,7 @@ public sealed class BeitForSemanticSegmentation : BeitPreTrainedModel
                                         $"(got [{string.Join(", ", outIndices)}]), specifying which features to use from the backbone " +
                                         "(for example [3, 5, 7, 11] for a base-sized model).", nameof(config));
         long d = config.HiddenSize;
-        beit = new BeitModel(config, addPoolingLayer: false);
+        beit = new BeitModel(config, addPoolingLayer: false, initialize: false);
         fpn1 = nn.Sequential(
             ("0", nn.ConvTranspose2d(d, d, 2, stride: 2)),
             ("1", nn.BatchNorm2d(d)),
