@@ -180,5 +180,7 @@ public class BeitModelBehaviourTests
         Assert.Equal(new long[] { 2, 2, 16, 16 }, o.Logits.shape);
         Assert.Equal(TorchSharp.DeviceType.CPU, o.Logits.device_type);
         Assert.True(float.IsFinite(o.Loss!.item<float>()));
+        var e = Assert.Throws<ArgumentException>(() => m.forward(Pixels(1, 24)));
+        Assert.Contains("16x16", e.Message);
     }
 }

@@ -215,6 +215,10 @@ public sealed class BeitForSemanticSegmentation : BeitPreTrainedModel
         bool outputAttentions = false, bool outputHiddenStates = false, bool interpolatePosEncoding = false)
     {
         if (labels is not null && Config.NumLabels == 1) throw new ArgumentException("The number of labels should be greater than one", nameof(labels));
+        // Hugging Face reshapes the tokens to the config's grid, so only that resolution works.
+        if (pixelValues.dim() != 4 || pixelValues.shape[2] / Config.PatchSize != Config.GridSize || pixelValues.shape[3] / Config.PatchSize != Config.GridSize)
+            throw new ArgumentException($"BeitForSemanticSegmentation needs pixel_values of {Config.ImageSize}x{Config.ImageSize} (config image_size); " +
+                                        $"got [{string.Join(",", pixelValues.shape)}].", nameof(pixelValues));
         using var scope = NewDisposeScope();
         var outputs = beit.forward(pixelValues, null, headMask, outputAttentions, outputHiddenStates: true, interpolatePosEncoding);
         var outIndices = Config.ResolvedOutIndices();
