@@ -118,6 +118,23 @@ public class PyTorchCheckpointTests
     }
 
     [Fact]
+    public void RejectsTensorsReachingPastTheirStorage()
+    {
+        // Claims 1000 elements of a 2-float storage: a clear error, not an out-of-range read.
+        var p = new PickleWriter().Proto()
+            .Global("collections", "OrderedDict").Op(')').Reduce()
+            .Unicode("t")
+            .Global("torch._utils", "_rebuild_tensor_v2")
+            .Op('(')
+                .Op('(').Unicode("storage").Global("torch", "FloatStorage").Unicode("0").Unicode("cpu").Int(1000).Op('t').Op('Q')
+                .Int(0).Int(1000).Tuple1().Int(1).Tuple1().Op(0x89).Op('N')
+            .Op('t').Reduce()
+            .Op('s').Stop();
+        var e = Assert.Throws<InvalidDataException>(() => ReadCrafted(p.Bytes(), ("data/0", new byte[8])));
+        Assert.Contains("storage '0'", e.Message);
+    }
+
+    [Fact]
     public void RefusesLegacyAndNonZipFilesWithAClearMessage()
     {
         var legacy = Assert.Throws<InvalidDataException>(() => PyTorchCheckpoint.Read(new MemoryStream([0x80, 0x02, 0x8a, 0x0a]), "old.bin"));

@@ -84,7 +84,7 @@ public static class PyTorchCheckpoint
                 var entry = zip.GetEntry(prefix + "data/" + s.Key)
                     ?? throw new InvalidDataException($"'{sourceName}': storage '{s.Key}' is missing from the archive.");
                 var bytes = ReadEntry(entry, sourceName);
-                long need = s.Numel * TensorData.ElementSize(s.DType);
+                long need = s.Numel > long.MaxValue / 8 ? long.MaxValue : s.Numel * TensorData.ElementSize(s.DType);
                 if (bytes.LongLength < need)
                     throw new InvalidDataException($"'{sourceName}': storage '{s.Key}' holds {bytes.LongLength} bytes, {need} expected.");
                 if (bigEndian) SwapBytes(bytes, TensorData.ElementSize(s.DType));
@@ -148,14 +148,26 @@ public static class PyTorchCheckpoint
 
     private static TensorData BuildTensor(StorageRef storage, byte[] bytes, long offset, long[] size, long[] stride, string source)
     {
+        try
+        {
+            return BuildTensorChecked(storage, bytes, offset, size, stride, source);
+        }
+        catch (OverflowException e)
+        {
+            throw new InvalidDataException($"'{source}': a tensor of storage '{storage.Key}' has sizes or strides that overflow.", e);
+        }
+    }
+
+    private static TensorData BuildTensorChecked(StorageRef storage, byte[] bytes, long offset, long[] size, long[] stride, string source)
+    {
         if (size.Length != stride.Length || size.Any(d => d < 0) || stride.Any(s => s < 0) || offset < 0)
             throw new InvalidDataException($"'{source}': a tensor has an invalid size/stride/offset.");
         int es = TensorData.ElementSize(storage.DType);
         long count = size.Aggregate(1L, (a, d) => checked(a * d));
         var data = new byte[checked(count * es)];
         if (count == 0) return new TensorData(storage.DType, size, data);
-        long last = offset + size.Zip(stride).Sum(p => (p.First - 1) * p.Second);
-        if (last >= storage.Numel)
+        long last = checked(offset + size.Zip(stride).Sum(p => checked((p.First - 1) * p.Second)));
+        if (last >= storage.Numel || checked((last + 1) * es) > bytes.LongLength)
             throw new InvalidDataException($"'{source}': a tensor reaches element {last} of storage '{storage.Key}', which holds {storage.Numel}.");
 
         bool contiguous = true;
