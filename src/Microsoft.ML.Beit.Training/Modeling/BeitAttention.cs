@@ -50,9 +50,9 @@ public sealed class BeitSelfAttention : nn.Module
         using var scope = NewDisposeScope();
         long batch = hiddenStates.shape[0], tokens = hiddenStates.shape[1];
         Tensor Heads(Tensor x) => x.view(batch, tokens, _heads, _headDim).permute(0, 2, 1, 3);
-        var q = Heads(query.call(hiddenStates));
-        var k = Heads(key.call(hiddenStates));
-        var v = Heads(value.call(hiddenStates));
+        var q = Heads(BeitAutocast.Linear(query, hiddenStates));
+        var k = Heads(BeitAutocast.Linear(key, hiddenStates));
+        var v = Heads(BeitAutocast.Linear(value, hiddenStates));
 
         Tensor? bias = null;
         if (relative_position_bias is not null)
@@ -99,7 +99,7 @@ public sealed class BeitSelfOutput : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor hiddenStates)
     {
         using var scope = NewDisposeScope();
-        return dropout.call(dense.call(hiddenStates)).MoveToOuterDisposeScope();
+        return dropout.call(BeitAutocast.Linear(dense, hiddenStates)).MoveToOuterDisposeScope();
     }
 }
 

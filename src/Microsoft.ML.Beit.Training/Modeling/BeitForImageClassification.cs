@@ -123,7 +123,7 @@ public sealed class BeitForMaskedImageModeling : BeitPreTrainedModel
         using var scope = NewDisposeScope();
         var outputs = beit.forward(pixelValues, boolMaskedPos, headMask, outputAttentions, outputHiddenStates, interpolatePosEncoding);
         var sequence = layernorm.call(outputs.LastHiddenState);
-        var logits = lm_head.call(sequence.narrow(1, 1, sequence.shape[1] - 1));
+        var logits = BeitAutocast.Linear(lm_head, sequence.narrow(1, 1, sequence.shape[1] - 1));
         Tensor? loss = null;
         if (labels is not null)
         {

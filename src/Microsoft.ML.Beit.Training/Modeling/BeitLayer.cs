@@ -49,7 +49,7 @@ public sealed class BeitIntermediate : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor hiddenStates)
     {
         using var scope = NewDisposeScope();
-        return _act(dense.call(hiddenStates)).MoveToOuterDisposeScope();
+        return _act(BeitAutocast.Linear(dense, hiddenStates)).MoveToOuterDisposeScope();
     }
 }
 
@@ -71,7 +71,7 @@ public sealed class BeitOutput : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor hiddenStates)
     {
         using var scope = NewDisposeScope();
-        return dropout.call(dense.call(hiddenStates)).MoveToOuterDisposeScope();
+        return dropout.call(BeitAutocast.Linear(dense, hiddenStates)).MoveToOuterDisposeScope();
     }
 }
 
