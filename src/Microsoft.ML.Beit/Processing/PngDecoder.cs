@@ -130,8 +130,9 @@ internal static class PngDecoder
                 }
             }
         }
-        catch (InvalidDataException e)
+        catch (Exception e) when (e is InvalidDataException || (e is IOException && e is not ImageDecodingException))
         {
+            // zlib reports damaged data as InvalidDataException or (for some errors) ZLibException, an IOException.
             throw new ImageDecodingException(source, ImageDecodingError.Corrupt, "the compressed image data is invalid: " + e.Message, e);
         }
         finally
