@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Compression;
+using System.Runtime.Intrinsics;
 
 namespace Microsoft.ML.Beit.Processing;
 
@@ -107,24 +108,40 @@ internal static class PngDecoder
         int bitsPerPixel = channels * bitDepth;
         int bpp = Math.Max(1, bitsPerPixel / 8);
         int maxRow = (int)(((long)width * bitsPerPixel + 7) / 8);
-        byte[] cur = ArrayPool<byte>.Shared.Rent(maxRow + 1), prev = ArrayPool<byte>.Shared.Rent(maxRow + 1);
+        // Rows are unfiltered out of place into buffers with 8 zero bytes in front (the "pixel left of the first
+        // pixel" the filters read as 0) and 8 bytes of slack behind (the SIMD Paeth stores 4 bytes per pixel).
+        const int Pad = 8;
+        // zlib output is taken in large blocks (row-sized reads cost a native call each); rows are unfiltered from there.
+        int block = Math.Max(1 << 18, 2 * (maxRow + 1));
+        byte[] raw = ArrayPool<byte>.Shared.Rent(block + Pad);
+        int start = 0, end = 0;
+        byte[] cur = ArrayPool<byte>.Shared.Rent(maxRow + 2 * Pad), prev = ArrayPool<byte>.Shared.Rent(maxRow + 2 * Pad);
         try
         {
+            Array.Clear(cur, 0, Pad);
             var passes = interlace == 1 ? s_adam7 : [(0, 0, 1, 1)];
             foreach (var (x0, y0, dx, dy) in passes)
             {
                 if (x0 >= width || y0 >= height) continue;
                 int pw = (width - x0 + dx - 1) / dx, ph = (height - y0 + dy - 1) / dy;
                 int rowBytes = (int)(((long)pw * bitsPerPixel + 7) / 8);
-                Array.Clear(prev, 0, rowBytes + 1);
+                Array.Clear(prev, 0, rowBytes + Pad);
                 for (int r = 0; r < ph; r++)
                 {
-                    var row = cur.AsSpan(0, rowBytes + 1);
-                    int got = zs.ReadAtLeast(row, row.Length, throwOnEndOfStream: false);
-                    if (got < row.Length)
-                        throw new ImageDecodingException(source, ImageDecodingError.Truncated, $"the image data ends at row {r} of {ph}{(interlace == 1 ? " in an interlace pass" : "")}.");
-                    Unfilter(source, row[0], row[1..], prev.AsSpan(1, rowBytes), bpp);
-                    ConvertRow(row[1..], pw, colorType, bitDepth, lut, pixels, outChannels,
+                    if (end - start < rowBytes + 1)
+                    {
+                        Buffer.BlockCopy(raw, start, raw, 0, end - start);
+                        end -= start;
+                        start = 0;
+                        end += zs.ReadAtLeast(raw.AsSpan(end, block - end), block - end, throwOnEndOfStream: false);
+                        if (end < rowBytes + 1)
+                            throw new ImageDecodingException(source, ImageDecodingError.Truncated, $"the image data ends at row {r} of {ph}{(interlace == 1 ? " in an interlace pass" : "")}.");
+                    }
+                    byte filter = raw[start];
+                    if (filter > 4) throw new ImageDecodingException(source, ImageDecodingError.Corrupt, $"unknown row filter type {filter}.");
+                    Unfilter(filter, raw, start + 1, cur, prev, Pad, rowBytes, bpp);
+                    start += rowBytes + 1;
+                    ConvertRow(cur.AsSpan(Pad, rowBytes), pw, colorType, bitDepth, lut, pixels, outChannels,
                                ((long)(y0 + r * dy) * width + x0) * outChannels, dx * outChannels);
                     (cur, prev) = (prev, cur);
                 }
@@ -137,6 +154,7 @@ internal static class PngDecoder
         }
         finally
         {
+            ArrayPool<byte>.Shared.Return(raw);
             ArrayPool<byte>.Shared.Return(cur);
             ArrayPool<byte>.Shared.Return(prev);
         }
@@ -176,34 +194,72 @@ internal static class PngDecoder
         return null;
     }
 
-    private static void Unfilter(string source, byte filter, Span<byte> row, ReadOnlySpan<byte> prev, int bpp)
+    /// <summary>
+    /// Undoes a row filter: the filtered row is at <paramref name="rawOffset"/> of <paramref name="raw"/>; the result
+    /// goes to <paramref name="cur"/> at <paramref name="pad"/>, with the previous result row in <paramref name="prev"/>
+    /// at the same offset.
+    /// </summary>
+    private static unsafe void Unfilter(byte filter, byte[] raw, int rawOffset, byte[] cur, byte[] prev, int pad, int n, int bpp)
     {
-        int n = row.Length;
-        switch (filter)
+        fixed (byte* r0 = raw, c0 = cur, p0 = prev)
         {
-            case 0:
-                break;
-            case 1:
-                for (int i = bpp; i < n; i++) row[i] += row[i - bpp];
-                break;
-            case 2:
-                for (int i = 0; i < n; i++) row[i] += prev[i];
-                break;
-            case 3:
-                for (int i = 0; i < bpp && i < n; i++) row[i] += (byte)(prev[i] >> 1);
-                for (int i = bpp; i < n; i++) row[i] += (byte)((row[i - bpp] + prev[i]) >> 1);
-                break;
-            case 4:
-                for (int i = 0; i < bpp && i < n; i++) row[i] += prev[i];
-                for (int i = bpp; i < n; i++)
+            byte* x = r0 + rawOffset, o = c0 + pad, b = p0 + pad;
+            switch (filter)
+            {
+                case 0:
+                    Buffer.MemoryCopy(x, o, n, n);
+                    break;
+                case 1:
+                    for (int i = 0; i < n; i++) o[i] = (byte)(x[i] + o[i - bpp]);
+                    break;
+                case 2:
                 {
-                    int a = row[i - bpp], b = prev[i], c = prev[i - bpp];
-                    int p = a + b - c, pa = Math.Abs(p - a), pb = Math.Abs(p - b), pc = Math.Abs(p - c);
-                    row[i] += (byte)(pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
+                    int i = 0;
+                    for (; i <= n - 16; i += 16) (Vector128.Load(x + i) + Vector128.Load(b + i)).Store(o + i);
+                    for (; i < n; i++) o[i] = (byte)(x[i] + b[i]);
+                    break;
                 }
-                break;
-            default:
-                throw new ImageDecodingException(source, ImageDecodingError.Corrupt, $"unknown row filter type {filter}.");
+                case 3:
+                    for (int i = 0; i < n; i++) o[i] = (byte)(x[i] + ((o[i - bpp] + b[i]) >> 1));
+                    break;
+                default:
+                    if (bpp is 3 or 4 && Vector128.IsHardwareAccelerated) PaethVector(x, o, b, n, bpp);
+                    else PaethScalar(x, o, b, n, bpp);
+                    break;
+            }
+        }
+    }
+
+    private static unsafe void PaethScalar(byte* x, byte* o, byte* b, int n, int bpp)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            int a = o[i - bpp], up = b[i], c = b[i - bpp];
+            int pa = Math.Abs(up - c), pb = Math.Abs(a - c), pc = Math.Abs(a + up - 2 * c);
+            int pred = pb < pa ? (pc < pb ? c : up) : (pc < pa ? c : a);
+            o[i] = (byte)(x[i] + pred);
+        }
+    }
+
+    /// <summary>Paeth for 3- and 4-byte pixels: the channels of one pixel go through 16-bit lanes together.</summary>
+    private static unsafe void PaethVector(byte* x, byte* o, byte* b, int n, int bpp)
+    {
+        var a = Vector128<short>.Zero;
+        var c = Vector128<short>.Zero;
+        for (int i = 0; i < n; i += bpp)
+        {
+            var up = Vector128.WidenLower(Vector128.CreateScalar(*(uint*)(b + i)).AsByte()).AsInt16();
+            var filt = Vector128.WidenLower(Vector128.CreateScalar(*(uint*)(x + i)).AsByte()).AsInt16();
+            var pa = Vector128.Abs(up - c);
+            var pb = Vector128.Abs(a - c);
+            var pc = Vector128.Abs(up - c + a - c);
+            // a if pa <= pb and pa <= pc, else b if pb <= pc, else c (the PNG spec's tie order).
+            var useA = Vector128.LessThanOrEqual(pa, pb) & Vector128.LessThanOrEqual(pa, pc);
+            var useB = Vector128.LessThanOrEqual(pb, pc);
+            var pred = Vector128.ConditionalSelect(useA, a, Vector128.ConditionalSelect(useB, up, c));
+            a = (filt + pred) & Vector128.Create((short)0xFF);
+            *(uint*)(o + i) = Vector128.Narrow(a.AsUInt16(), a.AsUInt16()).AsUInt32().ToScalar();
+            c = up;
         }
     }
 
