@@ -129,9 +129,38 @@ public static class PillowResampler
     /// <summary>Fixed-point weights of one axis: for output index i, taps start at <c>Bounds[2i]</c>, count <c>Bounds[2i+1]</c>, weights at <c>Weights[i·KSize]</c>.</summary>
     internal sealed class Coefficients(int ksize, int[] bounds, int[] weights)
     {
+        private int[]? _rgbPairs;
+
         public int KSize { get; } = ksize;
         public int[] Bounds { get; } = bounds;
         public int[] Weights { get; } = weights;
+
+        /// <summary>Taps grouped in pairs for the SIMD RGB horizontal pass.</summary>
+        public int PairsPerOutput => (KSize + 1) / 2;
+
+        /// <summary>
+        /// For the AVX2 RGB horizontal pass: per output pixel and tap pair j, 8 ints
+        /// <c>[w(2j) ×3, w(2j+1) ×3, 0, 0]</c>, matching 8 source bytes <c>R G B R G B · ·</c> widened to ints.
+        /// </summary>
+        public int[] RgbPairs => _rgbPairs ??= BuildRgbPairs();
+
+        private int[] BuildRgbPairs()
+        {
+            int outSize = Bounds.Length / 2, pairs = PairsPerOutput;
+            var t = new int[outSize * pairs * 8];
+            for (int xx = 0; xx < outSize; xx++)
+            {
+                for (int j = 0; j < pairs; j++)
+                {
+                    int w0 = Weights[xx * KSize + 2 * j];
+                    int w1 = 2 * j + 1 < KSize ? Weights[xx * KSize + 2 * j + 1] : 0;
+                    int o = (xx * pairs + j) * 8;
+                    t[o] = t[o + 1] = t[o + 2] = w0;
+                    t[o + 3] = t[o + 4] = t[o + 5] = w1;
+                }
+            }
+            return t;
+        }
     }
 
     internal static Coefficients GetCoefficients(int inSize, int outSize, PillowResample filter)
@@ -256,24 +285,44 @@ public static class PillowResampler
                 byte* dst = dst0 + (long)yy * outStride;
                 switch (channels)
                 {
+                    case 3 when Avx2.IsSupported:
+                    {
+                        // Two taps per step: 8 source bytes (two RGB pixels and two spare bytes) widened to ints and
+                        // multiplied by [w,w,w,w',w',w',0,0]. Integer sums are exact in any order, so this is Pillow's
+                        // result. A pixel whose 8-byte reads would pass the end of the source buffer goes scalar.
+                        long available = source.Length - (long)(yy + firstRow) * inStride;
+                        int pairs = c.PairsPerOutput;
+                        fixed (int* table0 = c.RgbPairs)
+                        {
+                            int* table = table0 + outStart * pairs * 8;
+                            var gather = Vector256.Create(3, 4, 5, 0, 0, 0, 0, 0);
+                            var half = Vector128.Create(Half);
+                            for (int xx = 0; xx < outWidth; xx++, dst += 3)
+                            {
+                                int xmin = bounds[2 * xx], n = bounds[2 * xx + 1], np = (n + 1) >> 1;
+                                byte* p = srcRow + xmin * 3;
+                                if (xmin * 3L + 6L * np + 2 > available)
+                                {
+                                    HorizontalPixel3(p, kk + xx * ksize, n, dst);
+                                    continue;
+                                }
+                                int* w = table + xx * pairs * 8;
+                                var acc = Vector256<int>.Zero;
+                                for (int j = 0; j < np; j++)
+                                    acc = Avx2.Add(acc, Avx2.MultiplyLow(Avx2.ConvertToVector256Int32(p + 6 * j), Avx.LoadVector256(w + 8 * j)));
+                                acc = Avx2.Add(acc, Avx2.PermuteVar8x32(acc, gather));
+                                var sum = Sse2.ShiftRightArithmetic(Sse2.Add(acc.GetLower(), half), PrecisionBits);
+                                var packed = Sse2.PackUnsignedSaturate(Sse2.PackSignedSaturate(sum, sum), Sse2.PackSignedSaturate(sum, sum)).AsUInt32().ToScalar();
+                                dst[0] = (byte)packed;
+                                dst[1] = (byte)(packed >> 8);
+                                dst[2] = (byte)(packed >> 16);
+                            }
+                        }
+                        break;
+                    }
                     case 3:
                         for (int xx = 0; xx < outWidth; xx++, dst += 3)
-                        {
-                            int xmin = bounds[2 * xx], n = bounds[2 * xx + 1];
-                            int* k = kk + xx * ksize;
-                            byte* p = srcRow + xmin * 3;
-                            int s0 = Half, s1 = Half, s2 = Half;
-                            for (int x = 0; x < n; x++, p += 3)
-                            {
-                                int w = k[x];
-                                s0 += p[0] * w;
-                                s1 += p[1] * w;
-                                s2 += p[2] * w;
-                            }
-                            dst[0] = Clip8(s0);
-                            dst[1] = Clip8(s1);
-                            dst[2] = Clip8(s2);
-                        }
+                            HorizontalPixel3(srcRow + bounds[2 * xx] * 3, kk + xx * ksize, bounds[2 * xx + 1], dst);
                         break;
                     case 1:
                         for (int xx = 0; xx < outWidth; xx++)
@@ -303,6 +352,22 @@ public static class PillowResampler
                 }
             }
         }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void HorizontalPixel3(byte* p, int* k, int n, byte* dst)
+    {
+        int s0 = Half, s1 = Half, s2 = Half;
+        for (int x = 0; x < n; x++, p += 3)
+        {
+            int w = k[x];
+            s0 += p[0] * w;
+            s1 += p[1] * w;
+            s2 += p[2] * w;
+        }
+        dst[0] = Clip8(s0);
+        dst[1] = Clip8(s1);
+        dst[2] = Clip8(s2);
     }
 
     /// <summary>
