@@ -62,7 +62,7 @@ public sealed class BeitImageProcessor
 
     /// <summary>
     /// For segmentation maps: map label 0 (background, "other") to 255 (ignore) and every other label v to v − 1,
-    /// keeping 255 as 255 (ADE20K's 0..150 become −/0..149). Default false.
+    /// keeping 255 as 255 (ADE20K's classes 1..150 become 0..149, "other" becomes ignored). Default false.
     /// </summary>
     public bool DoReduceLabels { get; init; }
 
@@ -271,6 +271,8 @@ public sealed class BeitImageProcessor
         if (_lut != null) return _lut;
         if (ImageMean.Count != 3 || ImageStd.Count != 3)
             throw new InvalidOperationException($"image_mean and image_std need 3 values (RGB); got {ImageMean.Count} and {ImageStd.Count}.");
+        if (DoCenterCrop && (CropSize.Height <= 0 || CropSize.Width <= 0))
+            throw new InvalidOperationException($"crop_size must be positive, got {CropSize}.");
         var lut = new float[3 * 256];
         for (int c = 0; c < 3; c++)
         {
