@@ -50,7 +50,7 @@ internal static class PngDecoder
             var body = span.Slice(pos + 8, (int)length);
             bool isIdat = typeName == "IDAT";
             // Pillow verifies the CRC of every chunk it parses; IDAT goes straight to zlib, whose Adler-32 checks it.
-            if (!isIdat && Crc32.Compute(span.Slice(pos + 4, 4 + (int)length)) != BinaryPrimitives.ReadUInt32BigEndian(span[(pos + 8 + (int)length)..]))
+            if (!isIdat && PngCrc.Compute(span.Slice(pos + 4, 4 + (int)length)) != BinaryPrimitives.ReadUInt32BigEndian(span[(pos + 8 + (int)length)..]))
                 throw new ImageDecodingException(source, ImageDecodingError.Corrupt, $"chunk '{typeName}' has a bad CRC.");
             if (!haveHeader && typeName != "IHDR")
                 throw new ImageDecodingException(source, ImageDecodingError.Corrupt, "the first chunk is not IHDR.");
@@ -368,7 +368,7 @@ internal static class PngDecoder
 }
 
 /// <summary>The CRC-32 of PNG chunks (ISO 3309, polynomial 0xEDB88320).</summary>
-internal static class Crc32
+internal static class PngCrc
 {
     private static readonly uint[] s_table = BuildTable();
 
