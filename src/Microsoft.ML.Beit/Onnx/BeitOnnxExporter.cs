@@ -148,7 +148,7 @@ public static class BeitOnnxExporter
                 var taps = BeitSegmentationExport.Taps(config);
                 var enc = BeitEncoderExport.Build(ctx, embeddings, taps.Max(), taps.ToHashSet(), null);
                 var logits = BeitSegmentationExport.Build(ctx, taps.Select(t => enc.Hidden[t]!).ToArray());
-                Output(b, logits, BeitOnnxNames.Logits, f32, batch, config.NumLabels, 4 * ctx.GridHeight, 4 * ctx.GridWidth);
+                logits = Output(b, logits, BeitOnnxNames.Logits, f32, batch, config.NumLabels, 4 * ctx.GridHeight, 4 * ctx.GridWidth);
                 if (options.SegmentationLabels)
                 {
                     // post_process_semantic_segmentation with target size = input size: bilinear upsample, argmax over classes.
@@ -177,9 +177,11 @@ public static class BeitOnnxExporter
         return model;
     }
 
-    private static void Output(OnnxGraphBuilder b, string value, string name, TensorProto.Types.DataType type, params object[] dims)
+    /// <summary>Names <paramref name="value"/> as graph output <paramref name="name"/>; returns the new value name.</summary>
+    private static string Output(OnnxGraphBuilder b, string value, string name, TensorProto.Types.DataType type, params object[] dims)
     {
         b.Rename(value, name);
         b.Output(name, type, dims);
+        return name;
     }
 }
