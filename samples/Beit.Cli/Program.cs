@@ -4,4 +4,5 @@ using Beit.Cli.Commands;
 var root = new RootCommand("beit: BEiT vision transformers for ML.NET, with no Python anywhere.");
 root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
+root.Subcommands.Add(ExportOnnxCommand.Create());
 return root.Parse(args).Invoke();
