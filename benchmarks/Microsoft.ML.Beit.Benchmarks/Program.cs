@@ -11,6 +11,9 @@
 //     --keep-optimized   keep ONNX Runtime's optimised graphs in the temp folder
 //     --only 0,1         measure only these variants (numbered as printed)
 //     --no-node-counts   skip saving and counting ONNX Runtime's optimised graphs (faster session loads)
+//     --profile          print ONNX Runtime's per-operator time profile of each variant and exit
+//     --cpu-time         also report throughput per CPU time (idle ORT threads do not spin), which other processes
+//                        on a shared machine disturb far less than wall-clock time
 using System.Diagnostics;
 using Beit.Benchmarks;
 using Microsoft.ML.Beit.Onnx;
@@ -22,7 +25,7 @@ int threads = 2, rounds = 5;
 double seconds = 10;
 int[] batches = [1, 8];
 string? hfOnnx = null;
-bool keepOptimized = false, nodeCounts = true;
+bool keepOptimized = false, nodeCounts = true, cpuTime = false, profile = false;
 int[]? only = null;
 for (int i = 0; i < args.Length; i++)
 {
@@ -36,6 +39,8 @@ for (int i = 0; i < args.Length; i++)
         case "--keep-optimized": keepOptimized = true; break;
         case "--only": only = args[++i].Split(',').Select(int.Parse).ToArray(); break;
         case "--no-node-counts": nodeCounts = false; break;
+        case "--cpu-time": cpuTime = true; break;
+        case "--profile": profile = true; break;
         default: Console.Error.WriteLine($"Unknown option {args[i]}; see the comment at the top of Program.cs."); return 2;
     }
 }
@@ -77,6 +82,13 @@ try
     };
     if (hfOnnx != null) variants.Add(new("real HF export (--hf-onnx), ORT_ENABLE_ALL", File.ReadAllBytes(hfOnnx), GraphOptimizationLevel.ORT_ENABLE_ALL));
     if (only != null) variants = only.Select(i => variants[i]).ToList();
+    if (profile)
+    {
+        foreach (var v in variants)
+            foreach (int batch in batches)
+                Profiling.Run(v.Name, v.Model, v.Level, threads, batch, BeitBaseCheckpoint.Pixels(batch, config.ImageSize), 5, tmp);
+        return 0;
+    }
 
     // ---- sessions and what ONNX Runtime made of each graph ---------------------------------------------------------
     Console.WriteLine("| Variant | session load (s) | nodes after optimisation |");
@@ -86,13 +98,15 @@ try
         var variant = variants[v];
         string optimized = Path.Combine(tmp, $"optimized-{v}.onnx");
         sw.Restart();
-        variant.Session = new BeitOnnxSession(variant.Model, new BeitOnnxSessionOptions
+        var sessionOptions = new BeitOnnxSessionOptions
         {
             IntraOpThreads = threads,
             InterOpThreads = 1,
             GraphOptimizationLevel = variant.Level,
             OptimizedModelFilePath = nodeCounts ? optimized : null,
-        });
+        };
+        if (cpuTime) sessionOptions.ConfigEntries["session.intra_op.allow_spinning"] = "0";
+        variant.Session = new BeitOnnxSession(variant.Model, sessionOptions);
         double load = sw.Elapsed.TotalSeconds;
         var counts = new List<string>();
         if (nodeCounts)
@@ -111,12 +125,16 @@ try
         var pixels = BeitBaseCheckpoint.Pixels(batch, config.ImageSize);
         foreach (var v in variants) v.Session!.Run(pixels, batch, outputNames: ["logits"]); // warm-up
         var perRound = variants.Select(_ => new List<double>()).ToList();
+        var perRoundCpu = variants.Select(_ => new List<double>()).ToList();
+        var process = Process.GetCurrentProcess();
         double budget = seconds / rounds;
         for (int r = 0; r < rounds; r++)
         {
             for (int k = 0; k < variants.Count; k++)
             {
                 int v = (k + r) % variants.Count; // rotate the order so no variant always follows the same neighbour
+                process.Refresh();
+                var cpu0 = process.TotalProcessorTime;
                 var t = Stopwatch.StartNew();
                 int runs = 0;
                 do
@@ -124,7 +142,11 @@ try
                     variants[v].Session!.Run(pixels, batch, outputNames: ["logits"]);
                     runs++;
                 } while (t.Elapsed.TotalSeconds < budget);
-                perRound[v].Add(runs * batch / t.Elapsed.TotalSeconds);
+                double wall = t.Elapsed.TotalSeconds;
+                process.Refresh();
+                perRound[v].Add(runs * batch / wall);
+                // CPU seconds spread over the intra-op threads: the wall time the run would take if it had the cores alone.
+                perRoundCpu[v].Add(runs * batch / ((process.TotalProcessorTime - cpu0).TotalSeconds / threads));
             }
         }
         var medians = perRound.Select(Median).ToArray();
@@ -137,6 +159,19 @@ try
             Console.WriteLine($"| {variants[v].Name} | {medians[v]:F2} | {perRound[v].Max():F2} | {medians[v] / medians[0]:F2} | {Median(ratios):F2} | {perRound[v].Max() / perRound[0].Max():F2} |");
         }
         Console.WriteLine();
+        if (cpuTime)
+        {
+            var cpuMedians = perRoundCpu.Select(Median).ToArray();
+            Console.WriteLine($"Batch {batch}: img/s per {threads} CPU-seconds (process CPU time / {threads}; no spinning), same rounds");
+            Console.WriteLine("| Variant | img/s (CPU time, median) | best round | ratio vs baseline (medians) | ratio (per-round median) |");
+            Console.WriteLine("|---|---|---|---|---|");
+            for (int v = 0; v < variants.Count; v++)
+            {
+                var ratios = perRoundCpu[v].Zip(perRoundCpu[0], (a, b) => a / b).ToList();
+                Console.WriteLine($"| {variants[v].Name} | {cpuMedians[v]:F2} | {perRoundCpu[v].Max():F2} | {cpuMedians[v] / cpuMedians[0]:F2} | {Median(ratios):F2} |");
+            }
+            Console.WriteLine();
+        }
     }
     foreach (var v in variants) v.Session?.Dispose();
 

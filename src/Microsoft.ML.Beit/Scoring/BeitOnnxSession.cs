@@ -118,6 +118,7 @@ public sealed class BeitOnnxSession : IDisposable
             if (options.IntraOpThreads is int intra) so.IntraOpNumThreads = intra;
             if (options.InterOpThreads is int inter) so.InterOpNumThreads = inter;
             if (options.OptimizedModelFilePath != null) so.OptimizedModelFilePath = options.OptimizedModelFilePath;
+            foreach (var (key, value) in options.ConfigEntries) so.AddSessionConfigEntry(key, value);
             if (cuda) so.AppendExecutionProvider_CUDA(options.CudaDeviceId);
             return (create(so), so);
         }

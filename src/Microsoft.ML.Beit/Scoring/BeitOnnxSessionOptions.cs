@@ -43,6 +43,12 @@ public sealed class BeitOnnxSessionOptions
     public string? OptimizedModelFilePath { get; set; }
 
     /// <summary>
+    /// Extra ONNX Runtime session configuration entries (<c>SessionOptions.AddSessionConfigEntry</c>), e.g.
+    /// <c>session.intra_op.allow_spinning = 0</c> to stop idle worker threads spinning on a shared machine.
+    /// </summary>
+    public IDictionary<string, string> ConfigEntries { get; } = new Dictionary<string, string>();
+
+    /// <summary>
     /// Receives notes the session must not keep silent, such as a CUDA → CPU fallback. Null writes them to
     /// <see cref="System.Diagnostics.Trace"/> as warnings.
     /// </summary>
