@@ -8,7 +8,8 @@ public enum BeitOnnxTask
     /// <summary><c>BeitForImageClassification</c>: outputs <c>logits [B, C]</c> and softmax <c>probabilities [B, C]</c>.</summary>
     ImageClassification,
     /// <summary>
-    /// <c>BeitForSemanticSegmentation</c> (UperNet): outputs <c>logits [B, C, H/4, W/4]</c>, and with
+    /// <c>BeitForSemanticSegmentation</c> (UperNet): outputs <c>logits [B, C, 4·H/P, 4·W/P]</c> (a quarter of the input
+    /// resolution for patch size 16), and with
     /// <see cref="BeitOnnxExportOptions.SegmentationLabels"/> the full-resolution argmax <c>labels [B, H, W]</c> (int64).
     /// </summary>
     SemanticSegmentation,

@@ -155,6 +155,30 @@ public sealed class BeitOnnxExporterTests(ITestOutputHelper output)
     }
 
     [Theory]
+    [InlineData(BeitOnnxOperatorSet.OnnxRuntimeFused)]
+    [InlineData(BeitOnnxOperatorSet.Standard)]
+    public void SegmentationRunsAtAnotherResolutionOnTheActualGrid(BeitOnnxOperatorSet set)
+    {
+        // 96×64 with patch 8 is a 12×8 grid (the checkpoint's is 8×8): logits at 4× the grid, labels at full resolution,
+        // and both operator sets agree (the fused one differs only in the encoder).
+        var io = Io("seg_uper");
+        var pixels = io["pixel_values"].ToFloatArray();
+        var tall = new float[2 * 3 * 96 * 64];
+        for (int i = 0; i < 2 * 3; i++)
+            for (int y = 0; y < 96; y++)
+                Array.Copy(pixels, i * 64 * 64 + (y % 64) * 64, tall, i * 96 * 64 + y * 64, 64);
+        var options = new BeitOnnxExportOptions { ImageHeight = 96, ImageWidth = 64, SegmentationLabels = true };
+        using var session = Session("seg_uper", BeitOnnxTask.SemanticSegmentation, set, options);
+        var r = session.Run(tall, 2);
+        Assert.Equal([2L, 6, 48, 32], r["logits"].Shape); // 4× the patch grid
+        Assert.Equal([2L, 96, 64], r["labels"].Shape);
+        using var other = Session("seg_uper", BeitOnnxTask.SemanticSegmentation,
+            set == BeitOnnxOperatorSet.Standard ? BeitOnnxOperatorSet.OnnxRuntimeFused : BeitOnnxOperatorSet.Standard,
+            new BeitOnnxExportOptions { ImageHeight = 96, ImageWidth = 64 });
+        Assert.True(MaxAbsDiff(r["logits"], other.Run(tall, 2)["logits"]) <= Tolerance);
+    }
+
+    [Theory]
     [InlineData("cls_relpos", BeitOnnxTask.ImageClassification, BeitOnnxOperatorSet.OnnxRuntimeFused)]
     [InlineData("cls_relpos", BeitOnnxTask.Features, BeitOnnxOperatorSet.Standard)]
     [InlineData("mim_shared", BeitOnnxTask.MaskedImageModeling, BeitOnnxOperatorSet.OnnxRuntimeFused)]
