@@ -10,8 +10,9 @@ namespace Microsoft.ML.Beit.Onnx;
 /// </summary>
 internal sealed class BeitExportContext
 {
-    public BeitExportContext(BeitConfig config, BeitCheckpointWeights weights, int imageHeight, int imageWidth, bool fused)
+    public BeitExportContext(BeitConfig config, BeitCheckpointWeights weights, int imageHeight, int imageWidth, bool fused, bool attentionOperator = true)
     {
+        UseAttentionOperator = attentionOperator;
         Config = config;
         Weights = weights;
         ImageHeight = imageHeight;
@@ -26,6 +27,8 @@ internal sealed class BeitExportContext
     public BeitCheckpointWeights Weights { get; }
     /// <summary>True for <see cref="BeitOnnxOperatorSet.OnnxRuntimeFused"/>.</summary>
     public bool Fused { get; }
+    /// <summary>With the fused set: one <c>com.microsoft.Attention</c> per layer, else the standard attention subgraph.</summary>
+    public bool UseAttentionOperator { get; }
     public int ImageHeight { get; }
     public int ImageWidth { get; }
     public int GridHeight { get; }
@@ -37,6 +40,11 @@ internal sealed class BeitExportContext
 
     /// <summary>The symbolic batch dimension of every input and output.</summary>
     public const string Batch = "batch";
+
+    private readonly Dictionary<string, string> _shared = new();
+
+    /// <summary>A value created once per graph (e.g. a shape constant used by every layer).</summary>
+    public string Shared(string key, Func<string> create) => _shared.TryGetValue(key, out var v) ? v : _shared[key] = create();
 
     // ---- weight helpers -----------------------------------------------------------------------------------------
 

@@ -34,4 +34,10 @@ public sealed class BeitOnnxExportOptions
     /// target size equal to the input.
     /// </summary>
     public bool SegmentationLabels { get; set; }
+
+    /// <summary>
+    /// With <see cref="BeitOnnxOperatorSet.OnnxRuntimeFused"/>: one <c>com.microsoft.Attention</c> per layer (true), or the
+    /// standard attention subgraph between the fused layer norms and GELU (false). Internal: for the benchmarks.
+    /// </summary>
+    internal bool AttentionOperator { get; set; } = true;
 }

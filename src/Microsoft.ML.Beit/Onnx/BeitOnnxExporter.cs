@@ -102,7 +102,8 @@ public static class BeitOnnxExporter
     {
         ArgumentNullException.ThrowIfNull(tensors);
         var (h, w) = Validate(config, task, options);
-        var ctx = new BeitExportContext(config, new BeitCheckpointWeights(tensors), h, w, options.OperatorSet == BeitOnnxOperatorSet.OnnxRuntimeFused);
+        var ctx = new BeitExportContext(config, new BeitCheckpointWeights(tensors), h, w,
+            options.OperatorSet == BeitOnnxOperatorSet.OnnxRuntimeFused, options.AttentionOperator);
         var b = ctx.B;
         const string batch = BeitExportContext.Batch;
         var f32 = BeitExportContext.Float32;

@@ -137,16 +137,24 @@ internal static class BeitEncoderExport
         {
             string n = $"beit.encoder.layer.{l}";
             var bias = AttentionBias(ctx, l, lw.Bias, shared, ref sharedName);
-            var attnInputs = new List<string>
+            string context;
+            if (ctx.UseAttentionOperator)
             {
-                normed,
-                b.Initializer(n + ".attention.attention.qkv.weight", lw.QkvInOut, d, 3 * d),
-                b.Initializer(n + ".attention.attention.qkv.bias", lw.QkvBias, 3 * d),
-            };
-            if (bias != null) attnInputs.AddRange(["", "", bias]);
-            // The query already carries 1/√dh, so the operator must not scale again.
-            var context = b.MsOp("Attention", n + ".attention.attention", attnInputs.ToArray(),
-                Int("num_heads", heads), Float("scale", 1f));
+                var attnInputs = new List<string>
+                {
+                    normed,
+                    b.Initializer(n + ".attention.attention.qkv.weight", lw.QkvInOut, d, 3 * d),
+                    b.Initializer(n + ".attention.attention.qkv.bias", lw.QkvBias, 3 * d),
+                };
+                if (bias != null) attnInputs.AddRange(["", "", bias]);
+                // The query already carries 1/√dh, so the operator must not scale again.
+                context = b.MsOp("Attention", n + ".attention.attention", attnInputs.ToArray(),
+                    Int("num_heads", heads), Float("scale", 1f));
+            }
+            else
+            {
+                context = SelfAttention(ctx, normed, n, lw, bias);
+            }
             var attnOut = b.Op("MatMul", n + ".attention.output.dense.MatMul", context,
                 b.Initializer(n + ".attention.output.dense.weight", lw.OutInOut, d, d));
             // SkipLayerNormalization: x1 = x + attn + bo (output 3) and layernorm_after(x1) (output 0) in one pass.
@@ -196,15 +204,39 @@ internal static class BeitEncoderExport
 
     // ---- standard ONNX operators --------------------------------------------------------------------------------
 
+    /// <summary>
+    /// <c>BeitSelfAttention</c> in standard operators: one Q/K/V projection, split, heads to <c>[B, nH, T, dh]</c>
+    /// (K directly as <c>[B, nH, dh, T]</c>), scores + bias, softmax, context merged back to <c>[B, T, D]</c>.
+    /// </summary>
+    private static string SelfAttention(BeitExportContext ctx, string x, string n, LayerWeights lw, string? bias)
+    {
+        var b = ctx.B;
+        int d = ctx.Hidden, heads = ctx.Config.NumAttentionHeads, dh = ctx.Config.HeadDim;
+        var headShape = ctx.Shared("beit.encoder.head_shape", () => b.Int64s("beit.encoder.head_shape", 0, 0, heads, dh));
+        var mergedShape = ctx.Shared("beit.encoder.merged_shape", () => b.Int64s("beit.encoder.merged_shape", 0, 0, d));
+        var split = ctx.Shared("beit.encoder.qkv_split", () => b.Int64s("beit.encoder.qkv_split", d, d, d));
+        var qkv = ctx.Linear(x, n + ".attention.attention.qkv", lw.QkvInOut, d, 3 * d, lw.QkvBias);
+        var parts = b.Node("Split", n + ".attention.attention.split", [qkv, split], 3, "", Int("axis", -1));
+        var q = b.Op("Transpose", n + ".attention.attention.query.heads",
+            [b.Op("Reshape", n + ".attention.attention.query.reshape", parts[0], headShape)], Ints("perm", 0, 2, 1, 3));
+        var kT = b.Op("Transpose", n + ".attention.attention.key.heads",
+            [b.Op("Reshape", n + ".attention.attention.key.reshape", parts[1], headShape)], Ints("perm", 0, 2, 3, 1));
+        var v = b.Op("Transpose", n + ".attention.attention.value.heads",
+            [b.Op("Reshape", n + ".attention.attention.value.reshape", parts[2], headShape)], Ints("perm", 0, 2, 1, 3));
+        var scores = b.Op("MatMul", n + ".attention.attention.scores", q, kT);
+        if (bias != null) scores = b.Op("Add", n + ".attention.attention.relative_position_bias.Add", scores, bias);
+        var probs = b.Op("Softmax", n + ".attention.attention.softmax", [scores], Int("axis", -1));
+        var ctxHeads = b.Op("MatMul", n + ".attention.attention.context", probs, v);
+        return b.Op("Reshape", n + ".attention.attention.merge",
+            b.Op("Transpose", n + ".attention.attention.context.transpose", [ctxHeads], Ints("perm", 0, 2, 1, 3)), mergedShape);
+    }
+
     private static Result BuildStandard(BeitExportContext ctx, string embeddings, int layers,
         (float[] Gamma, float[] Beta)? finalNorm, string?[] hidden, float[]? shared)
     {
         var b = ctx.B;
-        int d = ctx.Hidden, m = ctx.Config.IntermediateSize, heads = ctx.Config.NumAttentionHeads, dh = ctx.Config.HeadDim;
+        int d = ctx.Hidden, m = ctx.Config.IntermediateSize;
         string? sharedName = null;
-        var headShape = b.Int64s("beit.encoder.head_shape", 0, 0, heads, dh);
-        var mergedShape = b.Int64s("beit.encoder.merged_shape", 0, 0, d);
-        var split = b.Int64s("beit.encoder.qkv_split", d, d, d);
         string x = embeddings;
         for (int l = 0; l < layers; l++)
         {
@@ -212,22 +244,7 @@ internal static class BeitEncoderExport
             var lw = Load(ctx, l);
             var a = ctx.LayerNorm(x, n + ".layernorm_before", lw.LnBeforeG, lw.LnBeforeB);
 
-            // BeitSelfAttention: one Q/K/V projection, split, heads to [B, nH, T, dh] (K directly as [B, nH, dh, T]).
-            var qkv = ctx.Linear(a, n + ".attention.attention.qkv", lw.QkvInOut, d, 3 * d, lw.QkvBias);
-            var parts = b.Node("Split", n + ".attention.attention.split", [qkv, split], 3, "", Int("axis", -1));
-            var q = b.Op("Transpose", n + ".attention.attention.query.heads",
-                [b.Op("Reshape", n + ".attention.attention.query.reshape", parts[0], headShape)], Ints("perm", 0, 2, 1, 3));
-            var kT = b.Op("Transpose", n + ".attention.attention.key.heads",
-                [b.Op("Reshape", n + ".attention.attention.key.reshape", parts[1], headShape)], Ints("perm", 0, 2, 3, 1));
-            var v = b.Op("Transpose", n + ".attention.attention.value.heads",
-                [b.Op("Reshape", n + ".attention.attention.value.reshape", parts[2], headShape)], Ints("perm", 0, 2, 1, 3));
-            var scores = b.Op("MatMul", n + ".attention.attention.scores", q, kT);
-            var bias = AttentionBias(ctx, l, lw.Bias, shared, ref sharedName);
-            if (bias != null) scores = b.Op("Add", n + ".attention.attention.relative_position_bias.Add", scores, bias);
-            var probs = b.Op("Softmax", n + ".attention.attention.softmax", [scores], Int("axis", -1));
-            var ctxHeads = b.Op("MatMul", n + ".attention.attention.context", probs, v);
-            var merged = b.Op("Reshape", n + ".attention.attention.merge",
-                b.Op("Transpose", n + ".attention.attention.context.transpose", [ctxHeads], Ints("perm", 0, 2, 1, 3)), mergedShape);
+            var merged = SelfAttention(ctx, a, n, lw, AttentionBias(ctx, l, lw.Bias, shared, ref sharedName));
             var attnOut = ctx.Linear(merged, n + ".attention.output.dense", lw.OutInOut, d, d, lw.OutBias);
             var x1 = b.Op("Add", n + ".attention.residual", attnOut, x);
 
