@@ -83,6 +83,21 @@ internal static class PipelineData
         return result;
     }
 
+    public static List<string> Strings(IDataView data, string column)
+    {
+        var result = new List<string>();
+        var col = data.Schema[column];
+        using var cursor = data.GetRowCursor([col]);
+        var getter = cursor.GetGetter<ReadOnlyMemory<char>>(col);
+        ReadOnlyMemory<char> v = default;
+        while (cursor.MoveNext())
+        {
+            getter(ref v);
+            result.Add(v.ToString());
+        }
+        return result;
+    }
+
     /// <summary>A key column read as its key values (names).</summary>
     public static List<string> KeyNames(IDataView data, string column)
     {
