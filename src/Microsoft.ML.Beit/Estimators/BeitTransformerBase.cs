@@ -31,6 +31,9 @@ public abstract class BeitTransformerBase : ITransformer, IDisposable
 
     internal TransformerChain<ITransformer> Chain => _chain;
 
+    /// <summary>The temporary ONNX file this stage owns, if any (tests check it is deleted on dispose).</summary>
+    internal string? ModelFilePath => _modelFile?.Path;
+
     /// <summary>Always true: every stage maps rows one to one, so <c>PredictionEngine</c> works.</summary>
     public bool IsRowToRowMapper => true;
 
@@ -52,7 +55,12 @@ public abstract class BeitTransformerBase : ITransformer, IDisposable
     public IDataView Transform(IDataView input)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return new RowPositionDataView(_chain.Transform(input));
+        ArgumentNullException.ThrowIfNull(input);
+        // What TransformerChain.Transform does, with every step's output watched: ML.NET runs mappings on parallel
+        // worker cursors, so the step whose getter failed is the only place that still knows the row.
+        IDataView view = input;
+        foreach (var transformer in _chain) view = new RowPositionDataView(transformer.Transform(view));
+        return view;
     }
 
     /// <summary>Saves the chain of built-in transformers this stage is made of.</summary>

@@ -1,12 +1,19 @@
+using System.Runtime.ExceptionServices;
 using Microsoft.ML.Data;
 
 namespace Microsoft.ML.Beit.Estimators;
 
 /// <summary>
-/// Passes a data view through unchanged, except that a <see cref="BeitInputException"/> thrown while reading a row
-/// gets the row's position. The stages' mappings are stateless (a saved model recreates them with no context), so
-/// only the typed transformer around them can know which row failed.
+/// Passes a data view through unchanged, except for errors: a <see cref="BeitInputException"/> thrown while reading a
+/// row gets that row's number, and one that ML.NET's parallel cursors wrapped ("Splitter/consolidator worker
+/// encountered exception") is unwrapped. The stages' mappings are stateless (a saved model recreates them with no
+/// context), so only the typed transformer around them can say which row failed.
 /// </summary>
+/// <remarks>
+/// ML.NET splits cursors across worker threads, whose <c>Position</c> counts only the rows each worker saw, so the
+/// row number is taken from the row id, which in-memory and text sources set to the row's index (and which survives
+/// the split); the cursor position is the fallback when an id is not a plain index.
+/// </remarks>
 internal sealed class RowPositionDataView : IDataView
 {
     private readonly IDataView _source;
@@ -28,6 +35,7 @@ internal sealed class RowPositionDataView : IDataView
     private sealed class Cursor : DataViewRowCursor
     {
         private readonly DataViewRowCursor _inner;
+        private ValueGetter<DataViewRowId>? _id;
 
         public Cursor(DataViewRowCursor inner) => _inner = inner;
 
@@ -41,7 +49,17 @@ internal sealed class RowPositionDataView : IDataView
 
         public override ValueGetter<DataViewRowId> GetIdGetter() => _inner.GetIdGetter();
 
-        public override bool MoveNext() => _inner.MoveNext();
+        public override bool MoveNext()
+        {
+            try
+            {
+                return _inner.MoveNext();
+            }
+            catch (Exception e) when (Unwrap(e) is { } input)
+            {
+                throw Rethrow(input);
+            }
+        }
 
         public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
         {
@@ -52,11 +70,43 @@ internal sealed class RowPositionDataView : IDataView
                 {
                     getter(ref value);
                 }
-                catch (BeitInputException e) when (e.Row == null)
+                catch (Exception e) when (Unwrap(e) is { } input)
                 {
-                    throw e.WithRow(_inner.Position);
+                    throw Rethrow(input);
                 }
             };
+        }
+
+        /// <summary>The <see cref="BeitInputException"/> behind <paramref name="e"/>, if any.</summary>
+        private static BeitInputException? Unwrap(Exception e)
+        {
+            for (Exception? x = e; x != null; x = x.InnerException)
+                if (x is BeitInputException b) return b;
+            return null;
+        }
+
+        private Exception Rethrow(BeitInputException e)
+        {
+            if (e.Row == null && CurrentRow() is long row) return e.WithRow(row);
+            ExceptionDispatchInfo.Throw(e);
+            return e;
+        }
+
+        /// <summary>The failing row's number, or null when this cursor cannot tell (it has not served a row).</summary>
+        private long? CurrentRow()
+        {
+            if (_inner.Position < 0) return null;
+            try
+            {
+                _id ??= _inner.GetIdGetter();
+                DataViewRowId id = default;
+                _id(ref id);
+                return id.High == 0 && id.Low <= long.MaxValue ? (long)id.Low : _inner.Position;
+            }
+            catch (InvalidOperationException)
+            {
+                return _inner.Position;
+            }
         }
 
         protected override void Dispose(bool disposing)

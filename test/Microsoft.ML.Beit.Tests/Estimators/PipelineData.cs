@@ -68,6 +68,21 @@ internal static class PipelineData
         return result;
     }
 
+    public static List<byte[]> Bytes(IDataView data, string column)
+    {
+        var result = new List<byte[]>();
+        var col = data.Schema[column];
+        using var cursor = data.GetRowCursor([col]);
+        var getter = cursor.GetGetter<VBuffer<byte>>(col);
+        VBuffer<byte> v = default;
+        while (cursor.MoveNext())
+        {
+            getter(ref v);
+            result.Add(v.DenseValues().ToArray());
+        }
+        return result;
+    }
+
     public static List<int[]> Ints(IDataView data, string column)
     {
         var result = new List<int[]>();

@@ -71,8 +71,12 @@ internal sealed class BeitStageConfig
     /// </summary>
     public static BeitStageConfig Get(string json) => s_cache.GetValue(json, Parse);
 
+    /// <summary>How many configs were parsed (tests check the per-row cache holds).</summary>
+    internal static long ParseCount;
+
     public static BeitStageConfig Parse(string json)
     {
+        Interlocked.Increment(ref ParseCount);
         BeitStageConfig? config;
         try
         {
