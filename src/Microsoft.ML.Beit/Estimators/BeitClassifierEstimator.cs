@@ -163,12 +163,11 @@ public sealed class BeitClassifierTransformer : BeitTransformerBase
     /// <summary>The model's input width in pixels.</summary>
     public int ImageWidth => StageConfig.Width;
 
-    /// <summary>The typed view of the <c>BeitClassifier</c> stage inside a model returned by <c>mlContext.Model.Load</c>.</summary>
+    /// <summary>The typed view of the <c>BeitClassifier</c> stage inside a model returned by <c>mlContext.Model.Load</c> (or the stage itself inside a model built in this process).</summary>
     /// <exception cref="ArgumentException">The model holds no such stage.</exception>
     public static BeitClassifierTransformer FromLoaded(ITransformer model)
     {
-        var (chain, config) = BeitStageLocator.Find(model, BeitStages.Classifier, nameof(BeitClassifierTransformer));
-        return new BeitClassifierTransformer(chain, config, null);
+        return BeitStageLocator.Find(model, BeitStages.Classifier, (chain, config) => new BeitClassifierTransformer(chain, config, null));
     }
 
     internal static IDataView MakeKeyData(IReadOnlyList<string> labels) =>

@@ -144,11 +144,10 @@ public sealed class BeitFeaturizerTransformer : BeitTransformerBase
     /// <summary>The model's input width in pixels.</summary>
     public int ImageWidth => StageConfig.Width;
 
-    /// <summary>The typed view of the <c>BeitFeaturizer</c> stage inside a model returned by <c>mlContext.Model.Load</c>.</summary>
+    /// <summary>The typed view of the <c>BeitFeaturizer</c> stage inside a model returned by <c>mlContext.Model.Load</c> (or the stage itself inside a model built in this process).</summary>
     /// <exception cref="ArgumentException">The model holds no such stage.</exception>
     public static BeitFeaturizerTransformer FromLoaded(ITransformer model)
     {
-        var (chain, config) = BeitStageLocator.Find(model, BeitStages.Featurizer, nameof(BeitFeaturizerTransformer));
-        return new BeitFeaturizerTransformer(chain, config, null);
+        return BeitStageLocator.Find(model, BeitStages.Featurizer, (chain, config) => new BeitFeaturizerTransformer(chain, config, null));
     }
 }

@@ -118,11 +118,10 @@ public sealed class BeitImageProcessorTransformer : BeitTransformerBase
     /// <summary>The processor (as stored in the model).</summary>
     public Processor Processor => StageConfig.GetProcessor();
 
-    /// <summary>The typed view of the <c>BeitImageProcessor</c> stage inside a model returned by <c>mlContext.Model.Load</c>.</summary>
+    /// <summary>The typed view of the <c>BeitImageProcessor</c> stage inside a model returned by <c>mlContext.Model.Load</c> (or the stage itself inside a model built in this process).</summary>
     /// <exception cref="ArgumentException">The model holds no such stage.</exception>
     public static BeitImageProcessorTransformer FromLoaded(ITransformer model)
     {
-        var (chain, config) = BeitStageLocator.Find(model, BeitStages.ProcessImages, nameof(BeitImageProcessorTransformer));
-        return new BeitImageProcessorTransformer(chain, config);
+        return BeitStageLocator.Find(model, BeitStages.ProcessImages, (chain, config) => new BeitImageProcessorTransformer(chain, config));
     }
 }

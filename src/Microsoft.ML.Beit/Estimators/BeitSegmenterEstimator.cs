@@ -158,11 +158,10 @@ public sealed class BeitSegmenterTransformer : BeitTransformerBase
     /// <summary>The model's input width in pixels.</summary>
     public int ImageWidth => StageConfig.Width;
 
-    /// <summary>The typed view of the <c>BeitSegmenter</c> stage inside a model returned by <c>mlContext.Model.Load</c>.</summary>
+    /// <summary>The typed view of the <c>BeitSegmenter</c> stage inside a model returned by <c>mlContext.Model.Load</c> (or the stage itself inside a model built in this process).</summary>
     /// <exception cref="ArgumentException">The model holds no such stage.</exception>
     public static BeitSegmenterTransformer FromLoaded(ITransformer model)
     {
-        var (chain, config) = BeitStageLocator.Find(model, BeitStages.Segmenter, nameof(BeitSegmenterTransformer));
-        return new BeitSegmenterTransformer(chain, config, null);
+        return BeitStageLocator.Find(model, BeitStages.Segmenter, (chain, config) => new BeitSegmenterTransformer(chain, config, null));
     }
 }

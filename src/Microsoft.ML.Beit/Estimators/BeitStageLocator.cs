@@ -13,17 +13,27 @@ internal static class BeitStageLocator
 {
     private static readonly MLContext s_ml = new();
 
-    public static (TransformerChain<ITransformer> Chain, BeitStageConfig Config) Find(ITransformer model, string stage, string typeName)
+    /// <summary>
+    /// The first <typeparamref name="T"/> stage in <paramref name="model"/>: the typed transformer itself when the
+    /// model was built in this process, else a new typed view over the loaded chain.
+    /// </summary>
+    public static T Find<T>(ITransformer model, string stage, Func<TransformerChain<ITransformer>, BeitStageConfig, T> view)
+        where T : BeitTransformerBase
     {
         ArgumentNullException.ThrowIfNull(model);
-        return TryFind(model, stage) ?? throw new ArgumentException(
-            $"The model holds no {typeName} stage (looked for a chain saved by {typeName} in the loaded transformers).", nameof(model));
+        return TryFind(model, stage) switch
+        {
+            T typed => typed,
+            (TransformerChain<ITransformer> chain, BeitStageConfig config) => view(chain, config),
+            _ => throw new ArgumentException(
+                $"The model holds no {typeof(T).Name} stage (looked for a chain saved by {typeof(T).Name} in the loaded transformers).", nameof(model)),
+        };
     }
 
-    private static (TransformerChain<ITransformer>, BeitStageConfig)? TryFind(ITransformer model, string stage)
+    private static object? TryFind(ITransformer model, string stage)
     {
         if (model is BeitTransformerBase typed)
-            return typed.StageConfig.Stage == stage ? (typed.Chain, typed.StageConfig) : null;
+            return typed.StageConfig.Stage == stage ? typed : null;
         if (model is not IEnumerable<ITransformer> parts) return null;
         var list = parts.ToList();
         if (model is TransformerChain<ITransformer> chain && list.Count >= 2 &&

@@ -90,11 +90,10 @@ public sealed class LoadBeitImagesTransformer : BeitTransformerBase
     /// <summary>The decoder settings.</summary>
     public ImageDecoderOptions DecoderOptions => StageConfig.DecoderOptions();
 
-    /// <summary>The typed view of the <c>LoadBeitImages</c> stage inside a model returned by <c>mlContext.Model.Load</c>.</summary>
+    /// <summary>The typed view of the <c>LoadBeitImages</c> stage inside a model returned by <c>mlContext.Model.Load</c> (or the stage itself inside a model built in this process).</summary>
     /// <exception cref="ArgumentException">The model holds no such stage.</exception>
     public static LoadBeitImagesTransformer FromLoaded(ITransformer model)
     {
-        var (chain, config) = BeitStageLocator.Find(model, BeitStages.LoadImages, nameof(LoadBeitImagesTransformer));
-        return new LoadBeitImagesTransformer(chain, config);
+        return BeitStageLocator.Find(model, BeitStages.LoadImages, (chain, config) => new LoadBeitImagesTransformer(chain, config));
     }
 }
