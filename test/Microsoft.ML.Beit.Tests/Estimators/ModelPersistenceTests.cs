@@ -146,23 +146,9 @@ public sealed class ModelPersistenceTests(ITestOutputHelper output)
     /// <summary>Runs <c>test/Beit.ModelLoadCheck</c> (built with this project, configuration for configuration) and returns its stdout.</summary>
     internal static string RunModelLoadCheck(string zip, string[] columns, string[] images)
     {
-        var baseDir = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-        string tfm = baseDir.Name, configuration = baseDir.Parent!.Name;
-        string testRoot = baseDir.Parent!.Parent!.Parent!.Parent!.FullName;
-        string dll = Path.Combine(testRoot, "Beit.ModelLoadCheck", "bin", configuration, tfm, "Beit.ModelLoadCheck.dll");
-        Assert.True(File.Exists(dll), $"{dll} was not built");
-        var psi = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in new[] { dll, zip, string.Join(",", columns) }.Concat(images)) psi.ArgumentList.Add(a);
-        using var process = Process.Start(psi)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        Assert.True(process.WaitForExit(120_000), "Beit.ModelLoadCheck did not finish in 2 minutes");
-        Assert.True(process.ExitCode == 0, $"Beit.ModelLoadCheck failed ({process.ExitCode}): {stderr.Result}");
-        return stdout.Result;
+        var (code, stdout, stderr) = DotnetProcess.Run(DotnetProcess.Built("test/Beit.ModelLoadCheck", "Beit.ModelLoadCheck.dll"),
+            [zip, string.Join(",", columns), .. images]);
+        Assert.True(code == 0, $"Beit.ModelLoadCheck failed ({code}): {stderr}");
+        return stdout;
     }
 }
