@@ -127,4 +127,18 @@ public sealed class CliPackagePredictTests(ITestOutputHelper output)
             Directory.Delete(dir, true);
         }
     }
+
+    [Fact]
+    public void ClassifyImagesSampleRunsOnItsBundledDefault()
+    {
+        var (code, stdout, stderr) = DotnetProcess.Run(DotnetProcess.Built("samples/ClassifyImages", "ClassifyImages.dll"), []);
+        output.WriteLine(stdout);
+        Assert.True(code == 0, stderr);
+        var lines = stdout.Replace("\r\n", "\n").Split('\n');
+        int inMemory = Array.IndexOf(lines, "In memory:"), reloaded = Array.IndexOf(lines, "Reloaded, one image at a time with a PredictionEngine:");
+        Assert.True(inMemory > 0 && reloaded > inMemory);
+        // The reloaded model predicts exactly what the in-memory pipeline did, image for image.
+        Assert.Equal(lines[(inMemory + 1)..(inMemory + 5)], lines[(reloaded + 1)..(reloaded + 5)]);
+        Assert.Contains("chelsea.png", lines[inMemory + 3]);
+    }
 }
