@@ -105,6 +105,9 @@ public sealed class BeitClassifierEstimator : IEstimator<BeitClassifierTransform
     /// <summary>The model's input width in pixels.</summary>
     public int ImageWidth => _config.Width;
 
+    /// <summary>The graph the stage runs (flattened input, probabilities output), for benchmarks against a raw session.</summary>
+    internal byte[] OnnxModel => _onnx;
+
     /// <summary>Creates the ONNX Runtime session and the stage's chain.</summary>
     public BeitClassifierTransformer Fit(IDataView input)
     {
