@@ -42,4 +42,15 @@ public sealed class ImageClassificationParityTests(ITestOutputHelper output)
         var r = session.Run(io["pixel_values_48"].ToFloatArray(), 1);
         AssertClose(output, $"cls_relpos logits_48 ({set})", r["logits"], io["logits_48"]);
     }
+
+    [Fact]
+    public void FusedGraphWithStandardAttentionMatches()
+    {
+        // The benchmark's third graph: fused layer norms and GELU around the standard attention subgraph.
+        var io = Io("cls_relpos");
+        var bytes = BeitOnnxExporter.ExportToBytes(Fixtures.Tiny("cls_relpos"), BeitOnnxTask.ImageClassification,
+            new BeitOnnxExportOptions { AttentionOperator = false });
+        using var session = new Microsoft.ML.Beit.Scoring.BeitOnnxSession(bytes);
+        AssertClose(output, "cls_relpos logits (fused, standard attention)", session.Run(io["pixel_values"].ToFloatArray(), 2)["logits"], io["logits"]);
+    }
 }
