@@ -201,6 +201,35 @@ public sealed class BeitOnnxExporterTests(ITestOutputHelper output)
         Assert.Empty(messages);
     }
 
+    [Theory]
+    [InlineData(BeitOnnxOperatorSet.OnnxRuntimeFused)]
+    [InlineData(BeitOnnxOperatorSet.Standard)]
+    public void ClsPoolingFeaturesAreTheNormedClsToken(BeitOnnxOperatorSet set)
+    {
+        // mim_shared has use_mean_pooling = false: BeitModel ends with beit.layernorm and pools the CLS token.
+        var io = Io("mim_shared");
+        using var session = Session("mim_shared", BeitOnnxTask.Features, set);
+        var r = session.Run(io["pixel_values"].ToFloatArray(), 2);
+        var seq = r["last_hidden_state"].ToFloatArray();
+        var pooled = r["pooler_output"].ToFloatArray();
+        Assert.Equal([2L, 17, 32], r["last_hidden_state"].Shape);
+        var weights = BeitCheckpoint.ReadTensors(Fixtures.Tiny("mim_shared"));
+        var gamma = weights["beit.layernorm.weight"].ToFloatArray();
+        var beta = weights["beit.layernorm.bias"].ToFloatArray();
+        for (int b = 0; b < 2; b++)
+        {
+            Assert.Equal(seq.AsSpan(b * 17 * 32, 32).ToArray(), pooled.AsSpan(b * 32, 32).ToArray());
+            // Every token went through beit.layernorm: undoing γ and β leaves zero mean and unit RMS.
+            for (int t = 0; t < 17; t++)
+            {
+                var token = seq.AsSpan((b * 17 + t) * 32, 32).ToArray();
+                var normalized = token.Select((v, i) => (v - beta[i]) / gamma[i]).ToArray();
+                Assert.Equal(0, normalized.Average(), 3);
+                Assert.Equal(1, Math.Sqrt(normalized.Select(v => v * v).Average()), 3);
+            }
+        }
+    }
+
     [Fact]
     public void WarningCaptureSeesWarnings()
     {
