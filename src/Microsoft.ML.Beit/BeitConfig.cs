@@ -161,7 +161,11 @@ public sealed class BeitConfig
         if (LayerScaleInitValue < 0) Fail($"layer_scale_init_value must be >= 0 (got {LayerScaleInitValue}).");
         if (HiddenAct is not ("gelu" or "gelu_new" or "gelu_pytorch_tanh" or "relu" or "quick_gelu" or "silu" or "swish"))
             Fail($"hidden_act '{HiddenAct}' is not supported.");
+        if (InitializerRange < 0) Fail($"initializer_range must be >= 0 (got {InitializerRange}).");
         if (PoolScales.Any(s => s <= 0)) Fail("pool_scales must all be positive.");
+        if (AuxiliaryChannels <= 0) Fail($"auxiliary_channels must be positive (got {AuxiliaryChannels}).");
+        if (AuxiliaryNumConvs < 0) Fail($"auxiliary_num_convs must be >= 0 (got {AuxiliaryNumConvs}).");
+        if (AuxiliaryLossWeight < 0) Fail($"auxiliary_loss_weight must be >= 0 (got {AuxiliaryLossWeight}).");
         if (ProblemType is not (null or "single_label_classification" or "multi_label_classification" or "regression"))
             Fail($"problem_type '{ProblemType}' is not one of single_label_classification, multi_label_classification, regression.");
         if (OutIndices != null && OutIndices.Any(i => i < 0 || i > NumHiddenLayers))

@@ -1,6 +1,5 @@
 using System.CommandLine;
-using Microsoft.ML.Beit;
-using Microsoft.ML.Beit.Checkpoints;
+using Microsoft.ML.Beit.Training;
 using TorchSharp;
 
 namespace Beit.Cli.Commands;
@@ -13,14 +12,24 @@ internal static class DemoCommand
         var cmd = new Command("demo", "Run the main job on the bundled tiny checkpoint and images.");
         cmd.SetAction(_ =>
         {
-            var config = BeitConfig.Load(Assets.TinyClassifier);
-            var tensors = SafeTensors.Read(Path.Combine(Assets.TinyClassifier, SafeTensors.ModelFileName));
-            Console.WriteLine($"Bundled checkpoint: {config.NumHiddenLayers} layers, hidden {config.HiddenSize}, {tensors.Count} tensors, " +
-                              $"labels [{string.Join(", ", config.Id2Label.Values)}]");
+            // The real TorchSharp model, loaded from the bundled Hugging Face checkpoint by tensor name.
+            using var model = BeitForImageClassification.FromPretrained(Assets.TinyClassifier);
+            model.eval();
+            var config = model.Config;
+            Console.WriteLine($"Bundled checkpoint: BeitForImageClassification, {config.NumHiddenLayers} layers, hidden {config.HiddenSize}, " +
+                              $"{model.parameters().Sum(p => p.numel())} parameters, labels [{string.Join(", ", config.Id2Label.Values)}]");
             using (torch.NewDisposeScope())
+            using (torch.no_grad())
             {
-                var w = torch.tensor(tensors["classifier.weight"].ToFloatArray(), tensors["classifier.weight"].Shape);
-                Console.WriteLine($"TorchSharp: classifier weight norm {w.norm().item<float>():F4}");
+                // Deterministic inputs (seeded), so every run prints the same numbers.
+                var pixels = torch.randn(2, config.NumChannels, config.ImageSize, config.ImageSize, generator: new torch.Generator(42));
+                var probs = model.forward(pixels).Logits.softmax(1);
+                for (int i = 0; i < probs.shape[0]; i++)
+                {
+                    var (values, indices) = probs[i].topk(3);
+                    var top = Enumerable.Range(0, 3).Select(k => $"{config.LabelName((int)indices[k].item<long>())} {values[k].item<float>():P1}");
+                    Console.WriteLine($"Input {i} (seeded noise {config.ImageSize}x{config.ImageSize}): {string.Join(", ", top)}");
+                }
             }
             foreach (var image in Directory.EnumerateFiles(Assets.Images).Order())
                 Console.WriteLine($"Bundled image: {Path.GetFileName(image)} ({new FileInfo(image).Length:N0} bytes)");

@@ -23,7 +23,7 @@ public static class SafeTensors
     /// <exception cref="InvalidDataException">The file is truncated or its header is invalid; the message names the file.</exception>
     public static Dictionary<string, TensorData> Read(string path)
     {
-        if (path.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase)) return ReadSharded(path);
+        if (path.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase)) return ShardedCheckpoint.Read(path, Read);
         using var stream = File.OpenRead(path);
         try
         {
@@ -102,25 +102,6 @@ public static class SafeTensors
             position = e.End;
             result[e.Name] = new TensorData(e.DType, e.Shape, data);
         }
-        return result;
-    }
-
-    private static Dictionary<string, TensorData> ReadSharded(string indexPath)
-    {
-        var index = JsonNode.Parse(File.ReadAllText(indexPath)) as JsonObject
-            ?? throw new InvalidDataException($"'{indexPath}' is not a JSON object.");
-        var map = index["weight_map"] as JsonObject ?? throw new InvalidDataException($"'{indexPath}' has no weight_map.");
-        string dir = Path.GetDirectoryName(Path.GetFullPath(indexPath))!;
-        var result = new Dictionary<string, TensorData>();
-        foreach (var shard in map.Select(kv => kv.Value!.GetValue<string>()).Distinct())
-        {
-            if (shard.Contains("..") || Path.IsPathRooted(shard))
-                throw new InvalidDataException($"'{indexPath}' names shard '{shard}' outside its folder.");
-            foreach (var (k, v) in Read(Path.Combine(dir, shard))) result[k] = v;
-        }
-        var missing = map.Select(kv => kv.Key).Where(k => !result.ContainsKey(k)).ToList();
-        if (missing.Count > 0)
-            throw new InvalidDataException($"'{indexPath}' lists tensors its shards lack: {string.Join(", ", missing.Take(5))}.");
         return result;
     }
 

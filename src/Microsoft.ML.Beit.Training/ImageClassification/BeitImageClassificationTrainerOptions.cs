@@ -1,0 +1,28 @@
+namespace Microsoft.ML.Beit.Training.ImageClassification;
+
+public sealed partial class BeitImageClassificationTrainer
+{
+    /// <summary>
+    /// Options of <see cref="BeitImageClassificationTrainer"/>. Defaults follow the BEiT fine-tuning recipe (spec §10)
+    /// scaled to small data: AdamW, layer decay 0.65, weight decay 0.05, warm-up then cosine, drop path 0.1, label
+    /// smoothing 0.1, random resized crop + flip.
+    /// </summary>
+    public sealed class Options : BeitTrainerOptions
+    {
+        /// <summary>Label smoothing ε; 0 gives plain cross-entropy.</summary>
+        public double LabelSmoothing { get; set; } = 0.1;
+        /// <summary>Mixup α; 0 disables mixup.</summary>
+        public double MixupAlpha { get; set; }
+        /// <summary>CutMix α; 0 disables cutmix.</summary>
+        public double CutmixAlpha { get; set; }
+        /// <summary>Multiplier of a newly initialised classifier head (the recipe's 0.001).</summary>
+        public double HeadInitScale { get; set; } = 0.001;
+
+        internal override void Validate()
+        {
+            base.Validate();
+            if (LabelSmoothing is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(LabelSmoothing), "must be in [0, 1).");
+            if (MixupAlpha < 0 || CutmixAlpha < 0) throw new ArgumentOutOfRangeException(nameof(MixupAlpha), "mixup and cutmix alphas must be >= 0.");
+        }
+    }
+}

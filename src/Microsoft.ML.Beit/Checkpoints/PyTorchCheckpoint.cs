@@ -1,0 +1,238 @@
+using System.IO.Compression;
+
+namespace Microsoft.ML.Beit.Checkpoints;
+
+/// <summary>
+/// Reads PyTorch <c>torch.save</c> state dicts (<c>pytorch_model.bin</c>, the zip format of PyTorch ≥ 1.6) without
+/// Python and without running anything from the file. The pickle inside goes through a restricted unpickler that
+/// accepts only what a state dict needs, as PyTorch's <c>weights_only=True</c> loader: the tensor rebuild functions of
+/// <c>torch._utils</c>, the <c>torch.*Storage</c> types and <c>collections.OrderedDict</c>. Any other global raises
+/// <see cref="UnsafePickleException"/> naming it.
+/// </summary>
+public static class PyTorchCheckpoint
+{
+    /// <summary>The single-file checkpoint name Hugging Face uses for PyTorch weights.</summary>
+    public const string ModelFileName = "pytorch_model.bin";
+    /// <summary>The index file of a sharded PyTorch checkpoint.</summary>
+    public const string IndexFileName = "pytorch_model.bin.index.json";
+
+    private static readonly Dictionary<string, TensorDType?> s_storageTypes = new()
+    {
+        ["torch.FloatStorage"] = TensorDType.F32,
+        ["torch.HalfStorage"] = TensorDType.F16,
+        ["torch.BFloat16Storage"] = TensorDType.BF16,
+        ["torch.DoubleStorage"] = TensorDType.F64,
+        ["torch.LongStorage"] = TensorDType.I64,
+        ["torch.IntStorage"] = TensorDType.I32,
+        ["torch.ByteStorage"] = TensorDType.U8,
+        ["torch.CharStorage"] = TensorDType.I8,
+        ["torch.BoolStorage"] = TensorDType.BOOL,
+        // Safe to name, but no BEiT weight uses them: refused later with an unsupported-dtype message.
+        ["torch.ShortStorage"] = null,
+        ["torch.ComplexFloatStorage"] = null,
+        ["torch.ComplexDoubleStorage"] = null,
+    };
+
+    /// <summary>Reads every tensor of a <c>pytorch_model.bin</c>, or of a sharded checkpoint when given its index JSON.</summary>
+    /// <exception cref="UnsafePickleException">The pickle names a global or opcode a state dict never needs.</exception>
+    /// <exception cref="InvalidDataException">The file is not a PyTorch zip checkpoint or is damaged; the message names the file.</exception>
+    public static Dictionary<string, TensorData> Read(string path)
+    {
+        if (path.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase)) return ShardedCheckpoint.Read(path, Read);
+        using var stream = File.OpenRead(path);
+        return Read(stream, path);
+    }
+
+    /// <summary>Reads every tensor of a PyTorch zip checkpoint from a seekable stream.</summary>
+    /// <param name="stream">The checkpoint bytes.</param>
+    /// <param name="sourceName">Names the source in error messages.</param>
+    public static Dictionary<string, TensorData> Read(Stream stream, string sourceName)
+    {
+        Span<byte> magic = stackalloc byte[4];
+        long start = stream.Position;
+        int got = stream.ReadAtLeast(magic, 4, throwOnEndOfStream: false);
+        stream.Position = start;
+        if (got < 4 || magic[0] != (byte)'P' || magic[1] != (byte)'K')
+        {
+            string why = got >= 2 && magic[0] == 0x80
+                ? "it is in the legacy torch.save format of PyTorch < 1.6, which is not supported; re-save it with a newer PyTorch or convert it to safetensors"
+                : "it is not a PyTorch zip checkpoint";
+            throw new InvalidDataException($"'{sourceName}': {why}.");
+        }
+        ZipArchive zip;
+        try
+        {
+            zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: true);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"'{sourceName}': damaged zip archive: {e.Message}", e);
+        }
+        using (zip)
+        {
+            var pkl = zip.Entries.Where(e => e.FullName == "data.pkl" || e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal))
+                .OrderBy(e => e.FullName.Count(ch => ch == '/')).FirstOrDefault()
+                ?? throw new InvalidDataException($"'{sourceName}': the zip has no data.pkl; not a torch.save checkpoint.");
+            string prefix = pkl.FullName[..^"data.pkl".Length];
+            bool bigEndian = zip.GetEntry(prefix + "byteorder") is { } bo && ReadEntry(bo, sourceName) is var b
+                && System.Text.Encoding.ASCII.GetString(b).Trim() == "big";
+
+            var storages = new Dictionary<string, byte[]>();
+            byte[] StorageBytes(StorageRef s)
+            {
+                if (storages.TryGetValue(s.Key, out var cached)) return cached;
+                var entry = zip.GetEntry(prefix + "data/" + s.Key)
+                    ?? throw new InvalidDataException($"'{sourceName}': storage '{s.Key}' is missing from the archive.");
+                var bytes = ReadEntry(entry, sourceName);
+                long need = s.Numel > long.MaxValue / 8 ? long.MaxValue : s.Numel * TensorData.ElementSize(s.DType);
+                if (bytes.LongLength < need)
+                    throw new InvalidDataException($"'{sourceName}': storage '{s.Key}' holds {bytes.LongLength} bytes, {need} expected.");
+                if (bigEndian) SwapBytes(bytes, TensorData.ElementSize(s.DType));
+                storages[s.Key] = bytes;
+                return bytes;
+            }
+
+            object? Rebuild(object?[] a, int minArgs)
+            {
+                if (a.Length < minArgs || a[0] is not StorageRef storage)
+                    throw new InvalidDataException($"'{sourceName}': a tensor rebuild call has unexpected arguments.");
+                long offset = AsLong(a[1], sourceName);
+                long[] size = AsLongs(a[2], sourceName);
+                long[] stride = AsLongs(a[3], sourceName);
+                return BuildTensor(storage, StorageBytes(storage), offset, size, stride, sourceName);
+            }
+
+            var callables = new Dictionary<string, Func<object?[], object?>>
+            {
+                ["collections.OrderedDict"] = a => a.Length == 0
+                    ? new RestrictedUnpickler.PickleDict()
+                    : throw new InvalidDataException($"'{sourceName}': OrderedDict with arguments is not supported."),
+                // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
+                ["torch._utils._rebuild_tensor_v2"] = a => Rebuild(a, 4),
+                // (storage, storage_offset, size, stride): PyTorch < 1.0.
+                ["torch._utils._rebuild_tensor"] = a => Rebuild(a, 4),
+                // (data, requires_grad, backward_hooks[, state]): nn.Parameter around a rebuilt tensor.
+                ["torch._utils._rebuild_parameter"] = a => a.Length >= 1 && a[0] is TensorData t ? t : throw new InvalidDataException($"'{sourceName}': bad _rebuild_parameter call."),
+                ["torch._utils._rebuild_parameter_with_state"] = a => a.Length >= 1 && a[0] is TensorData t ? t : throw new InvalidDataException($"'{sourceName}': bad _rebuild_parameter_with_state call."),
+            };
+
+            object? PersistentLoad(object? pid)
+            {
+                // ('storage', storage_type, key, location, numel)
+                if (pid is not object?[] { Length: >= 5 } t || t[0] as string != "storage" || t[1] is not RestrictedUnpickler.Global type || t[2] is not string key)
+                    throw new InvalidDataException($"'{sourceName}': unsupported persistent id {Describe(pid)}.");
+                if (!s_storageTypes.TryGetValue(type.FullName, out var dtype) || dtype is null)
+                    throw new InvalidDataException($"'{sourceName}': tensors of storage type {type.FullName} are not supported.");
+                long numel = AsLong(t[4], sourceName);
+                if (numel < 0) throw new InvalidDataException($"'{sourceName}': storage '{key}' has a negative size.");
+                return new StorageRef(dtype.Value, key, numel);
+            }
+
+            var data = ReadEntry(pkl, sourceName);
+            var unpickler = new RestrictedUnpickler(data, sourceName, callables, s_storageTypes.Keys.ToHashSet(), PersistentLoad);
+            var root = unpickler.Load();
+            if (root is not RestrictedUnpickler.PickleDict dict)
+                throw new InvalidDataException($"'{sourceName}': the pickle holds a {Describe(root)}, not a state dict.");
+            var result = new Dictionary<string, TensorData>(dict.Count);
+            foreach (var (k, v) in dict)
+            {
+                if (k is not string name || v is not TensorData tensor)
+                    throw new InvalidDataException($"'{sourceName}': entry {Describe(k)} is not a named tensor; not a flat state dict (is it a training checkpoint with nested 'model'/'optimizer' entries?).");
+                result[name] = tensor;
+            }
+            return result;
+        }
+    }
+
+    private sealed record StorageRef(TensorDType DType, string Key, long Numel);
+
+    private static TensorData BuildTensor(StorageRef storage, byte[] bytes, long offset, long[] size, long[] stride, string source)
+    {
+        try
+        {
+            return BuildTensorChecked(storage, bytes, offset, size, stride, source);
+        }
+        catch (OverflowException e)
+        {
+            throw new InvalidDataException($"'{source}': a tensor of storage '{storage.Key}' has sizes or strides that overflow.", e);
+        }
+    }
+
+    private static TensorData BuildTensorChecked(StorageRef storage, byte[] bytes, long offset, long[] size, long[] stride, string source)
+    {
+        if (size.Length != stride.Length || size.Any(d => d < 0) || stride.Any(s => s < 0) || offset < 0)
+            throw new InvalidDataException($"'{source}': a tensor has an invalid size/stride/offset.");
+        int es = TensorData.ElementSize(storage.DType);
+        long count = size.Aggregate(1L, (a, d) => checked(a * d));
+        var data = new byte[checked(count * es)];
+        if (count == 0) return new TensorData(storage.DType, size, data);
+        long last = checked(offset + size.Zip(stride).Sum(p => checked((p.First - 1) * p.Second)));
+        if (last >= storage.Numel || checked((last + 1) * es) > bytes.LongLength)
+            throw new InvalidDataException($"'{source}': a tensor reaches element {last} of storage '{storage.Key}', which holds {storage.Numel}.");
+
+        bool contiguous = true;
+        long expect = 1;
+        for (int d = size.Length - 1; d >= 0; d--)
+        {
+            if (size[d] != 1 && stride[d] != expect) contiguous = false;
+            expect *= size[d];
+        }
+        if (contiguous)
+        {
+            Buffer.BlockCopy(bytes, checked((int)(offset * es)), data, 0, data.Length);
+            return new TensorData(storage.DType, size, data);
+        }
+        // A view with its own strides: gather in row-major order.
+        var index = new long[size.Length];
+        for (long i = 0; i < count; i++)
+        {
+            long src = offset;
+            for (int d = 0; d < size.Length; d++) src += index[d] * stride[d];
+            Buffer.BlockCopy(bytes, checked((int)(src * es)), data, checked((int)(i * es)), es);
+            for (int d = size.Length - 1; d >= 0; d--)
+            {
+                if (++index[d] < size[d]) break;
+                index[d] = 0;
+            }
+        }
+        return new TensorData(storage.DType, size, data);
+    }
+
+    private static byte[] ReadEntry(ZipArchiveEntry entry, string source)
+    {
+        if (entry.Length > Array.MaxLength) throw new InvalidDataException($"'{source}': archive entry '{entry.FullName}' is too large.");
+        var buffer = new byte[entry.Length];
+        using var s = entry.Open();
+        if (s.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false) != buffer.Length)
+            throw new InvalidDataException($"'{source}': archive entry '{entry.FullName}' is truncated.");
+        return buffer;
+    }
+
+    private static void SwapBytes(byte[] bytes, int elementSize)
+    {
+        if (elementSize == 1) return;
+        for (int i = 0; i + elementSize <= bytes.Length; i += elementSize) Array.Reverse(bytes, i, elementSize);
+    }
+
+    private static long AsLong(object? o, string source) => o switch
+    {
+        long l => l,
+        bool b => b ? 1 : 0,
+        _ => throw new InvalidDataException($"'{source}': expected an integer, found {Describe(o)}."),
+    };
+
+    private static long[] AsLongs(object? o, string source) => o switch
+    {
+        object?[] t => t.Select(x => AsLong(x, source)).ToArray(),
+        List<object?> l => l.Select(x => AsLong(x, source)).ToArray(),
+        _ => throw new InvalidDataException($"'{source}': expected a tuple of integers, found {Describe(o)}."),
+    };
+
+    private static string Describe(object? o) => o switch
+    {
+        null => "None",
+        string s => $"'{s}'",
+        object?[] t => "(" + string.Join(", ", t.Select(Describe)) + ")",
+        _ => o.GetType().Name,
+    };
+}
