@@ -71,6 +71,24 @@ public sealed class BeitOnnxExporterTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void AcceptsTransformersV5NamesAndBareBackboneNames()
+    {
+        // The same weights spelled as transformers v5 modules, and as a bare BeitModel save (no "beit." prefix).
+        var (config, tensors) = Load("cls_relpos");
+        var v5 = tensors.ToDictionary(
+            kv => kv.Key.Replace("encoder.layer.", "layers.").Replace("attention.attention.query", "attention.q_proj")
+                .Replace("intermediate.dense", "mlp.fc1").Replace("output.dense", "mlp.fc2"),
+            kv => kv.Value);
+        Assert.Contains("beit.layers.0.attention.q_proj.weight", v5.Keys);
+        var bare = tensors.Where(kv => kv.Key.StartsWith("beit.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key["beit.".Length..], kv => kv.Value);
+        var io = Io("cls_relpos");
+        using var s1 = new BeitOnnxSession(BeitOnnxExporter.ExportToBytes(config, v5, BeitOnnxTask.Features));
+        using var s2 = new BeitOnnxSession(BeitOnnxExporter.ExportToBytes(config, bare, BeitOnnxTask.Features));
+        AssertClose(output, "v5 names pooler_output", s1.Run(io["pixel_values"].ToFloatArray(), 2)["pooler_output"], io["pooler_output"]);
+        AssertClose(output, "bare names pooler_output", s2.Run(io["pixel_values"].ToFloatArray(), 2)["pooler_output"], io["pooler_output"]);
+    }
+
+    [Fact]
     public void FileExportIsAtomicAndEqualsTheInMemoryExport()
     {
         var dir = Fixtures.TempDir();

@@ -53,4 +53,14 @@ public sealed class ImageClassificationParityTests(ITestOutputHelper output)
         using var session = new Microsoft.ML.Beit.Scoring.BeitOnnxSession(bytes);
         AssertClose(output, "cls_relpos logits (fused, standard attention)", session.Run(io["pixel_values"].ToFloatArray(), 2)["logits"], io["logits"]);
     }
+
+    [Fact]
+    public void ExportFromPyTorchBinMatches()
+    {
+        // cls_relpos_bin holds the same weights as pytorch_model.bin (PyTorch zip/pickle) with the same config.json.
+        var io = Io("cls_relpos");
+        using var session = new Microsoft.ML.Beit.Scoring.BeitOnnxSession(
+            BeitOnnxExporter.ExportToBytes(Fixtures.Tiny("cls_relpos_bin"), BeitOnnxTask.ImageClassification));
+        AssertClose(output, "cls_relpos_bin logits (fused)", session.Run(io["pixel_values"].ToFloatArray(), 2)["logits"], io["logits"]);
+    }
 }
