@@ -175,28 +175,39 @@ try
 
     foreach (var v in variants) v.Session?.Dispose();
 
-    // ---- tiny: the real HF export vs ours, same checkpoint -------------------------------------------------------
+    // ---- tiny: the real HF export vs the HF-structure baseline vs ours, same checkpoint -------------------------
+    // Checks that the baseline is faithful to (if anything faster than) what torch.onnx.export really produces.
     var tinyFolder = FindFixture("tiny/cls_relpos");
     if (tinyFolder != null)
     {
-        var hf = new BeitOnnxSession(Path.Combine(tinyFolder, "model.onnx"), new BeitOnnxSessionOptions { IntraOpThreads = threads, InterOpThreads = 1 });
-        var ours = new BeitOnnxSession(BeitOnnxExporter.ExportToBytes(tinyFolder, BeitOnnxTask.ImageClassification), new BeitOnnxSessionOptions { IntraOpThreads = threads, InterOpThreads = 1 });
-        var px = BeitBaseCheckpoint.Pixels(8, 32);
-        var rates = new List<double>[] { new(), new() };
-        var sessions = new[] { hf, ours };
-        for (int r = 0; r < 10; r++)
+        var (tinyConfig, tinyTensors) = BeitCheckpoint.Load(tinyFolder);
+        var tinyModels = new (string Name, byte[] Model)[]
         {
-            for (int s = 0; s < 2; s++)
+            ("real HF export (model.onnx)", File.ReadAllBytes(Path.Combine(tinyFolder, "model.onnx"))),
+            ("HF export structure (baseline)", HfExportStructureGraph.Build(tinyConfig, tinyTensors)),
+            ("ours, fused (default)", BeitOnnxExporter.ExportToBytes(tinyConfig, tinyTensors, BeitOnnxTask.ImageClassification)),
+            ("ours, standard ops", BeitOnnxExporter.ExportToBytes(tinyConfig, tinyTensors, BeitOnnxTask.ImageClassification, standardOptions)),
+        };
+        var sessions = tinyModels.Select(m => new BeitOnnxSession(m.Model, new BeitOnnxSessionOptions { IntraOpThreads = threads, InterOpThreads = 1 })).ToArray();
+        var px = BeitBaseCheckpoint.Pixels(8, tinyConfig.ImageSize);
+        var times = sessions.Select(_ => new List<double>()).ToList();
+        foreach (var s in sessions) s.Run(px, 8, outputNames: ["logits"]);
+        for (int r = 0; r < 200; r++)
+        {
+            for (int k = 0; k < sessions.Length; k++)
             {
+                int v = (k + r) % sessions.Length;
                 var t = Stopwatch.StartNew();
-                int runs = 0;
-                do { sessions[s].Run(px, 8, outputNames: ["logits"]); runs++; } while (t.Elapsed.TotalSeconds < 0.2);
-                rates[s].Add(runs * 8 / t.Elapsed.TotalSeconds);
+                sessions[v].Run(px, 8, outputNames: ["logits"]);
+                times[v].Add(t.Elapsed.TotalSeconds);
             }
         }
-        Console.WriteLine($"Tiny cls_relpos (32x32, 4 layers), batch 8: real HF export {Median(rates[0]):F0} img/s, ours (fused) {Median(rates[1]):F0} img/s, ratio {Median(rates[1]) / Median(rates[0]):F2}");
-        hf.Dispose();
-        ours.Dispose();
+        Console.WriteLine("Tiny cls_relpos (32x32, 4 layers, hidden 32), batch 8, 200 interleaved rounds; ratio = real HF export's time / this one's (fast quartiles)");
+        Console.WriteLine("| Graph | img/s (fast quartile) | ratio vs real HF export |");
+        Console.WriteLine("|---|---|---|");
+        for (int v = 0; v < sessions.Length; v++)
+            Console.WriteLine($"| {tinyModels[v].Name} | {8 / Quantile(times[v], 0.25):F0} | {Quantile(times[0], 0.25) / Quantile(times[v], 0.25):F2} |");
+        foreach (var s in sessions) s.Dispose();
     }
 }
 finally
@@ -212,12 +223,6 @@ static double Quantile(List<double> values, double q)
     double pos = q * (s.Length - 1);
     int i = (int)Math.Floor(pos);
     return i + 1 < s.Length ? s[i] + (pos - i) * (s[i + 1] - s[i]) : s[i];
-}
-
-static double Median(List<double> values)
-{
-    var s = values.OrderBy(x => x).ToArray();
-    return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
 }
 
 static string? FindFixture(string relative)
