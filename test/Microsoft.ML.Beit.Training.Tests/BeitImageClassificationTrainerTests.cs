@@ -1,5 +1,6 @@
 using Microsoft.ML.Beit;
 using Microsoft.ML.Beit.Checkpoints;
+using Microsoft.ML.Beit.Training;
 using Microsoft.ML.Beit.Training.ImageClassification;
 using static TorchSharp.torch;
 

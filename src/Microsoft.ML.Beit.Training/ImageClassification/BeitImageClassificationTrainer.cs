@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Text.Json;
 using Microsoft.ML.Beit.Checkpoints;
 using Microsoft.ML.Beit.Evaluation;
 using Microsoft.ML.Beit.Training.Data;
@@ -9,27 +7,6 @@ using static TorchSharp.torch;
 
 namespace Microsoft.ML.Beit.Training.ImageClassification;
 
-/// <summary>Progress of a training run, reported every batch.</summary>
-/// <param name="Epoch">1-based epoch.</param>
-/// <param name="Epochs">Epochs planned.</param>
-/// <param name="Batch">1-based batch within the epoch.</param>
-/// <param name="Batches">Batches per epoch.</param>
-/// <param name="Loss">Mean training loss so far in this epoch.</param>
-/// <param name="LearningRate">Base learning rate of the last step.</param>
-/// <param name="ImagesPerSecond">Training throughput so far in this epoch.</param>
-/// <param name="Remaining">Estimated time left for the whole run.</param>
-public sealed record BeitTrainingProgress(int Epoch, int Epochs, int Batch, int Batches, double Loss, double LearningRate, double ImagesPerSecond, TimeSpan Remaining);
-
-/// <summary>Metrics at the end of an epoch.</summary>
-/// <param name="Epoch">1-based epoch.</param>
-/// <param name="TrainLoss">Mean training loss of the epoch.</param>
-/// <param name="ValidationLoss">Cross-entropy on the validation set (NaN without one).</param>
-/// <param name="ValidationAccuracy">Accuracy on the validation set (NaN without one).</param>
-/// <param name="ValidationMacroF1">Macro-F1 on the validation set (NaN without one).</param>
-/// <param name="Elapsed">Time since the run started.</param>
-/// <param name="ImagesPerSecond">Training throughput of the epoch.</param>
-public sealed record BeitEpochMetrics(int Epoch, double TrainLoss, double ValidationLoss, double ValidationAccuracy, double ValidationMacroF1, TimeSpan Elapsed, double ImagesPerSecond);
-
 /// <summary>
 /// Fine-tunes (or trains from scratch) <see cref="BeitForImageClassification"/> with the BEiT paper's recipe:
 /// layer-wise learning-rate decay, AdamW without decay on biases/norms/tables/tokens, warm-up + cosine schedule,
@@ -38,9 +15,6 @@ public sealed record BeitEpochMetrics(int Epoch, double TrainLoss, double Valida
 /// </summary>
 public sealed partial class BeitImageClassificationTrainer
 {
-    private const string TrainerStateFile = "trainer_state.json";
-    private const string OptimizerStateFile = "optimizer.safetensors";
-
     private readonly Options _options;
 
     /// <summary>Creates a trainer with <paramref name="options"/> (defaults when null).</summary>
@@ -61,7 +35,7 @@ public sealed partial class BeitImageClassificationTrainer
 
     /// <summary>
     /// Trains on <paramref name="train"/>, validating on <paramref name="validation"/> (or a stratified
-    /// <see cref="Options.ValidationFraction"/> of <paramref name="train"/> when null and the fraction is positive).
+    /// <see cref="BeitTrainerOptions.ValidationFraction"/> of <paramref name="train"/> when null and the fraction is positive).
     /// </summary>
     /// <exception cref="OperationCanceledException">Cancelled; checkpoints already written stay valid, nothing else is written.</exception>
     public Result Train(BeitTrainingImages train, BeitTrainingImages? validation = null, CancellationToken cancellationToken = default)
@@ -72,90 +46,16 @@ public sealed partial class BeitImageClassificationTrainer
         if (train.Count == 0) throw new ArgumentException("No training images.");
         if (o.NumThreads is int threads) torch.set_num_threads(threads);
         var device = new Device(o.Device);
-
         var model = CreateModel(train);
         model.to(device);
-        var config = model.Config;
-        int numLayers = config.NumHiddenLayers;
-        var settings = LayerwiseParameterGroups.Build(model.named_parameters().Select(p => (p.name, p.parameter)), numLayers,
-            o.LayerDecay, o.WeightDecay);
-        if (!o.ExemptFromWeightDecay) settings = settings.Select(s => s with { WeightDecay = o.WeightDecay }).ToList();
-        using var optimizer = new BeitAdamW(settings, o.Beta1, o.Beta2, o.AdamEpsilon);
-
-        int batchesPerEpoch = (train.Count + o.BatchSize - 1) / o.BatchSize;
-        if (o.DropLastBatch && train.Count >= o.BatchSize) batchesPerEpoch = train.Count / o.BatchSize;
-        long totalSteps = (long)batchesPerEpoch * o.Epochs;
-        var schedule = new LearningRateSchedule(o.LearningRate, o.MinLearningRate, totalSteps, (long)Math.Round(o.WarmupEpochs * batchesPerEpoch));
-
-        var history = new List<BeitEpochMetrics>();
-        bool keepBest = validation is not null && o.EarlyStoppingPatience > 0;
-        int startEpoch = 0, bestEpoch = 0, badEpochs = 0;
-        double bestScore = double.NegativeInfinity;
-        Dictionary<string, TensorData>? bestWeights = null;
-        if (o.CheckpointDirectory is string ckptDir && File.Exists(Path.Combine(ckptDir, "last", TrainerStateFile)))
+        Func<ValidationResult>? validate = validation is null ? null : () =>
         {
-            var state = ResumeFrom(Path.Combine(ckptDir, "last"), model, optimizer);
-            (startEpoch, bestEpoch, bestScore, badEpochs) = (state.EpochsDone, state.BestEpoch, state.BestScore, state.BadEpochs);
-            history.AddRange(state.History);
-            string best = Path.Combine(ckptDir, "best");
-            if (keepBest && Directory.Exists(best)) bestWeights = BeitCheckpoint.ReadTensors(best);
-        }
-
-        var clock = Stopwatch.StartNew();
-        var previous = history.Count > 0 ? history[^1].Elapsed : TimeSpan.Zero;
-        for (int epoch = startEpoch; epoch < o.Epochs; epoch++)
-        {
-            var epochClock = Stopwatch.StartNew();
-            double lossSum = 0;
-            int seen = 0;
-            model.train();
-            var order = Enumerable.Range(0, train.Count).ToArray();
-            new Random(Mix(o.Seed, epoch, -1)).Shuffle(order);
-            for (int b = 0; b < batchesPerEpoch; b++)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                int from = b * o.BatchSize, to = Math.Min(train.Count, from + o.BatchSize);
-                long step = (long)epoch * batchesPerEpoch + b;
-                double lr = schedule.At(step);
-                double loss = TrainStep(model, optimizer, train, order.AsSpan(from, to - from), lr, Mix(o.Seed, epoch, b), device);
-                lossSum += loss * (to - from);
-                seen += to - from;
-                if (o.Progress is not null)
-                {
-                    double ips = seen / Math.Max(1e-9, epochClock.Elapsed.TotalSeconds);
-                    long stepsLeft = totalSteps - step - 1;
-                    var remaining = TimeSpan.FromSeconds(stepsLeft * epochClock.Elapsed.TotalSeconds / (b + 1));
-                    o.Progress.Report(new BeitTrainingProgress(epoch + 1, o.Epochs, b + 1, batchesPerEpoch, lossSum / seen, lr, ips, remaining));
-                }
-            }
-            double trainIps = seen / Math.Max(1e-9, epochClock.Elapsed.TotalSeconds);
-            var (vLoss, vAcc, vF1) = validation is null ? (double.NaN, double.NaN, double.NaN) : Evaluate(model, validation, o.BatchSize, device);
-            var metrics = new BeitEpochMetrics(epoch + 1, lossSum / Math.Max(1, seen), vLoss, vAcc, vF1, previous + clock.Elapsed, trainIps);
-            history.Add(metrics);
-            o.EpochCallback?.Invoke(metrics);
-
-            bool improved = validation is null || vAcc > bestScore;
-            if (improved)
-            {
-                bestScore = validation is null ? epoch : vAcc;
-                bestEpoch = epoch + 1;
-                badEpochs = 0;
-                if (keepBest) bestWeights = model.ToTensorData();
-            }
-            else
-            {
-                badEpochs++;
-            }
-            bool stop = keepBest && badEpochs >= o.EarlyStoppingPatience;
-            bool outOfTime = o.MaxTrainingTime is TimeSpan budget && previous + clock.Elapsed >= budget;
-            if (o.CheckpointDirectory is not null)
-                SaveCheckpoint(o.CheckpointDirectory, model, optimizer, new TrainerState(epoch + 1, bestEpoch, bestScore, badEpochs, history), validation is not null && improved ? bestWeights ?? model.ToTensorData() : null);
-            if (stop || outOfTime) break;
-        }
-
-        if (keepBest && bestWeights is not null && bestEpoch != history[^1].Epoch) model.LoadWeights(bestWeights, "best epoch");
-        model.eval();
-        return new Result(model, history, bestEpoch == 0 ? history.Count : bestEpoch);
+            var (loss, accuracy, f1) = Evaluate(model, validation, o.BatchSize, device);
+            return new ValidationResult(loss, accuracy, f1, double.NaN, accuracy);
+        };
+        var (history, best) = TrainingLoop.Run(o, model, train.Count,
+            (indices, seed, lr, optimizer) => TrainStep(model, optimizer, train, indices, lr, seed, device), validate, cancellationToken);
+        return new Result(model, history, best);
     }
 
     // One optimizer step; returns the batch loss.
@@ -174,7 +74,6 @@ public sealed partial class BeitImageClassificationTrainer
         else if (x.shape[2] != size || x.shape[3] != size)
             x = nn.functional.interpolate(x, [size, size], mode: InterpolationMode.Bicubic, align_corners: false, antialias: true);
 
-        using var autocast = o.Bf16Autocast ? BeitAutocast.Enable(ScalarType.BFloat16) : null;
         Tensor loss;
         bool soft = o.LabelSmoothing > 0 || o.MixupAlpha > 0 || o.CutmixAlpha > 0;
         if (soft)
@@ -321,55 +220,5 @@ public sealed partial class BeitImageClassificationTrainer
             DropPathRate = o.DropPathRate,
             LayerNormEps = 1e-6,
         };
-    }
-
-    // A fixed mix (HashCode is randomised per process, which would break resuming in a new process).
-    private static int Mix(int seed, int epoch, int batch)
-    {
-        ulong z = unchecked((ulong)seed * 0x9E3779B97F4A7C15UL + (ulong)(epoch + 1) * 0xBF58476D1CE4E5B9UL + (ulong)(batch + 2) * 0x94D049BB133111EBUL);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        return (int)((z ^ (z >> 31)) & 0x7fffffff);
-    }
-
-    private sealed record TrainerState(int EpochsDone, int BestEpoch, double BestScore, int BadEpochs, List<BeitEpochMetrics> History);
-
-    private static void SaveCheckpoint(string dir, BeitForImageClassification model, BeitAdamW optimizer, TrainerState state, Dictionary<string, TensorData>? best)
-    {
-        Directory.CreateDirectory(dir);
-        WriteFolderAtomically(Path.Combine(dir, "last"), tmp =>
-        {
-            model.SavePretrained(tmp);
-            SafeTensors.Write(Path.Combine(tmp, OptimizerStateFile), optimizer.StateDict());
-            File.WriteAllText(Path.Combine(tmp, TrainerStateFile), JsonSerializer.Serialize(state));
-        });
-        if (best is not null)
-            WriteFolderAtomically(Path.Combine(dir, "best"), tmp => BeitCheckpoint.Save(tmp, model.Config, best));
-    }
-
-    private static TrainerState ResumeFrom(string last, BeitForImageClassification model, BeitAdamW optimizer)
-    {
-        model.LoadWeights(BeitCheckpoint.ReadTensors(last), last);
-        optimizer.LoadStateDict(SafeTensors.Read(Path.Combine(last, OptimizerStateFile)));
-        return JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(Path.Combine(last, TrainerStateFile)))
-            ?? throw new InvalidDataException($"'{last}/{TrainerStateFile}' is empty.");
-    }
-
-    // Writes a whole folder under a temporary name and swaps it in, so a crash or cancel never leaves half a checkpoint.
-    internal static void WriteFolderAtomically(string folder, Action<string> write)
-    {
-        string tmp = folder + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
-        string old = folder + ".old-" + Guid.NewGuid().ToString("N")[..8];
-        try
-        {
-            write(tmp);
-            if (Directory.Exists(folder)) Directory.Move(folder, old);
-            Directory.Move(tmp, folder);
-        }
-        finally
-        {
-            if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
-            if (Directory.Exists(old)) Directory.Delete(old, true);
-        }
     }
 }

@@ -4,7 +4,8 @@ namespace Microsoft.ML.Beit.Onnx;
 
 /// <summary>
 /// Checkpoint tensors looked up by Hugging Face name, as float32 with a checked shape. Accepts both the task-model
-/// layout (<c>beit.encoder…</c>, heads at top level) and a bare <c>BeitModel</c> save (<c>encoder…</c>).
+/// layout (<c>beit.encoder…</c>, heads at top level) and a bare <c>BeitModel</c> save (<c>encoder…</c>), in the classic
+/// or the transformers-v5 spelling (<see cref="BeitWeightNames"/>).
 /// </summary>
 internal sealed class BeitCheckpointWeights
 {
@@ -13,7 +14,7 @@ internal sealed class BeitCheckpointWeights
 
     public BeitCheckpointWeights(IReadOnlyDictionary<string, TensorData> tensors)
     {
-        _tensors = tensors;
+        _tensors = BeitWeightNames.ToClassic(tensors, "the checkpoint tensors");
         _backbonePrefix = tensors.ContainsKey("beit.embeddings.cls_token") || !tensors.ContainsKey("embeddings.cls_token") ? "beit." : "";
     }
 

@@ -1,3 +1,5 @@
+using Microsoft.ML.Beit.Modeling;
+
 namespace Microsoft.ML.Beit.Processing;
 
 /// <summary>
@@ -52,60 +54,8 @@ public static class SemanticSegmentationPostProcessor
     /// <c>interpolate(mode="bilinear", align_corners=False)</c> without antialiasing: source coordinate
     /// <c>(o + 0.5)·in/out − 0.5</c> clamped at 0, float arithmetic throughout.
     /// </summary>
-    public static float[] ResizeBilinear(ReadOnlySpan<float> src, int channels, int inH, int inW, int outH, int outW)
-    {
-        if (src.Length != channels * inH * inW)
-            throw new ArgumentException($"Source has {src.Length} values, expected {channels}·{inH}·{inW}.", nameof(src));
-        var (y0, y1, wy0, wy1) = Taps(inH, outH);
-        var (x0, x1, wx0, wx1) = Taps(inW, outW);
-        var dst = new float[channels * outH * outW];
-        for (int c = 0; c < channels; c++)
-        {
-            var plane = src.Slice(c * inH * inW, inH * inW);
-            int o = c * outH * outW;
-            for (int y = 0; y < outH; y++)
-            {
-                int r0 = y0[y] * inW, r1 = y1[y] * inW;
-                for (int x = 0; x < outW; x++)
-                {
-                    // Same evaluation order as ATen's Interpolate<2>: width taps inside, height taps outside.
-                    float top = plane[r0 + x0[x]] * wx0[x] + plane[r0 + x1[x]] * wx1[x];
-                    float bottom = plane[r1 + x0[x]] * wx0[x] + plane[r1 + x1[x]] * wx1[x];
-                    dst[o + y * outW + x] = top * wy0[y] + bottom * wy1[y];
-                }
-            }
-        }
-        return dst;
-    }
-
-    // ATen's compute_source_index_and_lambda for linear modes (align_corners=False).
-    private static (int[] I0, int[] I1, float[] W0, float[] W1) Taps(int inSize, int outSize)
-    {
-        var i0 = new int[outSize];
-        var i1 = new int[outSize];
-        var w0 = new float[outSize];
-        var w1 = new float[outSize];
-        float scale = (float)inSize / outSize;
-        for (int o = 0; o < outSize; o++)
-        {
-            if (inSize == outSize)
-            {
-                i0[o] = i1[o] = o;
-                w0[o] = 1f;
-                w1[o] = 0f;
-                continue;
-            }
-            float real = scale * (o + 0.5f) - 0.5f;
-            if (real < 0) real = 0;
-            int idx = Math.Min((int)MathF.Floor(real), inSize - 1);
-            float lambda = Math.Clamp(real - idx, 0f, 1f);
-            i0[o] = idx;
-            i1[o] = idx + (idx < inSize - 1 ? 1 : 0);
-            w1[o] = lambda;
-            w0[o] = 1f - lambda;
-        }
-        return (i0, i1, w0, w1);
-    }
+    public static float[] ResizeBilinear(ReadOnlySpan<float> src, int channels, int inH, int inW, int outH, int outW) =>
+        TorchInterpolation.ResizeBilinear(src, channels, inH, inW, outH, outW);
 
     // First maximum wins, as torch.argmax does; NaN counts as the maximum.
     private static int[] ArgMax(ReadOnlySpan<float> planes, int channels, int pixels)

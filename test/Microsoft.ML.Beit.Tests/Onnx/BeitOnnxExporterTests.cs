@@ -71,6 +71,24 @@ public sealed class BeitOnnxExporterTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void AcceptsTransformersV5NamesAndBareBackboneNames()
+    {
+        // The same weights spelled as transformers v5 modules, and as a bare BeitModel save (no "beit." prefix).
+        var (config, tensors) = Load("cls_relpos");
+        var v5 = tensors.ToDictionary(
+            kv => kv.Key.Replace("encoder.layer.", "layers.").Replace("attention.attention.query", "attention.q_proj")
+                .Replace("intermediate.dense", "mlp.fc1").Replace("output.dense", "mlp.fc2"),
+            kv => kv.Value);
+        Assert.Contains("beit.layers.0.attention.q_proj.weight", v5.Keys);
+        var bare = tensors.Where(kv => kv.Key.StartsWith("beit.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key["beit.".Length..], kv => kv.Value);
+        var io = Io("cls_relpos");
+        using var s1 = new BeitOnnxSession(BeitOnnxExporter.ExportToBytes(config, v5, BeitOnnxTask.Features));
+        using var s2 = new BeitOnnxSession(BeitOnnxExporter.ExportToBytes(config, bare, BeitOnnxTask.Features));
+        AssertClose(output, "v5 names pooler_output", s1.Run(io["pixel_values"].ToFloatArray(), 2)["pooler_output"], io["pooler_output"]);
+        AssertClose(output, "bare names pooler_output", s2.Run(io["pixel_values"].ToFloatArray(), 2)["pooler_output"], io["pooler_output"]);
+    }
+
+    [Fact]
     public void FileExportIsAtomicAndEqualsTheInMemoryExport()
     {
         var dir = Fixtures.TempDir();
@@ -199,6 +217,35 @@ public sealed class BeitOnnxExporterTests(ITestOutputHelper output)
         var messages = OrtLogCapture.Messages(logId);
         foreach (var m in messages) output.WriteLine(m);
         Assert.Empty(messages);
+    }
+
+    [Theory]
+    [InlineData(BeitOnnxOperatorSet.OnnxRuntimeFused)]
+    [InlineData(BeitOnnxOperatorSet.Standard)]
+    public void ClsPoolingFeaturesAreTheNormedClsToken(BeitOnnxOperatorSet set)
+    {
+        // mim_shared has use_mean_pooling = false: BeitModel ends with beit.layernorm and pools the CLS token.
+        var io = Io("mim_shared");
+        using var session = Session("mim_shared", BeitOnnxTask.Features, set);
+        var r = session.Run(io["pixel_values"].ToFloatArray(), 2);
+        var seq = r["last_hidden_state"].ToFloatArray();
+        var pooled = r["pooler_output"].ToFloatArray();
+        Assert.Equal([2L, 17, 32], r["last_hidden_state"].Shape);
+        var weights = BeitCheckpoint.ReadTensors(Fixtures.Tiny("mim_shared"));
+        var gamma = weights["beit.layernorm.weight"].ToFloatArray();
+        var beta = weights["beit.layernorm.bias"].ToFloatArray();
+        for (int b = 0; b < 2; b++)
+        {
+            Assert.Equal(seq.AsSpan(b * 17 * 32, 32).ToArray(), pooled.AsSpan(b * 32, 32).ToArray());
+            // Every token went through beit.layernorm: undoing γ and β leaves zero mean and unit RMS.
+            for (int t = 0; t < 17; t++)
+            {
+                var token = seq.AsSpan((b * 17 + t) * 32, 32).ToArray();
+                var normalized = token.Select((v, i) => (v - beta[i]) / gamma[i]).ToArray();
+                Assert.Equal(0, normalized.Average(), 3);
+                Assert.Equal(1, Math.Sqrt(normalized.Select(v => v * v).Average()), 3);
+            }
+        }
     }
 
     [Fact]

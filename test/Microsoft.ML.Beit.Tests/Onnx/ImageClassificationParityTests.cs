@@ -42,4 +42,25 @@ public sealed class ImageClassificationParityTests(ITestOutputHelper output)
         var r = session.Run(io["pixel_values_48"].ToFloatArray(), 1);
         AssertClose(output, $"cls_relpos logits_48 ({set})", r["logits"], io["logits_48"]);
     }
+
+    [Fact]
+    public void FusedGraphWithStandardAttentionMatches()
+    {
+        // The benchmark's third graph: fused layer norms and GELU around the standard attention subgraph.
+        var io = Io("cls_relpos");
+        var bytes = BeitOnnxExporter.ExportToBytes(Fixtures.Tiny("cls_relpos"), BeitOnnxTask.ImageClassification,
+            new BeitOnnxExportOptions { AttentionOperator = false });
+        using var session = new Microsoft.ML.Beit.Scoring.BeitOnnxSession(bytes);
+        AssertClose(output, "cls_relpos logits (fused, standard attention)", session.Run(io["pixel_values"].ToFloatArray(), 2)["logits"], io["logits"]);
+    }
+
+    [Fact]
+    public void ExportFromPyTorchBinMatches()
+    {
+        // cls_relpos_bin holds the same weights as pytorch_model.bin (PyTorch zip/pickle) with the same config.json.
+        var io = Io("cls_relpos");
+        using var session = new Microsoft.ML.Beit.Scoring.BeitOnnxSession(
+            BeitOnnxExporter.ExportToBytes(Fixtures.Tiny("cls_relpos_bin"), BeitOnnxTask.ImageClassification));
+        AssertClose(output, "cls_relpos_bin logits (fused)", session.Run(io["pixel_values"].ToFloatArray(), 2)["logits"], io["logits"]);
+    }
 }

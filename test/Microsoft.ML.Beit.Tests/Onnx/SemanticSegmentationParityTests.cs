@@ -1,4 +1,5 @@
 using Microsoft.ML.Beit.Onnx;
+using Microsoft.ML.Beit.Processing;
 using Xunit.Abstractions;
 using static Beit.Tests.Onnx.OnnxParityHelpers;
 
@@ -41,5 +42,23 @@ public sealed class SemanticSegmentationParityTests(ITestOutputHelper output)
         output.WriteLine($"seg_uper labels vs post.1 ({set}): {mismatches} of {expected.Length} pixels differ");
         Assert.Equal(expected, image1);
         Assert.True(all.Distinct().Count() > 1);
+    }
+
+    [Theory]
+    [InlineData(BeitOnnxOperatorSet.OnnxRuntimeFused)]
+    [InlineData(BeitOnnxOperatorSet.Standard)]
+    public void PostProcessedMapsOfTheOnnxLogitsMatch(BeitOnnxOperatorSet set)
+    {
+        // post_process_semantic_segmentation(outputs, target_sizes=[(50, 70), (64, 64)]) and without target sizes,
+        // applied to the ONNX logits with the C# post-processor.
+        var io = Io("seg_uper");
+        using var session = Session("seg_uper", BeitOnnxTask.SemanticSegmentation, set);
+        var logits = session.Run(io["pixel_values"].ToFloatArray(), 2)["logits"].ToFloatArray();
+        var maps = SemanticSegmentationPostProcessor.Process(logits, 2, 6, 32, 32, [(50, 70), (64, 64)]);
+        Assert.Equal(io["post.0"].ToInt64Array(), maps[0].Select(v => (long)v));
+        Assert.Equal(io["post.1"].ToInt64Array(), maps[1].Select(v => (long)v));
+        var native = SemanticSegmentationPostProcessor.Process(logits, 2, 6, 32, 32);
+        Assert.Equal(io["post_nosize.0"].ToInt64Array(), native[0].Select(v => (long)v));
+        output.WriteLine($"seg_uper post.0, post.1, post_nosize.0 from ONNX logits ({set}): identical");
     }
 }

@@ -15,7 +15,7 @@ internal static class BeitEncoderExport
     /// <param name="Hidden">
     /// <c>hidden_states[k]</c> (k = 0 embeddings, k = layers applied) for each requested tap, else null.
     /// </param>
-    /// <param name="FinalNormed">The last hidden state after <paramref name="Hidden"/>'s final LayerNorm, when one was requested.</param>
+    /// <param name="FinalNormed">The last hidden state after the requested final LayerNorm, else null.</param>
     public sealed record Result(string?[] Hidden, string? FinalNormed);
 
     /// <summary>
@@ -129,7 +129,7 @@ internal static class BeitEncoderExport
             return new Result(hidden, finalNorm is { } f0 ? ctx.LayerNorm(embeddings, "beit.layernorm", f0.Gamma, f0.Beta) : null);
 
         var first = Load(ctx, 0);
-        string residual = embeddings;
+        string? residual = embeddings;
         string normed = ctx.LayerNorm(embeddings, "beit.encoder.layer.0.layernorm_before", first.LnBeforeG, first.LnBeforeB);
         string? finalNormed = null;
         var lw = first;
@@ -159,7 +159,7 @@ internal static class BeitEncoderExport
                 b.Initializer(n + ".attention.output.dense.weight", lw.OutInOut, d, d));
             // SkipLayerNormalization: x1 = x + attn + bo (output 3) and layernorm_after(x1) (output 0) in one pass.
             var skip1 = b.Node("SkipLayerNormalization", n + ".layernorm_after",
-                [attnOut, residual, b.Initializer(n + ".layernorm_after.weight", lw.LnAfterG, d),
+                [attnOut, residual!, b.Initializer(n + ".layernorm_after.weight", lw.LnAfterG, d),
                  b.Initializer(n + ".layernorm_after.bias", lw.LnAfterB, d), b.Initializer(n + ".attention.output.dense.bias", lw.OutBias, d)],
                 [true, false, false, true], OnnxGraphBuilder.MicrosoftDomain, Float("epsilon", eps));
             string x1 = skip1[3]!;
@@ -189,7 +189,7 @@ internal static class BeitEncoderExport
                     [mlp, x1, b.Initializer(nn.Name + ".weight", nn.G, d), b.Initializer(nn.Name + ".bias", nn.B, d), outBias],
                     [true, false, false, wantRaw || !lastLayer], OnnxGraphBuilder.MicrosoftDomain, Float("epsilon", eps));
                 normed = skip2[0]!;
-                residual = skip2[3]!;
+                residual = skip2[3]; // null only after the last layer when nobody needs the raw state
                 if (lastLayer) finalNormed = normed;
             }
             else

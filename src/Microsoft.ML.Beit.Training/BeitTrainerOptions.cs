@@ -1,0 +1,83 @@
+namespace Microsoft.ML.Beit.Training;
+
+/// <summary>
+/// Options shared by the BEiT trainers (fine-tuning and pre-training): start point, schedule, the recipe's optimizer
+/// settings, augmentation, validation, checkpoints, device and reporting.
+/// </summary>
+public abstract class BeitTrainerOptions
+{
+    /// <summary>Start from this Hugging Face checkpoint folder (or one written by our pre-training); null trains from scratch.</summary>
+    public string? CheckpointFolder { get; set; }
+    /// <summary>From-scratch configuration; null lets the trainer pick one suited to the data.</summary>
+    public BeitConfig? Config { get; set; }
+    /// <summary>Model input side for a from-scratch model; null uses the images' size.</summary>
+    public int? ImageSize { get; set; }
+    /// <summary>Passes over the training set.</summary>
+    public int Epochs { get; set; } = 10;
+    /// <summary>Images per optimizer step.</summary>
+    public int BatchSize { get; set; } = 64;
+    /// <summary>Skip a last, smaller batch each epoch.</summary>
+    public bool DropLastBatch { get; set; }
+    /// <summary>Peak learning rate.</summary>
+    public double LearningRate { get; set; } = 1e-3;
+    /// <summary>Learning rate the cosine decays towards.</summary>
+    public double MinLearningRate { get; set; } = 1e-6;
+    /// <summary>Epochs of linear warm-up (fractions allowed).</summary>
+    public double WarmupEpochs { get; set; } = 1;
+    /// <summary>Layer-wise learning-rate decay; 1 disables it.</summary>
+    public double LayerDecay { get; set; } = 0.65;
+    /// <summary>AdamW weight decay (not applied to biases, norms, tables, tokens).</summary>
+    public double WeightDecay { get; set; } = 0.05;
+    /// <summary>Exempt biases, norms, layer-scale lambdas, tokens and position tables from weight decay (the recipe); false decays every tensor, as a plain <c>torch.optim.AdamW</c> over all parameters does.</summary>
+    public bool ExemptFromWeightDecay { get; set; } = true;
+    /// <summary>AdamW β1.</summary>
+    public double Beta1 { get; set; } = 0.9;
+    /// <summary>AdamW β2.</summary>
+    public double Beta2 { get; set; } = 0.999;
+    /// <summary>AdamW ε.</summary>
+    public double AdamEpsilon { get; set; } = 1e-8;
+    /// <summary>Stochastic depth rate (linear over layers).</summary>
+    public double DropPathRate { get; set; } = 0.1;
+    /// <summary>Random resized crop (and flip, see <see cref="HorizontalFlip"/>) while training.</summary>
+    public bool Augment { get; set; } = true;
+    /// <summary>Smallest random crop, as a fraction of the image area.</summary>
+    public double RandomCropMinScale { get; set; } = 0.08;
+    /// <summary>Flip half the training images horizontally.</summary>
+    public bool HorizontalFlip { get; set; } = true;
+    /// <summary>Clip the global gradient norm to this value; 0 disables clipping.</summary>
+    public double GradientClipNorm { get; set; }
+    /// <summary>Fraction of the training images held out for validation when no validation set is given; 0 disables.</summary>
+    public double ValidationFraction { get; set; } = 0.1;
+    /// <summary>Stop after this many epochs without a better validation accuracy, and keep the best epoch's weights; 0 disables.</summary>
+    public int EarlyStoppingPatience { get; set; }
+    /// <summary>Stop after the epoch that crosses this much training time; null disables.</summary>
+    public TimeSpan? MaxTrainingTime { get; set; }
+    /// <summary>Folder for checkpoints (<c>last/</c> after every epoch, <c>best/</c>); a run finds <c>last/</c> there and resumes from it.</summary>
+    public string? CheckpointDirectory { get; set; }
+    /// <summary>Seed of every random choice (initialisation, shuffling, augmentation, drop path).</summary>
+    public int Seed { get; set; }
+    /// <summary>TorchSharp device, e.g. <c>cpu</c> or <c>cuda</c>.</summary>
+    public string Device { get; set; } = "cpu";
+    /// <summary>Run linear layers in bfloat16 while training (<see cref="BeitAutocast"/>); weights and the exported model stay float32.</summary>
+    public bool Bf16Autocast { get; set; }
+    /// <summary>libtorch intra-op threads; null keeps the current setting.</summary>
+    public int? NumThreads { get; set; }
+    /// <summary>Called after every epoch.</summary>
+    public Action<BeitEpochMetrics>? EpochCallback { get; set; }
+    /// <summary>Receives progress after every batch.</summary>
+    public IProgress<BeitTrainingProgress>? Progress { get; set; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> for settings no run can use.</summary>
+    internal virtual void Validate()
+    {
+        if (Epochs < 1) throw new ArgumentOutOfRangeException(nameof(Epochs), "must be at least 1.");
+        if (BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), "must be at least 1.");
+        if (LearningRate <= 0) throw new ArgumentOutOfRangeException(nameof(LearningRate), "must be positive.");
+        if (LayerDecay <= 0 || LayerDecay > 1) throw new ArgumentOutOfRangeException(nameof(LayerDecay), "must be in (0, 1].");
+        if (ValidationFraction is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(ValidationFraction), "must be in [0, 1).");
+        if (DropPathRate is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(DropPathRate), "must be in [0, 1).");
+        if (RandomCropMinScale is <= 0 or > 1) throw new ArgumentOutOfRangeException(nameof(RandomCropMinScale), "must be in (0, 1].");
+        if (CheckpointFolder is not null && Config is not null)
+            throw new ArgumentException("Give either CheckpointFolder (fine-tuning) or Config (from scratch), not both.");
+    }
+}

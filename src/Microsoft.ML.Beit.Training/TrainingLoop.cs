@@ -1,0 +1,191 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Microsoft.ML.Beit.Checkpoints;
+using Microsoft.ML.Beit.Training.Optimization;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Beit.Training;
+
+/// <summary>Progress of a training run, reported every batch.</summary>
+/// <param name="Epoch">1-based epoch.</param>
+/// <param name="Epochs">Epochs planned.</param>
+/// <param name="Batch">1-based batch within the epoch.</param>
+/// <param name="Batches">Batches per epoch.</param>
+/// <param name="Loss">Mean training loss so far in this epoch.</param>
+/// <param name="LearningRate">Base learning rate of the last step.</param>
+/// <param name="ImagesPerSecond">Training throughput so far in this epoch.</param>
+/// <param name="Remaining">Estimated time left for the whole run.</param>
+public sealed record BeitTrainingProgress(int Epoch, int Epochs, int Batch, int Batches, double Loss, double LearningRate, double ImagesPerSecond, TimeSpan Remaining);
+
+/// <summary>Metrics at the end of an epoch; validation values are NaN without a validation set or when they do not apply.</summary>
+/// <param name="Epoch">1-based epoch.</param>
+/// <param name="TrainLoss">Mean training loss of the epoch.</param>
+/// <param name="ValidationLoss">Validation loss.</param>
+/// <param name="ValidationAccuracy">Validation accuracy (pixel accuracy for segmentation, masked-token accuracy for pre-training).</param>
+/// <param name="ValidationMacroF1">Validation macro-F1 (classification).</param>
+/// <param name="ValidationMeanIoU">Validation mean IoU (segmentation).</param>
+/// <param name="Elapsed">Time since the run started (resumed runs included).</param>
+/// <param name="ImagesPerSecond">Training throughput of the epoch.</param>
+public sealed record BeitEpochMetrics(int Epoch, double TrainLoss, double ValidationLoss, double ValidationAccuracy, double ValidationMacroF1,
+    double ValidationMeanIoU, TimeSpan Elapsed, double ImagesPerSecond);
+
+/// <summary>Validation results of one epoch; <see cref="Score"/> picks the best epoch (higher is better).</summary>
+internal readonly record struct ValidationResult(double Loss, double Accuracy, double MacroF1, double MeanIoU, double Score);
+
+/// <summary>
+/// The epoch/batch loop shared by the trainers: warm-up + cosine schedule, layer-wise AdamW, per-batch seeds derived
+/// from (seed, epoch, batch) so a resumed run draws exactly what an uninterrupted one draws, checkpoints written
+/// atomically after every epoch, early stopping on a validation score, time budget, progress and cancellation.
+/// </summary>
+internal static class TrainingLoop
+{
+    private const string TrainerStateFile = "trainer_state.json";
+    private const string OptimizerStateFile = "optimizer.safetensors";
+
+    /// <summary>One optimizer step over the examples at <c>indices</c>; returns the batch loss.</summary>
+    public delegate double Step(ArraySegment<int> indices, int seed, double learningRate, BeitAdamW optimizer);
+
+    /// <summary>Runs the loop and returns the history and the best epoch; the model ends in eval mode with the kept weights.</summary>
+    public static (List<BeitEpochMetrics> History, int BestEpoch) Run(BeitTrainerOptions o, BeitPreTrainedModel model, int trainCount,
+        Step step, Func<ValidationResult>? validate, CancellationToken cancellationToken)
+    {
+        var settings = LayerwiseParameterGroups.Build(model.named_parameters().Select(p => (p.name, p.parameter)),
+            model.Config.NumHiddenLayers, o.LayerDecay, o.WeightDecay);
+        if (!o.ExemptFromWeightDecay) settings = settings.Select(s => s with { WeightDecay = o.WeightDecay }).ToList();
+        using var optimizer = new BeitAdamW(settings, o.Beta1, o.Beta2, o.AdamEpsilon);
+
+        int batchesPerEpoch = (trainCount + o.BatchSize - 1) / o.BatchSize;
+        if (o.DropLastBatch && trainCount >= o.BatchSize) batchesPerEpoch = trainCount / o.BatchSize;
+        long totalSteps = (long)batchesPerEpoch * o.Epochs;
+        var schedule = new LearningRateSchedule(o.LearningRate, o.MinLearningRate, totalSteps, (long)Math.Round(o.WarmupEpochs * batchesPerEpoch));
+
+        var history = new List<BeitEpochMetrics>();
+        bool keepBest = validate is not null && o.EarlyStoppingPatience > 0;
+        int startEpoch = 0, bestEpoch = 0, badEpochs = 0;
+        double bestScore = double.NegativeInfinity;
+        Dictionary<string, TensorData>? bestWeights = null;
+        if (o.CheckpointDirectory is string ckptDir && File.Exists(Path.Combine(ckptDir, "last", TrainerStateFile)))
+        {
+            var state = Resume(Path.Combine(ckptDir, "last"), model, optimizer);
+            (startEpoch, bestEpoch, bestScore, badEpochs) = (state.EpochsDone, state.BestEpoch, state.BestScore, state.BadEpochs);
+            history.AddRange(state.History);
+            string best = Path.Combine(ckptDir, "best");
+            if (keepBest && Directory.Exists(best)) bestWeights = BeitCheckpoint.ReadTensors(best);
+        }
+
+        var clock = Stopwatch.StartNew();
+        var previous = history.Count > 0 ? history[^1].Elapsed : TimeSpan.Zero;
+        for (int epoch = startEpoch; epoch < o.Epochs; epoch++)
+        {
+            var epochClock = Stopwatch.StartNew();
+            double lossSum = 0;
+            int seen = 0;
+            model.train();
+            var order = Enumerable.Range(0, trainCount).ToArray();
+            new Random(Mix(o.Seed, epoch, -1)).Shuffle(order);
+            for (int b = 0; b < batchesPerEpoch; b++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                int from = b * o.BatchSize, count = Math.Min(trainCount, from + o.BatchSize) - from;
+                long globalStep = (long)epoch * batchesPerEpoch + b;
+                double lr = schedule.At(globalStep);
+                double loss;
+                using (o.Bf16Autocast ? BeitAutocast.Enable(ScalarType.BFloat16) : null)
+                {
+                    loss = step(new ArraySegment<int>(order, from, count), Mix(o.Seed, epoch, b), lr, optimizer);
+                }
+                if (double.IsNaN(loss) || double.IsInfinity(loss))
+                    throw new InvalidOperationException($"Training diverged at epoch {epoch + 1}, batch {b + 1} (loss {loss}); lower the learning rate.");
+                lossSum += loss * count;
+                seen += count;
+                if (o.Progress is not null)
+                {
+                    double ips = seen / Math.Max(1e-9, epochClock.Elapsed.TotalSeconds);
+                    long stepsLeft = totalSteps - globalStep - 1;
+                    var remaining = TimeSpan.FromSeconds(stepsLeft * epochClock.Elapsed.TotalSeconds / (b + 1));
+                    o.Progress.Report(new BeitTrainingProgress(epoch + 1, o.Epochs, b + 1, batchesPerEpoch, lossSum / seen, lr, ips, remaining));
+                }
+            }
+            double trainIps = seen / Math.Max(1e-9, epochClock.Elapsed.TotalSeconds);
+            var v = validate?.Invoke() ?? new ValidationResult(double.NaN, double.NaN, double.NaN, double.NaN, double.NaN);
+            var metrics = new BeitEpochMetrics(epoch + 1, lossSum / Math.Max(1, seen), v.Loss, v.Accuracy, v.MacroF1, v.MeanIoU, previous + clock.Elapsed, trainIps);
+            history.Add(metrics);
+            o.EpochCallback?.Invoke(metrics);
+
+            bool improved = validate is null || v.Score > bestScore;
+            if (improved)
+            {
+                bestScore = validate is null ? epoch : v.Score;
+                bestEpoch = epoch + 1;
+                badEpochs = 0;
+                if (keepBest) bestWeights = model.ToTensorData();
+            }
+            else
+            {
+                badEpochs++;
+            }
+            bool stop = keepBest && badEpochs >= o.EarlyStoppingPatience;
+            bool outOfTime = o.MaxTrainingTime is TimeSpan budget && previous + clock.Elapsed >= budget;
+            if (o.CheckpointDirectory is not null)
+                Save(o.CheckpointDirectory, model, optimizer, new TrainerState(epoch + 1, bestEpoch, bestScore, badEpochs, history),
+                    validate is not null && improved ? bestWeights ?? model.ToTensorData() : null);
+            if (stop || outOfTime) break;
+        }
+
+        if (keepBest && bestWeights is not null && bestEpoch != history[^1].Epoch) model.LoadWeights(bestWeights, "best epoch");
+        model.eval();
+        return (history, bestEpoch == 0 ? history.Count : bestEpoch);
+    }
+
+    // A fixed mix (HashCode is randomised per process, which would break resuming in a new process).
+    internal static int Mix(int seed, int epoch, int batch)
+    {
+        ulong z = unchecked((ulong)seed * 0x9E3779B97F4A7C15UL + (ulong)(epoch + 1) * 0xBF58476D1CE4E5B9UL + (ulong)(batch + 2) * 0x94D049BB133111EBUL);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return (int)((z ^ (z >> 31)) & 0x7fffffff);
+    }
+
+    private sealed record TrainerState(int EpochsDone, int BestEpoch, double BestScore, int BadEpochs, List<BeitEpochMetrics> History);
+
+    private static void Save(string dir, BeitPreTrainedModel model, BeitAdamW optimizer, TrainerState state, Dictionary<string, TensorData>? best)
+    {
+        Directory.CreateDirectory(dir);
+        WriteFolderAtomically(Path.Combine(dir, "last"), tmp =>
+        {
+            model.SavePretrained(tmp);
+            SafeTensors.Write(Path.Combine(tmp, OptimizerStateFile), optimizer.StateDict());
+            File.WriteAllText(Path.Combine(tmp, TrainerStateFile), JsonSerializer.Serialize(state, s_json));
+        });
+        if (best is not null)
+            WriteFolderAtomically(Path.Combine(dir, "best"), tmp => BeitCheckpoint.Save(tmp, model.Config, best));
+    }
+
+    private static readonly JsonSerializerOptions s_json = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+
+    private static TrainerState Resume(string last, BeitPreTrainedModel model, BeitAdamW optimizer)
+    {
+        model.LoadWeights(BeitCheckpoint.ReadTensors(last), last);
+        optimizer.LoadStateDict(SafeTensors.Read(Path.Combine(last, OptimizerStateFile)));
+        return JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(Path.Combine(last, TrainerStateFile)), s_json)
+            ?? throw new InvalidDataException($"'{last}/{TrainerStateFile}' is empty.");
+    }
+
+    /// <summary>Writes a whole folder under a temporary name and swaps it in, so a crash or cancel never leaves half of one.</summary>
+    internal static void WriteFolderAtomically(string folder, Action<string> write)
+    {
+        string tmp = folder + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
+        string old = folder + ".old-" + Guid.NewGuid().ToString("N")[..8];
+        try
+        {
+            write(tmp);
+            if (Directory.Exists(folder)) Directory.Move(folder, old);
+            Directory.Move(tmp, folder);
+        }
+        finally
+        {
+            if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+            if (Directory.Exists(old)) Directory.Delete(old, true);
+        }
+    }
+}
