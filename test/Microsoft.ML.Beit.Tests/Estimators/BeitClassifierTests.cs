@@ -129,6 +129,37 @@ public sealed class BeitClassifierTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void AnyLabelNameSurvivesTheZipAndATransformerSavedAlone()
+    {
+        var ml = new MLContext();
+        string[] names = ["say \"cheese\"", @"back\slash", "café, crème", "日本", "line\nbreak"];
+        var data = FixturePixels(ml);
+        string dir = Fixtures.TempDir();
+        try
+        {
+            string zip = Path.Combine(dir, "classifier.zip");
+            List<float[]> expected;
+            // A stage saved on its own (not in a chain) loads as the chain it is made of.
+            using (var classifier = ml.Transforms.BeitClassifier(new BeitClassifierEstimator.Options
+                   { Model = Path.Combine(Fixtures.Tiny("cls_relpos"), "model.onnx"), LabelNames = names }).Fit(data))
+            {
+                ml.Model.Save(classifier, data.Schema, zip);
+                expected = PipelineData.Floats(classifier.Transform(data), "Score");
+            }
+            var loaded = ml.Model.Load(zip, out _);
+            using var typed = BeitClassifierTransformer.FromLoaded(loaded);
+            Assert.Equal(names, typed.LabelNames);
+            var scored = loaded.Transform(data);
+            Assert.Equal(expected, PipelineData.Floats(scored, "Score"));
+            Assert.All(PipelineData.KeyNames(scored, "PredictedLabel"), n => Assert.Contains(n, names));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
     public void WorksWithMulticlassClassificationEvaluate()
     {
         var ml = new MLContext();
