@@ -204,6 +204,19 @@ internal sealed class BeitScoringGraph
         return BeitLabelNames.MakeUnique(names);
     }
 
-    /// <summary>The adapted model as bytes.</summary>
-    public byte[] ToBytes() => Google.Protobuf.MessageExtensions.ToByteArray(Model);
+    /// <summary>
+    /// The adapted model as bytes, for embedding in a model.zip. The configuration in its metadata loses
+    /// <c>_name_or_path</c> (Hugging Face writes where the checkpoint was loaded from, often an absolute local path)
+    /// and <c>_commit_hash</c>: a saved model must not name the machine it was built on.
+    /// </summary>
+    public byte[] ToBytes()
+    {
+        foreach (var entry in Model.MetadataProps.Where(p => p.Key == BeitOnnxNames.MetadataConfig))
+        {
+            if (System.Text.Json.Nodes.JsonNode.Parse(entry.Value) is System.Text.Json.Nodes.JsonObject config &&
+                (config.Remove("_name_or_path") | config.Remove("_commit_hash")))
+                entry.Value = config.ToJsonString();
+        }
+        return Google.Protobuf.MessageExtensions.ToByteArray(Model);
+    }
 }

@@ -105,6 +105,34 @@ public sealed class ModelPersistenceTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public void ConfigurationPathsDoNotReachTheZip()
+    {
+        // Hugging Face's config.json often says where the checkpoint was loaded from.
+        var ml = new MLContext();
+        var (config, tensors) = Microsoft.ML.Beit.Checkpoints.BeitCheckpoint.Load(Fixtures.Tiny("cls_relpos"));
+        string where = Path.Combine(Fixtures.Root, "somewhere", "beit-base");
+        config.ExtraFields["_name_or_path"] = where;
+        var data = PipelineData.Paths(ml, Images);
+        string dir = Fixtures.TempDir();
+        try
+        {
+            string zip = Path.Combine(dir, "model.zip");
+            using (var model = ml.Transforms.LoadBeitImages()
+                .Append(ml.Transforms.BeitImageProcessor(Fixtures.Tiny("cls_relpos")))
+                .Append(ml.Transforms.BeitClassifier(new BeitClassifierEstimator.Options { Model = BeitModelSource.FromTensors(config, tensors) }))
+                .Fit(data))
+            {
+                ml.Model.Save(model, data.Schema, zip);
+            }
+            AssertZipIsSelfContained(zip, dir);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
     private static string Describe(object value) => value switch
     {
         float[] f => $"{f.Length} floats",
