@@ -5,4 +5,5 @@ var root = new RootCommand("beit: BEiT vision transformers for ML.NET, with no P
 root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(PreprocessCommand.Create());
+root.Subcommands.Add(PretrainCommand.Create());
 return root.Parse(args).Invoke();
