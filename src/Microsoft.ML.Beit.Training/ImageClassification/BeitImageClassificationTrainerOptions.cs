@@ -9,6 +9,14 @@ public sealed partial class BeitImageClassificationTrainer
     /// </summary>
     public sealed class Options : BeitTrainerOptions
     {
+        /// <summary>Key column of class labels (ML.NET's <c>Label</c>).</summary>
+        public string LabelColumnName { get; set; } = "Label";
+        /// <summary>Pixel-values column produced by <c>mlContext.Transforms.BeitImageProcessor</c>.</summary>
+        public string FeatureColumnName { get; set; } = "PixelValues";
+        /// <summary>Probabilities column of the returned transformer.</summary>
+        public string ScoreColumnName { get; set; } = "Score";
+        /// <summary>Predicted-label key column of the returned transformer.</summary>
+        public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
         /// <summary>Label smoothing ε; 0 gives plain cross-entropy.</summary>
         public double LabelSmoothing { get; set; } = 0.1;
         /// <summary>Mixup α; 0 disables mixup.</summary>

@@ -1,0 +1,40 @@
+using Microsoft.ML.Beit.Training.ImageClassification;
+
+namespace Microsoft.ML;
+
+/// <summary>
+/// ML.NET catalog extensions for BEiT training: <c>mlContext.MulticlassClassification.Trainers.Beit(...)</c>, an
+/// estimator that fine-tunes (or trains from scratch) BEiT on a <c>PixelValues</c> column and a key <c>Label</c>, and
+/// returns the ONNX-backed scoring transformer that saves to <c>model.zip</c>.
+/// </summary>
+public static class BeitTrainingCatalog
+{
+    /// <summary>BEiT image classification with the paper's fine-tuning recipe.</summary>
+    /// <param name="catalog">The multiclass trainers catalog.</param>
+    /// <param name="labelColumnName">Key column of class labels.</param>
+    /// <param name="featureColumnName">Pixel values from <c>mlContext.Transforms.BeitImageProcessor</c>.</param>
+    /// <param name="checkpointFolder">A Hugging Face (or our pre-trained) checkpoint to start from; null trains from scratch.</param>
+    /// <param name="epochs">Passes over the data.</param>
+    public static BeitImageClassificationTrainer Beit(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        string labelColumnName = "Label", string featureColumnName = "PixelValues", string? checkpointFolder = null, int epochs = 10)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new BeitImageClassificationTrainer(new BeitImageClassificationTrainer.Options
+        {
+            LabelColumnName = labelColumnName,
+            FeatureColumnName = featureColumnName,
+            CheckpointFolder = checkpointFolder,
+            Epochs = epochs,
+        });
+    }
+
+    /// <summary>BEiT image classification with every option.</summary>
+    /// <param name="catalog">The multiclass trainers catalog.</param>
+    /// <param name="options">Trainer options.</param>
+    public static BeitImageClassificationTrainer Beit(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        BeitImageClassificationTrainer.Options options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new BeitImageClassificationTrainer(options);
+    }
+}
