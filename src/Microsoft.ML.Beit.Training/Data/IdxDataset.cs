@@ -56,6 +56,25 @@ public sealed class IdxDataset
         return new IdxDataset(img[16..], lab[8..], n, h, w);
     }
 
+    /// <summary>Class names of Fashion-MNIST, by label.</summary>
+    public static readonly IReadOnlyList<string> FashionMnistClassNames =
+        ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+
+    /// <summary>Whether <paramref name="folder"/> holds <c>{prefix}-images-idx3-ubyte[.gz]</c>.</summary>
+    public static bool Exists(string folder, string prefix) =>
+        File.Exists(Path.Combine(folder, $"{prefix}-images-idx3-ubyte.gz")) || File.Exists(Path.Combine(folder, $"{prefix}-images-idx3-ubyte"));
+
+    /// <summary>
+    /// The images as RGB training images (grayscale replicated, as Pillow's <c>convert("RGB")</c>), named by
+    /// <paramref name="classNames"/> (default: the label digits).
+    /// </summary>
+    public ImageClassification.BeitTrainingImages ToTrainingImages(IReadOnlyList<string>? classNames = null)
+    {
+        int classes = Labels.Length == 0 ? 1 : Labels.Max() + 1;
+        classNames ??= Enumerable.Range(0, classes).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        return ImageClassification.BeitTrainingImages.FromGrayscale(Pixels, Labels.Select(l => (int)l).ToArray(), Height, Width, classNames);
+    }
+
     /// <summary>The first <paramref name="count"/> images of each class (in file order), or all when a class has fewer.</summary>
     public IdxDataset PerClassSubset(int count)
     {

@@ -57,6 +57,28 @@ public static class BeitImageFolder
             throw new InvalidDataException($"'{folder}' needs at least two subfolders of images (one per class); found {classes.Count}.");
 
         var files = classes.SelectMany((c, id) => c.Files.Select(f => (Path: f, Label: id))).ToArray();
+        return Decode(files, classes.Select(c => c.Name).ToArray(), size, resample, imageMean, imageStd, progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// Loads every image under <paramref name="folder"/> (all subfolders, no labels) for pre-training; they form one
+    /// class named <c>image</c>.
+    /// </summary>
+    public static Result LoadUnlabeled(string folder, int size, PillowResample resample = PillowResample.Bicubic,
+        float[]? imageMean = null, float[]? imageStd = null, IProgress<int>? progress = null, CancellationToken cancellationToken = default)
+    {
+        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Image folder '{folder}' does not exist.");
+        var files = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
+            .Where(f => ImageExtensions.Contains(Path.GetExtension(f))).Order(StringComparer.Ordinal)
+            .Select(f => (Path: f, Label: 0)).ToArray();
+        if (files.Length == 0) throw new InvalidDataException($"'{folder}' holds no images ({string.Join(", ", ImageExtensions)}).");
+        return Decode(files, ["image"], size, resample, imageMean, imageStd, progress, cancellationToken);
+    }
+
+    private static Result Decode((string Path, int Label)[] files, string[] names, int size, PillowResample resample,
+        float[]? imageMean, float[]? imageStd, IProgress<int>? progress, CancellationToken cancellationToken)
+    {
+        if (size <= 0) throw new ArgumentOutOfRangeException(nameof(size));
         int plane = size * size;
         var pixels = new byte[files.Length * 3 * plane];
         var ok = new bool[files.Length];
@@ -87,7 +109,6 @@ public static class BeitImageFolder
         });
 
         var keep = Enumerable.Range(0, files.Length).Where(i => ok[i]).ToArray();
-        var names = classes.Select(c => c.Name).ToArray();
         var all = new BeitTrainingImages(pixels, files.Select(f => f.Label).ToArray(), size, size, names)
         {
             ImageMean = imageMean ?? [0.5f, 0.5f, 0.5f],

@@ -12,7 +12,7 @@ namespace Microsoft.ML.Beit.Training.Pretraining;
 public sealed class BlockwiseMaskingGenerator
 {
     /// <summary>Settings of the generator; the defaults are the paper's for a 14×14 grid.</summary>
-    public sealed class Options
+    public sealed record Options
     {
         /// <summary>Patch-grid height.</summary>
         public int GridHeight { get; set; } = 14;

@@ -1,0 +1,114 @@
+using System.CommandLine;
+using Microsoft.ML.Beit.Training;
+using Microsoft.ML.Beit.Training.Data;
+using Microsoft.ML.Beit.Training.ImageClassification;
+using Spectre.Console;
+
+namespace Beit.Cli.Commands;
+
+/// <summary>Flags shared by <c>beit train</c> and <c>beit pretrain</c>, and their live progress display.</summary>
+internal sealed class TrainingCliOptions(int defaultEpochs, int defaultBatch, double defaultLr)
+{
+    public Option<int> Epochs { get; } = new("--epochs") { Description = "Passes over the training images.", DefaultValueFactory = _ => defaultEpochs };
+    public Option<int> BatchSize { get; } = new("--batch-size") { Description = "Images per optimizer step.", DefaultValueFactory = _ => defaultBatch };
+    public Option<double> LearningRate { get; } = new("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => defaultLr };
+    public Option<int?> ImageSize { get; } = new("--image-size") { Description = "Model input side (default: the checkpoint's, or the images' for a new model)." };
+    public Option<int> Seed { get; } = new("--seed") { Description = "Seed of every random choice.", DefaultValueFactory = _ => 0 };
+    public Option<bool> Bf16 { get; } = new("--bf16") { Description = "bfloat16 autocast of linear layers (faster on CPUs with AVX-512 BF16)." };
+    public Option<int?> Threads { get; } = new("--threads") { Description = "libtorch threads." };
+    public Option<double?> MaxMinutes { get; } = new("--max-minutes") { Description = "Stop after the epoch that crosses this training time." };
+    public Option<string?> CheckpointDir { get; } = new("--checkpoint-dir") { Description = "Write a checkpoint after every epoch here, and resume from it." };
+    public Option<string> Device { get; } = new("--device") { Description = "cpu or cuda.", DefaultValueFactory = _ => "cpu" };
+
+    public void AddTo(Command cmd)
+    {
+        foreach (var o in new Option[] { Epochs, BatchSize, LearningRate, ImageSize, Seed, Bf16, Threads, MaxMinutes, CheckpointDir, Device }) cmd.Options.Add(o);
+    }
+
+    public void Apply(ParseResult pr, BeitTrainerOptions o)
+    {
+        o.Epochs = pr.GetValue(Epochs);
+        o.BatchSize = pr.GetValue(BatchSize);
+        o.LearningRate = pr.GetValue(LearningRate);
+        o.ImageSize = pr.GetValue(ImageSize);
+        o.Seed = pr.GetValue(Seed);
+        o.Bf16Autocast = pr.GetValue(Bf16);
+        o.NumThreads = pr.GetValue(Threads);
+        o.MaxTrainingTime = pr.GetValue(MaxMinutes) is double m ? TimeSpan.FromMinutes(m) : null;
+        o.CheckpointDirectory = pr.GetValue(CheckpointDir);
+        o.Device = pr.GetValue(Device)!;
+    }
+
+    /// <summary>Images from a folder of class subfolders (or any images when unlabeled), or from MNIST-style IDX files.</summary>
+    public static BeitTrainingImages LoadImages(string folder, bool unlabeled, int? size, out BeitTrainingImages? idxTest)
+    {
+        idxTest = null;
+        if (IdxDataset.Exists(folder, "train"))
+        {
+            var names = IdxDataset.Exists(folder, "t10k") || folder.Contains("fashion", StringComparison.OrdinalIgnoreCase) ? IdxDataset.FashionMnistClassNames : null;
+            if (IdxDataset.Exists(folder, "t10k")) idxTest = IdxDataset.Load(folder, "t10k").ToTrainingImages(names);
+            return IdxDataset.Load(folder, "train").ToTrainingImages(names);
+        }
+        int side = size ?? ProbeSize(folder);
+        var result = AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask("reading images");
+                var progress = new CallbackProgress<int>(n => task.Value = n);
+                int total = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Count(f => BeitImageFolder.ImageExtensions.Contains(Path.GetExtension(f)));
+                task.MaxValue = Math.Max(1, total);
+                return unlabeled ? BeitImageFolder.LoadUnlabeled(folder, side, progress: progress) : BeitImageFolder.Load(folder, side, progress: progress);
+            });
+        foreach (var (path, reason) in result.Skipped) AnsiConsole.MarkupLineInterpolated($"[yellow]skipped[/] {path}: {reason}");
+        if (!unlabeled)
+        {
+            AnsiConsole.MarkupLineInterpolated($"Classes: {string.Join(", ", result.ClassCounts.Select(kv => $"{kv.Key} ({kv.Value})"))}");
+            foreach (var w in result.BalanceWarnings()) AnsiConsole.MarkupLineInterpolated($"[yellow]warning:[/] {w}");
+        }
+        return result.Images;
+    }
+
+    // A new model's side: the first image's shorter side, kept between 16 and 224.
+    private static int ProbeSize(string folder)
+    {
+        var first = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal)
+            .FirstOrDefault(f => BeitImageFolder.ImageExtensions.Contains(Path.GetExtension(f)))
+            ?? throw new InvalidDataException($"'{folder}' holds no images.");
+        var image = Microsoft.ML.Beit.Processing.ImageDecoder.Decode(first);
+        return Math.Clamp(Math.Min(image.Width, image.Height), 16, 224);
+    }
+
+    /// <summary>Runs <paramref name="train"/> under a live progress bar showing loss, throughput and ETA.</summary>
+    public static T WithProgress<T>(string title, BeitTrainerOptions options, Func<T> train)
+    {
+        T result = default!;
+        var previousCallback = options.EpochCallback;
+        AnsiConsole.Progress()
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask(title, maxValue: options.Epochs);
+                options.Progress = new CallbackProgress<BeitTrainingProgress>(p =>
+                {
+                    task.Value = p.Epoch - 1 + (double)p.Batch / p.Batches;
+                    task.Description = $"{title} epoch {p.Epoch}/{p.Epochs} loss {p.Loss:F4} {p.ImagesPerSecond:F0} img/s ETA {p.Remaining:hh\\:mm\\:ss}";
+                });
+                options.EpochCallback = m =>
+                {
+                    previousCallback?.Invoke(m);
+                    string valid = double.IsNaN(m.ValidationAccuracy) ? "" : $", validation loss {m.ValidationLoss:F4}, accuracy {m.ValidationAccuracy:P2}"
+                        + (double.IsNaN(m.ValidationMeanIoU) ? "" : $", mIoU {m.ValidationMeanIoU:F3}");
+                    AnsiConsole.MarkupLineInterpolated($"epoch {m.Epoch}: train loss {m.TrainLoss:F4}{valid} ({m.ImagesPerSecond:F0} img/s, {m.Elapsed:hh\\:mm\\:ss})");
+                };
+                result = train();
+                task.Value = task.MaxValue;
+            });
+        return result;
+    }
+}
+
+/// <summary>An <see cref="IProgress{T}"/> that calls back on the reporting thread (no synchronisation context hop).</summary>
+internal sealed class CallbackProgress<T>(Action<T> callback) : IProgress<T>
+{
+    public void Report(T value) => callback(value);
+}

@@ -1,0 +1,95 @@
+// Classifies images with a Hugging Face BEiT checkpoint through an ML.NET pipeline, saves the pipeline to model.zip,
+// loads it back and predicts again with a PredictionEngine.
+//
+//   dotnet run --project samples/ClassifyImages                                   (bundled tiny checkpoint and photos)
+//   dotnet run --project samples/ClassifyImages -- path/to/beit-base-patch16-224 photo.jpg photos/
+using Microsoft.ML;
+using Microsoft.ML.Beit.Estimators;
+
+string assets = Path.Combine(AppContext.BaseDirectory, "assets");
+string checkpoint = args.Length > 0 ? args[0] : Path.Combine(assets, "tiny-cls");
+var images = Images(args.Length > 1 ? args[1..] : [Path.Combine(assets, "images")]);
+if (images.Count == 0)
+{
+    Console.Error.WriteLine("No images found.");
+    return 1;
+}
+
+var ml = new MLContext();
+var data = ml.Data.LoadFromEnumerable(images.Select(p => new ImageInput { ImagePath = p }).ToArray());
+
+// image path → decoded RGB (Pillow-exact) → pixel_values (the checkpoint's preprocessor_config.json) → BEiT on ONNX Runtime
+// → Score (probabilities) and PredictedLabel (a key whose values are id2label), mapped back to its name.
+var pipeline = ml.Transforms.LoadBeitImages(outputColumnName: "Image", inputColumnName: "ImagePath")
+    .Append(ml.Transforms.BeitImageProcessor(checkpoint, outputColumnName: "PixelValues", inputColumnName: "Image"))
+    .Append(ml.Transforms.BeitClassifier(checkpoint, inputColumnName: "PixelValues"))
+    .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
+
+Console.WriteLine($"Checkpoint: {checkpoint}");
+string zip = Path.Combine(Path.GetTempPath(), $"beit-classify-{Environment.ProcessId}.zip");
+try
+{
+    using (var model = pipeline.Fit(data))
+    {
+        var classifier = BeitClassifierTransformer.FromLoaded(model);
+        Console.WriteLine($"Model input {classifier.ImageHeight}x{classifier.ImageWidth}, {classifier.LabelNames.Count} labels");
+        Console.WriteLine();
+        Console.WriteLine("In memory:");
+        var predictions = ml.Data.CreateEnumerable<ImagePrediction>(model.Transform(data), reuseRowObject: false).ToList();
+        for (int i = 0; i < images.Count; i++) Print(images[i], predictions[i], classifier.LabelNames);
+
+        ml.Model.Save(model, data.Schema, zip);
+        Console.WriteLine();
+        Console.WriteLine($"Saved {zip} ({new FileInfo(zip).Length / 1e6:F1} MB: the ONNX graph, label names and preprocessing settings).");
+    }
+
+    // A fresh load needs nothing but this library's assembly next to the application.
+    var loaded = ml.Model.Load(zip, out var inputSchema);
+    using (loaded as IDisposable)
+    using (var engine = ml.Model.CreatePredictionEngine<ImageInput, ImagePrediction>(loaded, inputSchema: inputSchema))
+    {
+        var labels = BeitClassifierTransformer.FromLoaded(loaded).LabelNames;
+        Console.WriteLine();
+        Console.WriteLine("Reloaded, one image at a time with a PredictionEngine:");
+        foreach (var image in images) Print(image, engine.Predict(new ImageInput { ImagePath = image }), labels);
+    }
+}
+catch (Exception e) when (e is BeitInputException or IOException or InvalidDataException or ArgumentException)
+{
+    Console.Error.WriteLine(e.Message);
+    return 1;
+}
+finally
+{
+    File.Delete(zip);
+}
+return 0;
+
+static void Print(string image, ImagePrediction prediction, IReadOnlyList<string> labels)
+{
+    var top = prediction.Score.Select((p, i) => (p, i)).OrderByDescending(x => x.p).Take(3)
+        .Select(x => $"{labels[x.i]} {x.p:P1}");
+    Console.WriteLine($"  {Path.GetFileName(image),-16} {prediction.PredictedLabel,-12} ({string.Join(", ", top)})");
+}
+
+static List<string> Images(IEnumerable<string> inputs)
+{
+    string[] extensions = [".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"];
+    return inputs.SelectMany<string, string>(p => Directory.Exists(p)
+            ? Directory.EnumerateFiles(p).Where(f => extensions.Contains(Path.GetExtension(f).ToLowerInvariant())).Order()
+            : [p])
+        .ToList();
+}
+
+/// <summary>The pipeline's input: one image path per row.</summary>
+public sealed class ImageInput
+{
+    public string ImagePath { get; set; } = "";
+}
+
+/// <summary>What the sample reads back: the class probabilities and the predicted label's name.</summary>
+public sealed class ImagePrediction
+{
+    public float[] Score { get; set; } = [];
+    public string PredictedLabel { get; set; } = "";
+}

@@ -1,0 +1,249 @@
+using Microsoft.ML.Beit.Checkpoints;
+using Microsoft.ML.Beit.Training.Data;
+using Microsoft.ML.Beit.Training.ImageClassification;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Beit.Training.Pretraining;
+
+/// <summary>
+/// BEiT pre-training on unlabeled images (paper §2, spec §9): blockwise-masked patches are replaced by the mask token
+/// and <see cref="BeitForMaskedImageModeling"/> learns to predict their visual tokens from a tokenizer
+/// (<see cref="IBeitVisualTokenizer"/>: a user-supplied ONNX dVAE, or k-means learnt from the same images). Settings
+/// follow the paper: AdamW, warm-up + cosine, layer scale, shared relative position bias, drop path, gradient
+/// clipping. The result is a Hugging Face checkpoint folder that the fine-tuning trainers accept directly.
+/// </summary>
+public sealed class BeitMaskedImageModelingTrainer
+{
+    /// <summary>Options of <see cref="BeitMaskedImageModelingTrainer"/>.</summary>
+    public sealed class Options : BeitTrainerOptions
+    {
+        /// <summary>Creates options with the paper's pre-training settings (scaled to small data where noted).</summary>
+        public Options()
+        {
+            LearningRate = 1.5e-3;
+            MinLearningRate = 1e-5;
+            WeightDecay = 0.05;
+            LayerDecay = 1.0;
+            GradientClipNorm = 3.0;
+            DropPathRate = 0.1;
+            RandomCropMinScale = 0.4;
+            ValidationFraction = 0.02;
+        }
+
+        /// <summary>The tokenizer; null learns a <see cref="KMeansPatchTokenizer"/> from the training images.</summary>
+        public IBeitVisualTokenizer? Tokenizer { get; set; }
+        /// <summary>Settings of the k-means tokenizer learnt when <see cref="Tokenizer"/> is null.</summary>
+        public KMeansPatchTokenizer.Options KMeans { get; set; } = new();
+        /// <summary>Fraction of patches masked in each image (the paper's 75 of 196 ≈ 0.4).</summary>
+        public double MaskRatio { get; set; } = 75.0 / 196;
+        /// <summary>Smallest masked block, as a fraction of the grid (the paper's 16 of 196).</summary>
+        public double MinMaskBlockFraction { get; set; } = 16.0 / 196;
+
+        internal override void Validate()
+        {
+            base.Validate();
+            if (MaskRatio is <= 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(MaskRatio), "must be in (0, 1).");
+            if (MinMaskBlockFraction is <= 0 or > 1) throw new ArgumentOutOfRangeException(nameof(MinMaskBlockFraction), "must be in (0, 1].");
+        }
+    }
+
+    private readonly Options _options;
+
+    /// <summary>Creates a trainer with <paramref name="options"/> (defaults when null).</summary>
+    public BeitMaskedImageModelingTrainer(Options? options = null)
+    {
+        _options = options ?? new Options();
+        _options.Validate();
+    }
+
+    /// <summary>The pre-trained model (eval mode), its tokenizer and history.</summary>
+    /// <param name="Model">The model.</param>
+    /// <param name="Tokenizer">The tokenizer its targets came from.</param>
+    /// <param name="History">Metrics per epoch; validation accuracy is the masked-token accuracy.</param>
+    public sealed record Result(BeitForMaskedImageModeling Model, IBeitVisualTokenizer Tokenizer, IReadOnlyList<BeitEpochMetrics> History);
+
+    /// <summary>Pre-trains on <paramref name="images"/> (labels, if any, are ignored).</summary>
+    /// <exception cref="OperationCanceledException">Cancelled; only whole checkpoints are left.</exception>
+    public Result Train(BeitTrainingImages images, IProgress<string>? log = null, CancellationToken cancellationToken = default)
+    {
+        var o = _options;
+        if (images.Count == 0) throw new ArgumentException("No images.");
+        if (o.NumThreads is int threads) torch.set_num_threads(threads);
+        var device = new Device(o.Device);
+        BeitTrainingImages train = images, validation = images;
+        bool hasValidation = o.ValidationFraction > 0 && images.Count >= 10;
+        if (hasValidation)
+        {
+            int n = Math.Max(1, (int)Math.Round(images.Count * o.ValidationFraction));
+            var idx = Enumerable.Range(0, images.Count).ToArray();
+            new Random(o.Seed).Shuffle(idx);
+            validation = images.Subset(idx[..n].Order().ToArray());
+            train = images.Subset(idx[n..].Order().ToArray());
+        }
+
+        var model = CreateModel(train, out int patch);
+        var tokenizer = o.Tokenizer ?? FitKMeans(train, patch, model.Config.ImageSize, log, cancellationToken);
+        if (tokenizer.VocabSize != model.Config.VocabSize)
+            throw new ArgumentException($"The tokenizer has {tokenizer.VocabSize} tokens but the model's vocab_size is {model.Config.VocabSize}.");
+        model.to(device);
+        int grid = model.Config.ImageSize / patch;
+        int target = Math.Max(1, (int)Math.Round(o.MaskRatio * grid * grid));
+        var maskOptions = new BlockwiseMaskingGenerator.Options
+        {
+            GridHeight = grid, GridWidth = grid, NumMaskingPatches = target,
+            MinNumPatches = Math.Max(1, Math.Min(target, (int)Math.Round(o.MinMaskBlockFraction * grid * grid))),
+        };
+
+        Func<ValidationResult>? validate = !hasValidation ? null : () =>
+        {
+            var (loss, accuracy) = Evaluate(model, tokenizer, validation, maskOptions, o.BatchSize, o.Seed, device);
+            return new ValidationResult(loss, accuracy, double.NaN, double.NaN, accuracy);
+        };
+        var (history, _) = TrainingLoop.Run(o, model, train.Count, (indices, seed, lr, optimizer) =>
+        {
+            using var scope = NewDisposeScope();
+            torch.random.manual_seed(seed);
+            var rng = new Random(seed);
+            var (x, _) = train.Batch(indices, device);
+            int size = model.Config.ImageSize;
+            if (o.Augment)
+                x = BatchAugmentation.RandomResizedCropAndFlip(x, null, size, size, new BatchAugmentation.CropSettings(o.RandomCropMinScale), o.HorizontalFlip ? 0.5 : 0, rng).Images;
+            else if (x.shape[2] != size || x.shape[3] != size)
+                x = nn.functional.interpolate(x, [size, size], mode: InterpolationMode.Bicubic, align_corners: false, antialias: true);
+            var (mask, labels) = MasksAndTargets(tokenizer, x, patch, maskOptions with { Seed = seed });
+            var loss = model.forward(x, mask, labels).Loss!;
+            optimizer.ZeroGrad();
+            loss.backward();
+            if (o.GradientClipNorm > 0) nn.utils.clip_grad_norm_(optimizer.Settings.Select(s => s.Parameter), o.GradientClipNorm);
+            optimizer.Step(lr);
+            return loss.item<float>();
+        }, validate, cancellationToken);
+        return new Result(model, tokenizer, history);
+    }
+
+    /// <summary>
+    /// Writes the pre-trained checkpoint (<c>config.json</c> + <c>model.safetensors</c>, Hugging Face format) and, for a
+    /// k-means tokenizer, <see cref="KMeansPatchTokenizer.FileName"/> beside it — all or nothing.
+    /// </summary>
+    public static void Save(Result result, string folder)
+    {
+        TrainingLoop.WriteFolderAtomically(Path.GetFullPath(folder), tmp =>
+        {
+            result.Model.SavePretrained(tmp);
+            if (result.Tokenizer is KMeansPatchTokenizer kmeans) kmeans.Save(tmp);
+        });
+    }
+
+    // Masks from the blockwise generator and the tokenizer's ids of the masked patches (row-major over the batch).
+    private static (Tensor Mask, Tensor Labels) MasksAndTargets(IBeitVisualTokenizer tokenizer, Tensor x, int patch, BlockwiseMaskingGenerator.Options maskOptions)
+    {
+        var generator = new BlockwiseMaskingGenerator(maskOptions);
+        long b = x.shape[0];
+        int n = maskOptions.GridHeight * maskOptions.GridWidth;
+        var flat = new bool[b * n];
+        for (int i = 0; i < b; i++) generator.Next().CopyTo(flat, i * n);
+        var mask = tensor(flat, [b, n]).to(x.device);
+        Tensor tokens;
+        using (no_grad()) tokens = tokenizer.Tokenize(x, patch);
+        return (mask, tokens.index(mask));
+    }
+
+    /// <summary>Masked-token cross-entropy and accuracy on <paramref name="data"/> with masks fixed by <paramref name="seed"/>.</summary>
+    public static (double Loss, double Accuracy) Evaluate(BeitForMaskedImageModeling model, IBeitVisualTokenizer tokenizer, BeitTrainingImages data,
+        BlockwiseMaskingGenerator.Options maskOptions, int batchSize, int seed, Device? device = null)
+    {
+        bool wasTraining = model.training;
+        model.eval();
+        int patch = model.Config.PatchSize, size = model.Config.ImageSize;
+        double lossSum = 0;
+        long correct = 0, total = 0;
+        var all = Enumerable.Range(0, data.Count).ToArray();
+        using (no_grad())
+        {
+            for (int from = 0; from < data.Count; from += batchSize)
+            {
+                using var scope = NewDisposeScope();
+                int count = Math.Min(batchSize, data.Count - from);
+                var (x, _) = data.Batch(all.AsSpan(from, count), device);
+                if (x.shape[2] != size || x.shape[3] != size)
+                    x = nn.functional.interpolate(x, [size, size], mode: InterpolationMode.Bicubic, align_corners: false, antialias: true);
+                var (mask, labels) = MasksAndTargets(tokenizer, x, patch, maskOptions with { Seed = seed + from });
+                var output = model.forward(x, mask, labels);
+                long m = labels.shape[0];
+                lossSum += output.Loss!.item<float>() * m;
+                correct += output.Logits.index(mask).argmax(1).eq(labels).sum().item<long>();
+                total += m;
+            }
+        }
+        if (wasTraining) model.train();
+        return (lossSum / Math.Max(1, total), (double)correct / Math.Max(1, total));
+    }
+
+    private KMeansPatchTokenizer FitKMeans(BeitTrainingImages train, int patch, int size, IProgress<string>? log, CancellationToken cancellationToken)
+    {
+        var o = _options;
+        IEnumerable<Tensor> Batches()
+        {
+            var all = Enumerable.Range(0, train.Count).ToArray();
+            new Random(o.Seed).Shuffle(all);
+            for (int from = 0; from < all.Length; from += 256)
+            {
+                var (x, y) = train.Batch(all.AsSpan(from, Math.Min(256, all.Length - from)));
+                y.Dispose();
+                if (x.shape[2] != size || x.shape[3] != size)
+                {
+                    using var old = x;
+                    x = nn.functional.interpolate(old, [size, size], mode: InterpolationMode.Bicubic, align_corners: false, antialias: true);
+                }
+                yield return x;
+            }
+        }
+        var kmeans = o.KMeans;
+        var options = new KMeansPatchTokenizer.Options
+        {
+            VocabSize = kmeans.VocabSize, Iterations = kmeans.Iterations, MaxSamples = kmeans.MaxSamples,
+            StandardizePatches = kmeans.StandardizePatches, Seed = o.Seed,
+        };
+        // Batches are created while Fit enumerates them, so Fit's own dispose scope frees them.
+        return KMeansPatchTokenizer.Fit(Batches(), patch, options, log, cancellationToken);
+    }
+
+    private BeitForMaskedImageModeling CreateModel(BeitTrainingImages train, out int patch)
+    {
+        var o = _options;
+        torch.random.manual_seed(o.Seed);
+        BeitConfig config;
+        Dictionary<string, TensorData>? tensors = null;
+        if (o.CheckpointFolder is string folder)
+        {
+            config = BeitConfig.Load(folder);
+            tensors = BeitCheckpoint.ReadTensors(folder);
+        }
+        else
+        {
+            config = o.Config?.Clone() ?? BeitImageClassificationTrainer.DefaultConfig(train, new BeitImageClassificationTrainer.Options { ImageSize = o.ImageSize, DropPathRate = o.DropPathRate });
+            if (o.Config is null)
+            {
+                config.UseRelativePositionBias = false;
+                config.UseSharedRelativePositionBias = true;
+            }
+        }
+        config.UseMaskToken = true;
+        config.DropPathRate = o.DropPathRate;
+        config.Architectures = ["BeitForMaskedImageModeling"];
+        config.VocabSize = o.Tokenizer?.VocabSize ?? o.KMeans.VocabSize;
+        config.Id2Label = new SortedDictionary<int, string>();
+        patch = config.PatchSize;
+        var model = new BeitForMaskedImageModeling(config);
+        if (tensors is not null)
+        {
+            var load = tensors.Where(kv => kv.Key.StartsWith("beit.", StringComparison.Ordinal) || kv.Key.StartsWith("layernorm.", StringComparison.Ordinal)
+                    || (kv.Key.StartsWith("lm_head.", StringComparison.Ordinal) && kv.Value.Shape[0] == config.VocabSize))
+                .Where(kv => !kv.Key.StartsWith("beit.pooler.", StringComparison.Ordinal))
+                .ToDictionary(kv => kv.Key, kv => kv.Value);
+            model.LoadWeights(load, o.CheckpointFolder!, strict: false);
+        }
+        return model;
+    }
+}

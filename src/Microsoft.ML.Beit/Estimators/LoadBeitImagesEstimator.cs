@@ -1,0 +1,99 @@
+using Microsoft.ML.Beit.Estimators.Mappings;
+using Microsoft.ML.Beit.Processing;
+using Microsoft.ML.Data;
+
+namespace Microsoft.ML.Beit.Estimators;
+
+/// <summary>
+/// <c>mlContext.Transforms.LoadBeitImages</c>: image paths (a text column) or encoded image bytes (a vector of bytes)
+/// → decoded RGB pixels, exactly as Pillow's <c>Image.open(f).convert("RGB")</c> gives them (<see cref="ImageDecoder"/>).
+/// The output is a decoded-image column (<see cref="BeitImageColumn"/>) for <c>BeitImageProcessor</c>.
+/// </summary>
+public sealed class LoadBeitImagesEstimator : IEstimator<LoadBeitImagesTransformer>
+{
+    internal const string StageName = "LoadBeitImages";
+
+    private readonly TransformsCatalog _catalog;
+    private readonly Options _options;
+
+    /// <summary>Options of <see cref="LoadBeitImagesEstimator"/>.</summary>
+    public sealed class Options
+    {
+        /// <summary>The decoded-image column to create (default <c>Image</c>).</summary>
+        public string OutputColumnName { get; set; } = "Image";
+
+        /// <summary>The input: a text column of image paths, or a column of encoded image bytes (default <c>ImagePath</c>).</summary>
+        public string InputColumnName { get; set; } = "ImagePath";
+
+        /// <summary>EXIF orientation and the pixel limit (defaults: as Pillow and Hugging Face, no EXIF rotation).</summary>
+        public ImageDecoderOptions DecoderOptions { get; set; } = ImageDecoderOptions.Default;
+    }
+
+    internal LoadBeitImagesEstimator(TransformsCatalog catalog, Options options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentException.ThrowIfNullOrEmpty(options.OutputColumnName);
+        ArgumentException.ThrowIfNullOrEmpty(options.InputColumnName);
+        ArgumentNullException.ThrowIfNull(options.DecoderOptions);
+        _catalog = catalog;
+        _options = options;
+    }
+
+    private const string Expected = "a text column of image paths or a vector of encoded image bytes";
+
+    /// <summary>Builds the stage for the input's column type (paths or bytes).</summary>
+    public LoadBeitImagesTransformer Fit(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var column = BeitSchemaChecks.Require(input.Schema, _options.InputColumnName, StageName,
+            t => t is TextDataViewType || BeitSchemaChecks.IsByteVector(t), Expected);
+        var config = new BeitStageConfig
+        {
+            Stage = BeitStages.LoadImages,
+            Column = _options.InputColumnName,
+            Output = _options.OutputColumnName,
+            ApplyExifOrientation = _options.DecoderOptions.ApplyExifOrientation,
+            MaxPixels = _options.DecoderOptions.MaxPixels,
+        };
+        var builder = new BeitStageBuilder(_catalog, config).In(BeitColumns.Input, _options.InputColumnName);
+        if (column.Type is TextDataViewType) builder.Map(new LoadImageFileMapping(), BeitColumns.DecodedImage);
+        else builder.Map(new LoadImageBytesMapping(), BeitColumns.DecodedImage);
+        var chain = builder.Finish((_options.OutputColumnName, BeitColumns.DecodedImage)).Fit(input);
+        return new LoadBeitImagesTransformer(chain, config);
+    }
+
+    /// <inheritdoc />
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        BeitSchemaChecks.Require(inputSchema, _options.InputColumnName, StageName,
+            c => (c.Kind == SchemaShape.Column.VectorKind.Scalar && c.ItemType is TextDataViewType) || BeitSchemaChecks.IsByteVector(c), Expected);
+        return SchemaShapeShim.OutputShape(_catalog, inputSchema, [(_options.OutputColumnName, BeitColumns.DecodedImage)]);
+    }
+}
+
+/// <summary>The fitted <see cref="LoadBeitImagesEstimator"/>.</summary>
+public sealed class LoadBeitImagesTransformer : BeitTransformerBase
+{
+    internal LoadBeitImagesTransformer(TransformerChain<ITransformer> chain, BeitStageConfig config)
+        : base(chain, config, null)
+    {
+    }
+
+    /// <summary>The input column (paths or bytes).</summary>
+    public string InputColumnName => StageConfig.Column;
+
+    /// <summary>The decoded-image column.</summary>
+    public string OutputColumnName => StageConfig.Output;
+
+    /// <summary>The decoder settings.</summary>
+    public ImageDecoderOptions DecoderOptions => StageConfig.DecoderOptions();
+
+    /// <summary>The typed view of the <c>LoadBeitImages</c> stage inside a model returned by <c>mlContext.Model.Load</c> (or the stage itself inside a model built in this process).</summary>
+    /// <exception cref="ArgumentException">The model holds no such stage.</exception>
+    public static LoadBeitImagesTransformer FromLoaded(ITransformer model)
+    {
+        return BeitStageLocator.Find(model, BeitStages.LoadImages, (chain, config) => new LoadBeitImagesTransformer(chain, config));
+    }
+}

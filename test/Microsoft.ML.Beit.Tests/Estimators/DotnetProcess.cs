@@ -1,0 +1,37 @@
+using System.Diagnostics;
+
+namespace Beit.Tests.Estimators;
+
+/// <summary>Runs another project's build output (same configuration and framework as the tests) as a separate process.</summary>
+internal static class DotnetProcess
+{
+    /// <summary>The path of <paramref name="dll"/> in the output folder of the project at <paramref name="projectDir"/> (relative to the repository).</summary>
+    public static string Built(string projectDir, string dll)
+    {
+        var baseDir = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        string tfm = baseDir.Name, configuration = baseDir.Parent!.Name;
+        string repository = Path.GetDirectoryName(Path.GetDirectoryName(Fixtures.Root))!;
+        repository = Path.GetDirectoryName(repository)!;
+        string path = Path.Combine(repository, projectDir, "bin", configuration, tfm, dll);
+        Assert.True(File.Exists(path), $"{path} was not built");
+        return path;
+    }
+
+    public static (int ExitCode, string Stdout, string Stderr) Run(string dll, IEnumerable<string> args, string? workingDirectory = null)
+    {
+        var psi = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? Environment.CurrentDirectory,
+        };
+        psi.ArgumentList.Add(dll);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var process = Process.Start(psi)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        Assert.True(process.WaitForExit(180_000), $"{Path.GetFileName(dll)} did not finish in 3 minutes");
+        return (process.ExitCode, stdout.Result, stderr.Result);
+    }
+}
