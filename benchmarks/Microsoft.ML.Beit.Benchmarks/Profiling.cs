@@ -9,7 +9,7 @@ namespace Beit.Benchmarks;
 /// </summary>
 internal static class Profiling
 {
-    public static void Run(string name, byte[] model, GraphOptimizationLevel level, int threads, int batch, float[] pixels, int runs, string folder)
+    public static void Run(string name, byte[] model, GraphOptimizationLevel level, int threads, int batch, int size, float[] pixels, int runs, string folder)
     {
         using var options = new SessionOptions
         {
@@ -22,7 +22,7 @@ internal static class Profiling
         string file;
         using (var session = new InferenceSession(model, options))
         {
-            using var input = OrtValue.CreateTensorValueFromMemory(pixels, [batch, 3, 224, 224]);
+            using var input = OrtValue.CreateTensorValueFromMemory(pixels, [batch, 3, size, size]);
             var inputs = new Dictionary<string, OrtValue> { ["pixel_values"] = input };
             using var runOptions = new RunOptions();
             for (int i = 0; i < runs + 1; i++)

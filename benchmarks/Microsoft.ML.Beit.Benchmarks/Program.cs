@@ -9,7 +9,9 @@
 //                        run of every variant (default 20,8)
 //     --hf-onnx PATH     also time a real Hugging Face BEiT-base export (224, input pixel_values) as a baseline
 //     --keep-optimized   keep ONNX Runtime's optimised graphs in the temp folder
-//     --only 0,1         measure only these variants (numbered as printed)
+//     --only 0,1         measure only these variants: 0 baseline (HF export structure, ALL), 1 ours fused (ALL),
+//                        2 ours standard (ALL), 3 ours fused (BASIC), 4 ours standard (BASIC), 5 baseline (BASIC),
+//                        6 ours fused with the standard attention subgraph (ALL), 7 --hf-onnx; default 0-5 (+7)
 //     --no-node-counts   skip saving and counting ONNX Runtime's optimised graphs (faster session loads)
 //     --profile          print ONNX Runtime's per-operator time profile of each variant and exit
 //     --cpu-time         also report throughput from CPU time (idle ORT threads do not spin), which other processes
@@ -97,7 +99,7 @@ try
     {
         foreach (var v in variants)
             foreach (int batch in batches)
-                Profiling.Run(v.Name, v.Model, v.Level, threads, batch, BeitBaseCheckpoint.Pixels(batch, config.ImageSize), 5, tmp);
+                Profiling.Run(v.Name, v.Model, v.Level, threads, batch, config.ImageSize, BeitBaseCheckpoint.Pixels(batch, config.ImageSize), 5, tmp);
         return 0;
     }
 

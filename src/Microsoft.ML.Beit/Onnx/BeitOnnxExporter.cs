@@ -19,6 +19,9 @@ public static class BeitOnnxExporter
 
     private const int IrVersion = 8;
 
+    // Protobuf messages are limited to 2 GiB; leave room for the graph itself.
+    private const long MaxModelBytes = 2_000_000_000;
+
     /// <summary>
     /// Exports the checkpoint in <paramref name="checkpointFolder"/> (<c>config.json</c> + <c>model.safetensors</c> or
     /// <c>pytorch_model.bin</c>) to <paramref name="outputPath"/>, atomically (temporary file, then rename).
@@ -160,6 +163,11 @@ public static class BeitOnnxExporter
                 break;
             }
         }
+
+        long bytes = b.Graph.Initializer.Sum(t => (long)t.RawData.Length);
+        if (bytes > MaxModelBytes)
+            throw new NotSupportedException(
+                $"The exported weights take {bytes / 1e9:F2} GB; a single ONNX protobuf file is limited to 2 GB (external data files are not written).");
 
         var model = new ModelProto
         {

@@ -22,9 +22,8 @@ public sealed class BeitOnnxSession : IDisposable
 
     /// <summary>Loads an ONNX file.</summary>
     public BeitOnnxSession(string modelPath, BeitOnnxSessionOptions? options = null)
-        : this(options, so => new InferenceSession(modelPath, so))
+        : this(options, so => new InferenceSession(string.IsNullOrEmpty(modelPath) ? throw new ArgumentException("The model path is empty.", nameof(modelPath)) : modelPath, so))
     {
-        ArgumentException.ThrowIfNullOrEmpty(modelPath);
     }
 
     /// <summary>Loads an ONNX model from memory (e.g. <see cref="BeitOnnxExporter.ExportToBytes(BeitConfig, IReadOnlyDictionary{string, TensorData}, BeitOnnxTask, BeitOnnxExportOptions?)"/>).</summary>
@@ -45,6 +44,8 @@ public sealed class BeitOnnxSession : IDisposable
             NumChannels = pixels.Dimensions[1];
             ImageHeight = pixels.Dimensions[2];
             ImageWidth = pixels.Dimensions[3];
+            if (NumChannels <= 0 || ImageHeight <= 0 || ImageWidth <= 0)
+                throw new InvalidDataException($"The model's '{BeitOnnxNames.PixelValues}' input must have fixed channels, height and width.");
             if (_session.InputMetadata.TryGetValue(BeitOnnxNames.BoolMaskedPos, out var mask)) NumPatches = mask.Dimensions[1];
             _outputNames = _session.OutputNames.ToArray();
             Metadata = new Dictionary<string, string>(_session.ModelMetadata.CustomMetadataMap);

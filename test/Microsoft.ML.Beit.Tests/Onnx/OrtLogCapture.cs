@@ -12,7 +12,11 @@ internal static class OrtLogCapture
 {
     private static readonly ConcurrentQueue<(OrtLoggingLevel Level, string LogId, string Message)> s_messages = new();
     private static readonly DOrtLoggingFunction s_callback = (_, level, category, logId, location, message) =>
-        s_messages.Enqueue((level, logId, $"[{category}] {location}: {message}"));
+    {
+        string text = $"[{category}] {location}: {message}";
+        s_messages.Enqueue((level, logId, text));
+        Console.Error.WriteLine($"onnxruntime {level} ({logId}) {text}"); // what ONNX Runtime's default logger would show
+    };
 
     [ModuleInitializer]
     internal static void Initialize()
