@@ -6,6 +6,7 @@ root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(ExportOnnxCommand.Create());
 root.Subcommands.Add(PreprocessCommand.Create());
+root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(PretrainCommand.Create());
 root.Subcommands.Add(PackageCommand.Create());
 root.Subcommands.Add(PredictCommand.Create());

@@ -51,14 +51,21 @@ internal static class TrainingPlots
             X0 = 0, X1 = n - 1, Y0 = 0, Y1 = n - 1, Data = data, RenderMethod = HeatMapRenderMethod.Rectangles,
             LabelFormatString = "0.00", LabelFontSize = n > 12 ? 0 : 0.25,
         });
-        Export(model, path, 200 + 60 * n, 160 + 60 * n);
+        Export(model, path, Math.Max(480, 200 + 60 * n), Math.Max(400, 160 + 60 * n));
     }
 
     private static void Export(PlotModel model, string path, int width, int height)
     {
         string tmp = path + ".tmp";
-        using (var stream = File.Create(tmp))
-            new OxyPlot.SkiaSharp.PngExporter { Width = width, Height = height }.Export(model, stream);
-        File.Move(tmp, path, overwrite: true);
+        try
+        {
+            using (var stream = File.Create(tmp))
+                new OxyPlot.SkiaSharp.PngExporter { Width = width, Height = height }.Export(model, stream);
+            File.Move(tmp, path, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(tmp)) File.Delete(tmp);
+        }
     }
 }

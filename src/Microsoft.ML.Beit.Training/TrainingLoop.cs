@@ -134,7 +134,8 @@ internal static class TrainingLoop
 
         if (keepBest && bestWeights is not null && bestEpoch != history[^1].Epoch) model.LoadWeights(bestWeights, "best epoch");
         model.eval();
-        return (history, bestEpoch == 0 ? history.Count : bestEpoch);
+        // The epoch whose weights the model holds: the best one when early stopping kept it, else the last.
+        return (history, keepBest && bestEpoch > 0 ? bestEpoch : history[^1].Epoch);
     }
 
     // A fixed mix (HashCode is randomised per process, which would break resuming in a new process).

@@ -1,40 +1,86 @@
 using System.CommandLine;
-using Microsoft.ML.Beit.Training;
-using TorchSharp;
+using Microsoft.ML;
+using Microsoft.ML.Beit.Estimators;
+using Microsoft.ML.Beit.Training.Data;
+using Microsoft.ML.Beit.Training.ImageClassification;
+using Spectre.Console;
 
 namespace Beit.Cli.Commands;
 
-/// <summary><c>beit demo</c>: the README main job on the embedded default (no download needed).</summary>
+/// <summary>
+/// <c>beit demo</c>: the README main job on the embedded default. Trains a small BEiT from scratch on Fashion-MNIST
+/// (the bundled class-balanced subset; the full set with <c>--full</c> when Debian's dataset-fashion-mnist is
+/// installed), evaluates it, saves <c>model.zip</c>, reloads it in a fresh MLContext and predicts image files.
+/// </summary>
 internal static class DemoCommand
 {
+    private const string FullDataset = "/usr/share/datasets/fashion-mnist";
+
     public static Command Create()
     {
-        var cmd = new Command("demo", "Run the main job on the bundled tiny checkpoint and images.");
-        cmd.SetAction(_ =>
+        var full = new Option<bool>("--full") { Description = $"Use the full Fashion-MNIST in {FullDataset} (apt-get install dataset-fashion-mnist) instead of the bundled subset." };
+        var output = new Option<string>("--out") { Description = "Folder for model.zip, charts and sample images.", DefaultValueFactory = _ => "beit-demo" };
+        var common = new TrainingCliOptions(defaultEpochs: 8, defaultBatch: 128, defaultLr: 2e-3);
+        var cmd = new Command("demo", "The main job: train a small BEiT on Fashion-MNIST (bundled subset), evaluate, save model.zip, reload and predict.") { full, output };
+        common.AddTo(cmd);
+        cmd.SetAction((pr, ct) =>
         {
-            // The real TorchSharp model, loaded from the bundled Hugging Face checkpoint by tensor name.
-            using var model = BeitForImageClassification.FromPretrained(Assets.TinyClassifier);
-            model.eval();
-            var config = model.Config;
-            Console.WriteLine($"Bundled checkpoint: BeitForImageClassification, {config.NumHiddenLayers} layers, hidden {config.HiddenSize}, " +
-                              $"{model.parameters().Sum(p => p.numel())} parameters, labels [{string.Join(", ", config.Id2Label.Values)}]");
-            using (torch.NewDisposeScope())
-            using (torch.no_grad())
+            bool useFull = pr.GetValue(full);
+            if (useFull && !IdxDataset.Exists(FullDataset, "train"))
+                throw new DirectoryNotFoundException($"--full needs {FullDataset}: apt-get install dataset-fashion-mnist");
+            string data = useFull ? FullDataset : Path.Combine(Assets.Root, "fashion-mnist");
+            var train = IdxDataset.Load(data, "train").ToTrainingImages(IdxDataset.FashionMnistClassNames);
+            var test = IdxDataset.Load(data, "t10k").ToTrainingImages(IdxDataset.FashionMnistClassNames);
+            AnsiConsole.MarkupLineInterpolated($"Fashion-MNIST ({(useFull ? "full" : "bundled subset")}): [bold]{train.Count:N0}[/] training, [bold]{test.Count:N0}[/] test images, 28×28, 10 classes");
+
+            var options = new BeitImageClassificationTrainer.Options { LayerDecay = 1.0, ValidationFraction = 0.05, Augment = false };
+            common.Apply(pr, options);
+            string dir = Path.GetFullPath(pr.GetValue(output)!);
+            Directory.CreateDirectory(dir);
+            string zip = Path.Combine(dir, "model.zip");
+            var report = TrainingCliOptions.WithProgress("training", options, () => BeitModelBuilder.Train(train, test, zip, options, ct));
+            var cfg = report.Training.Model.Config;
+            AnsiConsole.MarkupLineInterpolated($"Model: BEiT {cfg.NumHiddenLayers}×{cfg.HiddenSize}, patch {cfg.PatchSize}, {report.Training.Model.parameters().Sum(p => p.numel()):N0} parameters");
+            AnsiConsole.Write(report.ToString());
+            TrainingPlots.Curves(report.Training.History, "validation accuracy", h => h.ValidationAccuracy, Path.Combine(dir, "curves.png"));
+            TrainingPlots.ConfusionMatrix(report.Test, Path.Combine(dir, "confusion.png"));
+
+            // Reload the saved pipeline in a fresh context and predict a few test images from PNG files.
+            string samples = Path.Combine(dir, "samples");
+            Directory.CreateDirectory(samples);
+            var rows = new List<ImageInput>();
+            for (int i = 0; i < 6; i++)
             {
-                // Deterministic inputs (seeded), so every run prints the same numbers.
-                var pixels = torch.randn(2, config.NumChannels, config.ImageSize, config.ImageSize, generator: new torch.Generator(42));
-                var probs = model.forward(pixels).Logits.softmax(1);
-                for (int i = 0; i < probs.shape[0]; i++)
-                {
-                    var (values, indices) = probs[i].topk(3);
-                    var top = Enumerable.Range(0, 3).Select(k => $"{config.LabelName((int)indices[k].item<long>())} {values[k].item<float>():P1}");
-                    Console.WriteLine($"Input {i} (seeded noise {config.ImageSize}x{config.ImageSize}): {string.Join(", ", top)}");
-                }
+                string file = Path.Combine(samples, $"test{i}_{test.ClassNames[test.Labels[i]].Replace('/', '-')}.png");
+                PngWriter.WriteRgb(file, test.Pixels.AsSpan(i * 3 * 28 * 28, 3 * 28 * 28), 28, 28);
+                rows.Add(new ImageInput { ImagePath = file });
             }
-            foreach (var image in Directory.EnumerateFiles(Assets.Images).Order())
-                Console.WriteLine($"Bundled image: {Path.GetFileName(image)} ({new FileInfo(image).Length:N0} bytes)");
-            return 0;
+            var ml = new MLContext();
+            var model = ml.Model.Load(zip, out _);
+            var labels = BeitClassifierTransformer.FromLoaded(model).LabelNames;
+            using var engine = ml.Model.CreatePredictionEngine<ImageInput, Prediction>(model);
+            var table = new Table().AddColumns("image", "predicted", "probability");
+            foreach (var row in rows)
+            {
+                var p = engine.Predict(row);
+                table.AddRow(Path.GetFileName(row.ImagePath), labels[(int)p.PredictedLabel - 1], p.Score.Max().ToString("P1"));
+            }
+            AnsiConsole.MarkupLine("Reloaded model.zip and predicted:");
+            AnsiConsole.Write(table);
+            AnsiConsole.MarkupLineInterpolated($"Wrote {zip}, curves.png and confusion.png in {dir}");
+            return Task.FromResult(0);
         });
         return cmd;
+    }
+
+    private sealed class ImageInput
+    {
+        public string ImagePath { get; set; } = "";
+    }
+
+    private sealed class Prediction
+    {
+        public float[] Score { get; set; } = [];
+        public uint PredictedLabel { get; set; }
     }
 }

@@ -168,7 +168,7 @@ public sealed partial class BeitImageClassificationTrainer
             if (missing.Count > 0)
                 throw new CheckpointMismatchException(o.CheckpointFolder!, missing, [], []);
         }
-        if (!sameHead)
+        if (!sameHead && tensors is not null)
         {
             // The recipe's head init scale keeps a fresh head from disturbing the backbone early on.
             using var noGrad = no_grad();

@@ -23,7 +23,7 @@ public sealed partial class BeitImageClassificationTrainer
         public double MixupAlpha { get; set; }
         /// <summary>CutMix α; 0 disables cutmix.</summary>
         public double CutmixAlpha { get; set; }
-        /// <summary>Multiplier of a newly initialised classifier head (the recipe's 0.001).</summary>
+        /// <summary>Multiplier of a newly initialised classifier head on a pre-trained backbone (the recipe's 0.001).</summary>
         public double HeadInitScale { get; set; } = 0.001;
 
         internal override void Validate()

@@ -165,6 +165,46 @@ public sealed class BeitSemanticSegmentationTrainer
         return model;
     }
 
+    /// <summary>
+    /// The ML.NET pipeline of a trained model as <c>model.zip</c>: <c>ImagePath</c> → <c>LoadBeitImages</c> →
+    /// <c>BeitImageProcessor</c> (resize to the model's size, mean/std 0.5, as in training) → <c>BeitSegmenter</c>
+    /// (a label map at each image's own size). Written atomically.
+    /// </summary>
+    public static void Save(BeitForSemanticSegmentation model, string modelPath)
+    {
+        var ml = new MLContext(seed: 0);
+        var paths = ml.Data.LoadFromEnumerable(Array.Empty<PathRow>());
+        var pipeline = ml.Transforms.LoadBeitImages("Image", "ImagePath")
+            .Append(ml.Transforms.BeitImageProcessor(new Estimators.BeitImageProcessorEstimator.Options
+            {
+                InputColumnName = "Image",
+                OutputColumnName = "PixelValues",
+                Processor = Estimators.BeitImageProcessorEstimator.ForConfig(model.Config),
+            }))
+            .Append(ml.Transforms.BeitSegmenter(new Estimators.BeitSegmenterEstimator.Options
+            {
+                Model = Estimators.BeitModelSource.FromTensors(model.Config, model.ToTensorData(), "trained BEiT segmenter"),
+            }));
+        using var fitted = pipeline.Fit(paths);
+        string full = Path.GetFullPath(modelPath);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        string tmp = full + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
+        try
+        {
+            ml.Model.Save(fitted, paths.Schema, tmp);
+            File.Move(tmp, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(tmp)) File.Delete(tmp);
+        }
+    }
+
+    private sealed class PathRow
+    {
+        public string ImagePath { get; set; } = "";
+    }
+
     /// <summary>Four evenly spaced layers ending at the last, e.g. [3, 6, 9, 12] for 12 layers or [1, 2, 3, 4] for 4.</summary>
     public static int[] DefaultOutIndices(int numLayers) =>
         Enumerable.Range(1, 4).Select(i => Math.Max(1, (int)Math.Round(i * numLayers / 4.0))).ToArray();

@@ -1,0 +1,59 @@
+using System.CommandLine;
+using Microsoft.ML.Beit;
+using Microsoft.ML.Beit.Training.ImageClassification;
+using Spectre.Console;
+
+namespace Beit.Cli.Commands;
+
+/// <summary>
+/// <c>beit train &lt;folder-of-labelled-subfolders&gt; --out model.zip [--checkpoint &lt;hf-folder&gt;] [--epochs N] ...</c>:
+/// Model Builder-style training with a live progress bar, an evaluation report and PNG charts.
+/// </summary>
+internal static class TrainCommand
+{
+    public static Command Create()
+    {
+        var folder = new Argument<string>("folder") { Description = "One subfolder of images per class (the subfolder name is the label), or a folder with MNIST-style IDX files (train-*/t10k-*)." };
+        var output = new Option<string>("--out") { Description = "The model.zip to write (an ML.NET pipeline from image paths to PredictedLabel).", Required = true };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "Fine-tune this Hugging Face (or beit pretrain) checkpoint folder; default: train a new model sized for the data." };
+        var testFraction = new Option<double>("--test-fraction") { Description = "Fraction of each class held out for the test report (IDX folders use their t10k set).", DefaultValueFactory = _ => 0.1 };
+        var validationFraction = new Option<double>("--validation-fraction") { Description = "Fraction of the training images used to pick the best epoch.", DefaultValueFactory = _ => 0.1 };
+        var patience = new Option<int>("--early-stopping") { Description = "Stop after this many epochs without a better validation accuracy (0: off).", DefaultValueFactory = _ => 0 };
+        var augment = new Option<bool>("--no-augment") { Description = "Train without random resized crops and flips." };
+        var smoothing = new Option<double>("--label-smoothing") { Description = "Label smoothing ε.", DefaultValueFactory = _ => 0.1 };
+        var layerDecay = new Option<double?>("--layer-decay") { Description = "Layer-wise learning-rate decay (default 0.65 when fine-tuning, 1 from scratch)." };
+        var common = new TrainingCliOptions(defaultEpochs: 10, defaultBatch: 64, defaultLr: 1e-3);
+        var cmd = new Command("train", "Train an image classifier from a folder of labelled images and save model.zip.")
+            { folder, output, checkpoint, testFraction, validationFraction, patience, augment, smoothing, layerDecay };
+        common.AddTo(cmd);
+        cmd.SetAction((pr, ct) =>
+        {
+            string path = pr.GetValue(folder)!, zip = pr.GetValue(output)!;
+            string? ckpt = pr.GetValue(checkpoint);
+            var options = new BeitImageClassificationTrainer.Options
+            {
+                CheckpointFolder = ckpt,
+                ValidationFraction = pr.GetValue(validationFraction),
+                EarlyStoppingPatience = pr.GetValue(patience),
+                Augment = !pr.GetValue(augment),
+                LabelSmoothing = pr.GetValue(smoothing),
+                LayerDecay = pr.GetValue(layerDecay) ?? (ckpt is null ? 1.0 : 0.65),
+            };
+            common.Apply(pr, options);
+            int? size = options.ImageSize ?? (ckpt is null ? null : BeitConfig.Load(ckpt).ImageSize);
+            var all = TrainingCliOptions.LoadImages(path, unlabeled: false, size, out var idxTest);
+            var (train, test) = idxTest is null ? all.Split(pr.GetValue(testFraction), options.Seed + 1) : (all, idxTest);
+            AnsiConsole.MarkupLineInterpolated($"[bold]{train.Count:N0}[/] training and [bold]{test.Count:N0}[/] test images at {train.Height}×{train.Width}, {train.ClassNames.Count} classes");
+
+            var report = TrainingCliOptions.WithProgress("training", options, () => BeitModelBuilder.Train(train, test, zip, options, ct));
+            AnsiConsole.WriteLine();
+            AnsiConsole.Write(report.ToString());
+            string stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(zip))!, Path.GetFileNameWithoutExtension(zip));
+            TrainingPlots.Curves(report.Training.History, "validation accuracy", h => h.ValidationAccuracy, stem + ".curves.png");
+            TrainingPlots.ConfusionMatrix(report.Test, stem + ".confusion.png");
+            AnsiConsole.MarkupLineInterpolated($"Wrote [bold]{report.ModelPath}[/], {stem}.curves.png and {stem}.confusion.png");
+            return Task.FromResult(0);
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,142 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.ML.Beit.Estimators;
+using Microsoft.ML.Beit.Evaluation;
+using Microsoft.ML.Beit.Training.Data;
+using Microsoft.ML.Data;
+
+namespace Microsoft.ML.Beit.Training.ImageClassification;
+
+/// <summary>What <see cref="BeitModelBuilder"/> trained and measured.</summary>
+/// <param name="ModelPath">The saved <c>model.zip</c>.</param>
+/// <param name="Training">The trainer's result (TorchSharp model and per-epoch history).</param>
+/// <param name="Test">Confusion matrix of the saved model on the held-out test images (scored through ONNX Runtime).</param>
+/// <param name="TrainCount">Images trained on (validation excluded).</param>
+/// <param name="TestCount">Held-out test images.</param>
+/// <param name="TrainingTime">Wall time of training.</param>
+public sealed record BeitModelBuilderReport(string ModelPath, BeitImageClassificationTrainer.Result Training, ConfusionMatrixMetrics Test,
+    int TrainCount, int TestCount, TimeSpan TrainingTime)
+{
+    /// <summary>A short human-readable report: data, time, throughput, test accuracy, macro-F1 and the confusion matrix.</summary>
+    public override string ToString()
+    {
+        var sb = new StringBuilder();
+        var last = Training.History[^1];
+        sb.AppendLine(CultureInfo.InvariantCulture, $"Trained on {TrainCount:N0} images for {Training.History.Count} epochs in {TrainingTime:hh\\:mm\\:ss} ({last.ImagesPerSecond:F0} img/s in the last epoch); kept epoch {Training.BestEpoch}.");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"Test ({TestCount:N0} held-out images, scored from {Path.GetFileName(ModelPath)}): accuracy {Test.Accuracy:P2}, macro-F1 {Test.MacroF1:F4}.");
+        sb.AppendLine("Per class (precision / recall / F1):");
+        for (int c = 0; c < Test.NumClasses; c++)
+            sb.AppendLine(CultureInfo.InvariantCulture, $"  {Test.ClassNames[c],-16} {Test.Precision(c):F3} / {Test.Recall(c):F3} / {Test.F1(c):F3}");
+        sb.AppendLine("Confusion matrix (rows: truth, columns: prediction):");
+        sb.Append(Test.ToText());
+        return sb.ToString();
+    }
+}
+
+/// <summary>
+/// Model Builder-style image classification: split off a stratified test set, train a BEiT (fine-tuned from a
+/// checkpoint or from scratch with a configuration suited to the data), save a <c>model.zip</c> whose pipeline takes
+/// image paths (<c>ImagePath</c> → decode → Pillow-exact preprocessing → ONNX classifier → <c>PredictedLabel</c>),
+/// reload it, and evaluate it on the test images.
+/// </summary>
+public static class BeitModelBuilder
+{
+    /// <summary>Name of the input column of saved models: the path of an image file.</summary>
+    public const string ImagePathColumn = "ImagePath";
+
+    /// <summary>Trains from a folder of class subfolders and writes <paramref name="modelPath"/>.</summary>
+    /// <param name="folder">One subfolder per class.</param>
+    /// <param name="modelPath">The <c>model.zip</c> to write (atomically; nothing is written on failure or cancellation).</param>
+    /// <param name="options">Trainer options; <see cref="BeitTrainerOptions.ImageSize"/> sets the side of a new model.</param>
+    /// <param name="testFraction">Fraction of each class held out for the test report.</param>
+    /// <param name="cancellationToken">Stops training within one batch.</param>
+    public static BeitModelBuilderReport TrainFromFolder(string folder, string modelPath, BeitImageClassificationTrainer.Options options,
+        double testFraction = 0.1, CancellationToken cancellationToken = default)
+    {
+        int size = options.ImageSize ?? (options.CheckpointFolder is string ckpt ? BeitConfig.Load(ckpt).ImageSize : 224);
+        var loaded = BeitImageFolder.Load(folder, size, cancellationToken: cancellationToken);
+        var (train, test) = loaded.Images.Split(testFraction, options.Seed + 1);
+        return Train(train, test, modelPath, options, cancellationToken);
+    }
+
+    /// <summary>Trains on <paramref name="train"/>, saves <paramref name="modelPath"/>, reloads it and evaluates it on <paramref name="test"/>.</summary>
+    public static BeitModelBuilderReport Train(BeitTrainingImages train, BeitTrainingImages test, string modelPath,
+        BeitImageClassificationTrainer.Options options, CancellationToken cancellationToken = default)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var result = new BeitImageClassificationTrainer(options).Train(train, null, cancellationToken);
+        var elapsed = clock.Elapsed;
+        cancellationToken.ThrowIfCancellationRequested();
+        Save(result.Model, modelPath);
+
+        var ml = new MLContext(seed: 0);
+        var loaded = ml.Model.Load(modelPath, out _);
+        var classifier = BeitClassifierTransformer.FromLoaded(loaded);
+        var cm = Evaluate(ml, loaded, test, classifier.LabelNames);
+        return new BeitModelBuilderReport(Path.GetFullPath(modelPath), result, cm, train.Count, test.Count, elapsed);
+    }
+
+    /// <summary>
+    /// Saves a trained model as <c>model.zip</c>: <c>ImagePath</c> → <c>LoadBeitImages</c> → <c>BeitImageProcessor</c>
+    /// (resize to the model's size, bicubic, mean/std 0.5, as the trainer saw the images) → <c>BeitClassifier</c>.
+    /// </summary>
+    public static void Save(BeitForImageClassification model, string modelPath)
+    {
+        var ml = new MLContext(seed: 0);
+        var paths = ml.Data.LoadFromEnumerable(Array.Empty<PathRow>());
+        var preprocessing = ml.Transforms.LoadBeitImages("Image", ImagePathColumn)
+            .Append(ml.Transforms.BeitImageProcessor(new BeitImageProcessorEstimator.Options
+            {
+                InputColumnName = "Image",
+                OutputColumnName = "PixelValues",
+                Processor = BeitImageProcessorEstimator.ForConfig(model.Config),
+            }))
+            .Fit(paths);
+        using var classifier = BeitImageClassificationTrainer.ToTransformer(model);
+        var chain = new TransformerChain<ITransformer>(preprocessing, classifier);
+        string full = Path.GetFullPath(modelPath);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        string tmp = full + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
+        try
+        {
+            ml.Model.Save(chain, paths.Schema, tmp);
+            File.Move(tmp, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(tmp)) File.Delete(tmp);
+        }
+    }
+
+    // Scores the test images through the loaded pipeline from PNG bytes of the in-memory images.
+    private static ConfusionMatrixMetrics Evaluate(MLContext ml, ITransformer loaded, BeitTrainingImages test, IReadOnlyList<string> labelNames)
+    {
+        var cm = new ConfusionMatrixMetrics(test.ClassNames);
+        string dir = Path.Combine(Path.GetTempPath(), "beit-eval-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var rows = new PathRow[test.Count];
+            for (int i = 0; i < test.Count; i++)
+            {
+                rows[i] = new PathRow { ImagePath = Path.Combine(dir, i.ToString(CultureInfo.InvariantCulture) + ".png") };
+                PngWriter.WriteRgb(rows[i].ImagePath, test.Pixels.AsSpan(i * 3 * test.Height * test.Width, 3 * test.Height * test.Width), test.Width, test.Height);
+            }
+            var scored = loaded.Transform(ml.Data.LoadFromEnumerable(rows));
+            var predicted = scored.GetColumn<uint>("PredictedLabel").ToArray();
+            var index = test.ClassNames.Select((n, i) => (n, i)).ToDictionary(t => t.n, t => t.i);
+            for (int i = 0; i < test.Count; i++)
+                cm.Add(test.Labels[i], index[labelNames[(int)predicted[i] - 1]]);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+        return cm;
+    }
+
+    private sealed class PathRow
+    {
+        public string ImagePath { get; set; } = "";
+    }
+}
