@@ -4,6 +4,4 @@ namespace Beit.Cli;
 internal static class Assets
 {
     public static string Root => Path.Combine(AppContext.BaseDirectory, "assets");
-    public static string TinyClassifier => Path.Combine(Root, "tiny-cls");
-    public static string Images => Path.Combine(Root, "images");
 }

@@ -1,3 +1,5 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
 using Microsoft.ML.Beit;
 using Microsoft.ML.Beit.Training;
 using Microsoft.ML.Beit.Training.SemanticSegmentation;
@@ -80,7 +82,7 @@ public class BeitSemanticSegmentationTrainerTests
             using var noGrad = TorchSharp.torch.no_grad();
             var (x, _) = scenes.Batch(Enumerable.Range(0, scenes.Count).ToArray());
             var logits = TorchSharp.torch.nn.functional.interpolate(result.Model.forward(x).Logits, [32, 32],
-                mode: TorchSharp.InterpolationMode.Bilinear, align_corners: false);
+                mode: TorchSharp.torch.InterpolationMode.Bilinear, align_corners: false);
             var torchMaps = logits.argmax(1).to(TorchSharp.torch.int32).data<int>().ToArray();
             int same = 0;
             for (int i = 0; i < scenes.Count; i++)

@@ -33,7 +33,7 @@ internal static class DemoCommand
             var test = IdxDataset.Load(data, "t10k").ToTrainingImages(IdxDataset.FashionMnistClassNames);
             AnsiConsole.MarkupLineInterpolated($"Fashion-MNIST ({(useFull ? "full" : "bundled subset")}): [bold]{train.Count:N0}[/] training, [bold]{test.Count:N0}[/] test images, 28×28, 10 classes");
 
-            var options = new BeitImageClassificationTrainer.Options { LayerDecay = 1.0, ValidationFraction = 0.05, Augment = false };
+            var options = new BeitImageClassificationTrainer.Options { LayerDecay = 1.0, ValidationFraction = 0.05, Augment = false, DropPathRate = 0.05, WarmupEpochs = 0.2 };
             common.Apply(pr, options);
             string dir = Path.GetFullPath(pr.GetValue(output)!);
             Directory.CreateDirectory(dir);

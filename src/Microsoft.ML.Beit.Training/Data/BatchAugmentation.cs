@@ -72,6 +72,24 @@ public static class BatchAugmentation
         return (resultImages, resultLabels);
     }
 
+    /// <summary>The images resized to <paramref name="size"/>×<paramref name="size"/> (bicubic with antialias), or the same tensor when they already are.</summary>
+    public static Tensor ResizeTo(Tensor images, int size) =>
+        images.shape[2] == size && images.shape[3] == size ? images
+            : nn.functional.interpolate(images, [size, size], mode: InterpolationMode.Bicubic, align_corners: false, antialias: true);
+
+    /// <summary>
+    /// The training view of a batch: a random resized crop and flip when <see cref="BeitTrainerOptions.Augment"/> is
+    /// on, else a plain resize to the model's side (label maps follow, resized nearest).
+    /// </summary>
+    public static (Tensor Images, Tensor? Labels) TrainingView(Tensor images, Tensor? labels, int size, BeitTrainerOptions options, Random rng)
+    {
+        if (options.Augment)
+            return RandomResizedCropAndFlip(images, labels, size, size, new CropSettings(options.RandomCropMinScale), options.HorizontalFlip ? 0.5 : 0, rng);
+        if (labels is not null && (labels.shape[1] != size || labels.shape[2] != size))
+            labels = nn.functional.interpolate(labels.unsqueeze(1).to(float32), [size, size], mode: InterpolationMode.Nearest).squeeze(1).to(labels.dtype);
+        return (ResizeTo(images, size), labels);
+    }
+
     /// <summary>Soft targets <c>[B, K]</c> from class ids, with label smoothing ε spread evenly over all classes.</summary>
     public static Tensor SoftTargets(Tensor labels, int numClasses, double smoothing)
     {

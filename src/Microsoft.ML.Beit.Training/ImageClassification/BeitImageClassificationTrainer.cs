@@ -68,11 +68,7 @@ public sealed partial class BeitImageClassificationTrainer
         torch.random.manual_seed(seed);
         var rng = new Random(seed);
         var (x, y) = data.Batch(indices, device);
-        int size = model.Config.ImageSize;
-        if (o.Augment)
-            x = BatchAugmentation.RandomResizedCropAndFlip(x, null, size, size, new BatchAugmentation.CropSettings(o.RandomCropMinScale), o.HorizontalFlip ? 0.5 : 0, rng).Images;
-        else if (x.shape[2] != size || x.shape[3] != size)
-            x = nn.functional.interpolate(x, [size, size], mode: InterpolationMode.Bicubic, align_corners: false, antialias: true);
+        x = BatchAugmentation.TrainingView(x, null, model.Config.ImageSize, o, rng).Images;
 
         Tensor loss;
         bool soft = o.LabelSmoothing > 0 || o.MixupAlpha > 0 || o.CutmixAlpha > 0;
@@ -119,9 +115,7 @@ public sealed partial class BeitImageClassificationTrainer
                 using var scope = NewDisposeScope();
                 int n = Math.Min(batchSize, data.Count - from);
                 var (x, y) = data.Batch(all.AsSpan(from, n), device);
-                if (x.shape[2] != size || x.shape[3] != size)
-                    x = nn.functional.interpolate(x, [size, size], mode: InterpolationMode.Bicubic, align_corners: false, antialias: true);
-                var logits = model.forward(x).Logits;
+                var logits = model.forward(BatchAugmentation.ResizeTo(x, size)).Logits;
                 lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
                 var pred = logits.argmax(1).cpu().data<long>().ToArray();
                 var truth = y.cpu().data<long>().ToArray();
@@ -141,10 +135,7 @@ public sealed partial class BeitImageClassificationTrainer
         Dictionary<string, TensorData>? tensors = null;
         if (o.CheckpointFolder is string folder)
         {
-            config = BeitConfig.Load(folder);
-            tensors = BeitCheckpoint.ReadTensors(folder);
-            if (config.UseSharedRelativePositionBias)
-                (config, tensors) = ExpandSharedRelativePositionBias(config, tensors);
+            (config, tensors) = LoadForFineTuning(folder);
         }
         else
         {
@@ -179,6 +170,16 @@ public sealed partial class BeitImageClassificationTrainer
     }
 
     /// <summary>
+    /// A checkpoint folder ready for fine-tuning: its configuration and tensors, with a shared relative position bias
+    /// (pre-training checkpoints) turned into per-layer tables.
+    /// </summary>
+    public static (BeitConfig Config, Dictionary<string, TensorData> Tensors) LoadForFineTuning(string folder)
+    {
+        var (config, tensors) = BeitCheckpoint.Load(folder);
+        return config.UseSharedRelativePositionBias ? ExpandSharedRelativePositionBias(config, tensors) : (config, tensors);
+    }
+
+    /// <summary>
     /// Turns a checkpoint with one shared relative position bias into per-layer tables, each a copy of the shared
     /// one, as the original BEiT code does before fine-tuning.
     /// </summary>
@@ -206,14 +207,16 @@ public sealed partial class BeitImageClassificationTrainer
     {
         int size = o.ImageSize ?? Math.Min(train.Height, train.Width);
         int patch = size <= 32 ? 4 : size <= 64 ? 8 : 16;
+        // Measured on a 2-core CPU: 6 layers of width 128 (two 64-wide heads) train at about 450 img/s at 28×28 with
+        // bf16 autocast; wider or deeper models do not fit a few-minute budget.
         return new BeitConfig
         {
             ImageSize = size,
             PatchSize = patch,
-            HiddenSize = 192,
+            HiddenSize = 128,
             NumHiddenLayers = 6,
-            NumAttentionHeads = 3,
-            IntermediateSize = 384,
+            NumAttentionHeads = 2,
+            IntermediateSize = 256,
             UseRelativePositionBias = true,
             UseMeanPooling = true,
             LayerScaleInitValue = 0.1,

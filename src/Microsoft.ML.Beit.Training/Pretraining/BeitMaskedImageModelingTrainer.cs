@@ -106,11 +106,7 @@ public sealed class BeitMaskedImageModelingTrainer
             torch.random.manual_seed(seed);
             var rng = new Random(seed);
             var (x, _) = train.Batch(indices, device);
-            int size = model.Config.ImageSize;
-            if (o.Augment)
-                x = BatchAugmentation.RandomResizedCropAndFlip(x, null, size, size, new BatchAugmentation.CropSettings(o.RandomCropMinScale), o.HorizontalFlip ? 0.5 : 0, rng).Images;
-            else if (x.shape[2] != size || x.shape[3] != size)
-                x = nn.functional.interpolate(x, [size, size], mode: InterpolationMode.Bicubic, align_corners: false, antialias: true);
+            x = BatchAugmentation.TrainingView(x, null, model.Config.ImageSize, o, rng).Images;
             var (mask, labels) = MasksAndTargets(tokenizer, x, patch, maskOptions with { Seed = seed });
             var loss = model.forward(x, mask, labels).Loss!;
             optimizer.ZeroGrad();
@@ -166,8 +162,7 @@ public sealed class BeitMaskedImageModelingTrainer
                 using var scope = NewDisposeScope();
                 int count = Math.Min(batchSize, data.Count - from);
                 var (x, _) = data.Batch(all.AsSpan(from, count), device);
-                if (x.shape[2] != size || x.shape[3] != size)
-                    x = nn.functional.interpolate(x, [size, size], mode: InterpolationMode.Bicubic, align_corners: false, antialias: true);
+                x = BatchAugmentation.ResizeTo(x, size);
                 var (mask, labels) = MasksAndTargets(tokenizer, x, patch, maskOptions with { Seed = seed + from });
                 var output = model.forward(x, mask, labels);
                 long m = labels.shape[0];
@@ -191,12 +186,9 @@ public sealed class BeitMaskedImageModelingTrainer
             {
                 var (x, y) = train.Batch(all.AsSpan(from, Math.Min(256, all.Length - from)));
                 y.Dispose();
-                if (x.shape[2] != size || x.shape[3] != size)
-                {
-                    using var old = x;
-                    x = nn.functional.interpolate(old, [size, size], mode: InterpolationMode.Bicubic, align_corners: false, antialias: true);
-                }
-                yield return x;
+                var resized = BatchAugmentation.ResizeTo(x, size);
+                if (!ReferenceEquals(resized, x)) x.Dispose();
+                yield return resized;
             }
         }
         var kmeans = o.KMeans;

@@ -72,18 +72,8 @@ public sealed class BeitSemanticSegmentationTrainer
         torch.random.manual_seed(seed);
         var rng = new Random(seed);
         var (x, y) = data.Batch(indices, device);
-        int size = model.Config.ImageSize;
-        if (o.Augment)
-        {
-            var (ax, ay) = BatchAugmentation.RandomResizedCropAndFlip(x, y, size, size,
-                new BatchAugmentation.CropSettings(o.RandomCropMinScale), o.HorizontalFlip ? 0.5 : 0, rng);
-            (x, y) = (ax, ay!);
-        }
-        else if (x.shape[2] != size || x.shape[3] != size)
-        {
-            x = nn.functional.interpolate(x, [size, size], mode: InterpolationMode.Bicubic, align_corners: false, antialias: true);
-            y = nn.functional.interpolate(y.unsqueeze(1).to(float32), [size, size], mode: InterpolationMode.Nearest).squeeze(1).to(int64);
-        }
+        var (vx, vy) = BatchAugmentation.TrainingView(x, y, model.Config.ImageSize, o, rng);
+        (x, y) = (vx, vy!);
         var loss = model.forward(x, y).Loss!;
         optimizer.ZeroGrad();
         loss.backward();
@@ -111,9 +101,7 @@ public sealed class BeitSemanticSegmentationTrainer
                 using var scope = NewDisposeScope();
                 int n = Math.Min(batchSize, data.Count - from);
                 var (x, y) = data.Batch(all.AsSpan(from, n), device);
-                if (x.shape[2] != size || x.shape[3] != size)
-                    x = nn.functional.interpolate(x, [size, size], mode: InterpolationMode.Bicubic, align_corners: false, antialias: true);
-                var output = model.forward(x);
+                var output = model.forward(BatchAugmentation.ResizeTo(x, size));
                 var logits = nn.functional.interpolate(output.Logits, [data.Height, data.Width], mode: InterpolationMode.Bilinear, align_corners: false);
                 lossSum += nn.functional.cross_entropy(logits, y, ignore_index: data.IgnoreIndex).item<float>() * n;
                 var pred = logits.argmax(1).to(int32).cpu().data<int>().ToArray();
@@ -134,10 +122,7 @@ public sealed class BeitSemanticSegmentationTrainer
         Dictionary<string, TensorData>? tensors = null;
         if (o.CheckpointFolder is string folder)
         {
-            config = BeitConfig.Load(folder);
-            tensors = BeitCheckpoint.ReadTensors(folder);
-            if (config.UseSharedRelativePositionBias)
-                (config, tensors) = BeitImageClassificationTrainer.ExpandSharedRelativePositionBias(config, tensors);
+            (config, tensors) = BeitImageClassificationTrainer.LoadForFineTuning(folder);
             if (config.OutIndices is not { Length: 4 })
                 config.OutIndices = DefaultOutIndices(config.NumHiddenLayers);
         }

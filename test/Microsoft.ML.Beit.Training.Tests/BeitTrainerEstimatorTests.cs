@@ -1,0 +1,123 @@
+using Microsoft.ML;
+using Microsoft.ML.Beit.Estimators;
+using Microsoft.ML.Beit.Training.ImageClassification;
+using Microsoft.ML.Data;
+using static TorchSharp.torch;
+
+namespace Beit.Tests;
+
+public class BeitTrainerEstimatorTests
+{
+    private sealed class Row
+    {
+        [VectorType(3 * 16 * 16)] public float[] PixelValues { get; set; } = [];
+        public string Label { get; set; } = "";
+    }
+
+    private static List<Row> Rows(BeitTrainingImages images)
+    {
+        var (x, _) = images.Batch(Enumerable.Range(0, images.Count).ToArray());
+        using (x)
+        {
+            var all = x.data<float>().ToArray();
+            return Enumerable.Range(0, images.Count).Select(i => new Row
+            {
+                PixelValues = all.AsSpan(i * 768, 768).ToArray(),
+                Label = images.ClassNames[images.Labels[i]],
+            }).ToList();
+        }
+    }
+
+    [Fact]
+    public void FitsInAnMLNetPipelineEvaluatesAndRoundTripsThroughZip()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = ml.Data.LoadFromEnumerable(Rows(BeitImageClassificationTrainerTests.PatternImages(256, 21)));
+        var test = ml.Data.LoadFromEnumerable(Rows(BeitImageClassificationTrainerTests.PatternImages(64, 22)));
+        var trainer = ml.MulticlassClassification.Trainers.Beit(new BeitImageClassificationTrainer.Options
+        {
+            Config = BeitImageClassificationTrainerTests.TinyConfig(), Epochs = 6, BatchSize = 16, LearningRate = 2e-3,
+            LayerDecay = 1, Augment = false, ValidationFraction = 0, Seed = 3,
+        });
+        var pipeline = ml.Transforms.Conversion.MapValueToKey("Label").Append(trainer);
+        var model = pipeline.Fit(train);
+        Assert.NotNull(trainer.LastResult);
+        var scored = model.Transform(test);
+        var metrics = ml.MulticlassClassification.Evaluate(scored);
+        Assert.True(metrics.MacroAccuracy > 0.5, $"macro accuracy {metrics.MacroAccuracy:P1}");
+
+        var dir = Fixtures.TempDir();
+        try
+        {
+            string zip = Path.Combine(dir, "model.zip");
+            ml.Model.Save(model, train.Schema, zip);
+            var loaded = new MLContext().Model.Load(zip, out _);
+            var before = scored.GetColumn<float[]>("Score").ToArray();
+            var after = loaded.Transform(test).GetColumn<float[]>("Score").ToArray();
+            for (int i = 0; i < before.Length; i++) Assert.Equal(before[i], after[i]);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void ExportedOnnxOfATrainedModelMatchesTorchSharpLogits()
+    {
+        var images = BeitImageClassificationTrainerTests.PatternImages(64, 31);
+        var result = new BeitImageClassificationTrainer(new()
+        {
+            Config = BeitImageClassificationTrainerTests.TinyConfig(), Epochs = 1, BatchSize = 16, ValidationFraction = 0, Augment = false, Seed = 4,
+        }).Train(images);
+        var ml = new MLContext();
+        using var transformer = BeitImageClassificationTrainer.ToTransformer(result.Model, logitsColumnName: "Logits");
+        var data = ml.Data.LoadFromEnumerable(Rows(images));
+        var onnx = transformer.Transform(data).GetColumn<float[]>("Logits").ToArray();
+
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var (x, _) = images.Batch(Enumerable.Range(0, images.Count).ToArray());
+        var torchLogits = result.Model.forward(x).Logits.data<float>().ToArray();
+        int k = result.Model.Config.NumLabels;
+        double max = 0;
+        for (int i = 0; i < images.Count; i++)
+            for (int c = 0; c < k; c++) max = Math.Max(max, Math.Abs(onnx[i][c] - torchLogits[i * k + c]));
+        Assert.True(max <= 1e-4, $"ONNX vs TorchSharp logits differ by {max:E2}");
+    }
+
+    [Fact]
+    public void CancelledModelBuilderRunWritesNoZipAndNoTempFiles()
+    {
+        var dir = Fixtures.TempDir();
+        try
+        {
+            using var cts = new CancellationTokenSource();
+            var options = new BeitImageClassificationTrainer.Options
+            {
+                Config = BeitImageClassificationTrainerTests.TinyConfig(), Epochs = 3, BatchSize = 8, ValidationFraction = 0,
+                Progress = new CancelAfter(cts, batches: 3),
+            };
+            var images = BeitImageClassificationTrainerTests.PatternImages(64, 41);
+            Assert.ThrowsAny<OperationCanceledException>(() =>
+                BeitModelBuilder.Train(images, images, Path.Combine(dir, "model.zip"), options, cts.Token));
+            Assert.Empty(Directory.EnumerateFileSystemEntries(dir));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    private sealed class CancelAfter(CancellationTokenSource cts, int batches) : IProgress<Microsoft.ML.Beit.Training.BeitTrainingProgress>
+    {
+        private int _seen;
+        public void Report(Microsoft.ML.Beit.Training.BeitTrainingProgress value)
+        {
+            if (++_seen == batches) cts.Cancel();
+        }
+    }
+
+    [Fact]
+    public void NonKeyLabelsAreRejectedWithAClearMessage()
+    {
+        var ml = new MLContext();
+        var data = ml.Data.LoadFromEnumerable(Rows(BeitImageClassificationTrainerTests.PatternImages(8, 1)));
+        var e = Assert.Throws<ArgumentException>(() => ml.MulticlassClassification.Trainers.Beit().Fit(data));
+        Assert.Contains("MapValueToKey", e.Message);
+    }
+}
