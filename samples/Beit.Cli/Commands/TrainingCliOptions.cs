@@ -19,10 +19,11 @@ internal sealed class TrainingCliOptions(int defaultEpochs, int defaultBatch, do
     public Option<double?> MaxMinutes { get; } = new("--max-minutes") { Description = "Stop after the epoch that crosses this training time." };
     public Option<string?> CheckpointDir { get; } = new("--checkpoint-dir") { Description = "Write a checkpoint after every epoch here, and resume from it." };
     public Option<string> Device { get; } = new("--device") { Description = "cpu or cuda.", DefaultValueFactory = _ => "cpu" };
+    public Option<string?> ModelConfig { get; } = new("--model-config") { Description = "A config.json for a new model (default: one sized for the data)." };
 
     public void AddTo(Command cmd)
     {
-        foreach (var o in new Option[] { Epochs, BatchSize, LearningRate, ImageSize, Seed, Bf16, Threads, MaxMinutes, CheckpointDir, Device }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { Epochs, BatchSize, LearningRate, ImageSize, Seed, Bf16, Threads, MaxMinutes, CheckpointDir, Device, ModelConfig }) cmd.Options.Add(o);
     }
 
     public void Apply(ParseResult pr, BeitTrainerOptions o)
@@ -37,6 +38,7 @@ internal sealed class TrainingCliOptions(int defaultEpochs, int defaultBatch, do
         o.MaxTrainingTime = pr.GetValue(MaxMinutes) is double m ? TimeSpan.FromMinutes(m) : null;
         o.CheckpointDirectory = pr.GetValue(CheckpointDir);
         o.Device = pr.GetValue(Device)!;
+        if (pr.GetValue(ModelConfig) is string config) o.Config = Microsoft.ML.Beit.BeitConfig.Load(config);
     }
 
     /// <summary>Images from a folder of class subfolders (or any images when unlabeled), or from MNIST-style IDX files.</summary>
