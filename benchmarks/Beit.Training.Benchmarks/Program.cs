@@ -15,7 +15,7 @@ Console.WriteLine("| model | batch | fp32 img/s | bf16 autocast img/s | bf16 / f
 Console.WriteLine("|---|---|---|---|---|");
 
 // The from-scratch default for 28×28 images (Fashion-MNIST): the config the trainer picks.
-Measure("small (28×28, patch 4, 6×128: the from-scratch default)", new BeitConfig
+Measure("small (28×28, patch 4, 6×128)", new BeitConfig
 {
     ImageSize = 28, PatchSize = 4, HiddenSize = 128, NumHiddenLayers = 6, NumAttentionHeads = 2, IntermediateSize = 256,
     UseRelativePositionBias = true, NumLabels = 10, DropPathRate = 0.1,

@@ -207,14 +207,14 @@ public sealed partial class BeitImageClassificationTrainer
     {
         int size = o.ImageSize ?? Math.Min(train.Height, train.Width);
         int patch = size <= 32 ? 4 : size <= 64 ? 8 : 16;
-        // Measured on a 2-core CPU: 6 layers of width 128 (two 64-wide heads) train at about 450 img/s at 28×28 with
-        // bf16 autocast; wider or deeper models do not fit a few-minute budget.
+        // Measured on a 2-core CPU with bf16 autocast at 28×28: 4 layers of width 128 (two 64-wide heads) train at
+        // about 700 img/s and reached a better 15-minute Fashion-MNIST accuracy than 6 layers (more epochs beat depth).
         return new BeitConfig
         {
             ImageSize = size,
             PatchSize = patch,
             HiddenSize = 128,
-            NumHiddenLayers = 6,
+            NumHiddenLayers = size <= 32 ? 4 : 6,
             NumAttentionHeads = 2,
             IntermediateSize = 256,
             UseRelativePositionBias = true,
