@@ -138,6 +138,29 @@ internal static class TrainingLoop
         return (history, keepBest && bestEpoch > 0 ? bestEpoch : history[^1].Epoch);
     }
 
+    /// <summary>
+    /// Runs <paramref name="batch"/> over consecutive index ranges of <paramref name="count"/> examples in eval mode
+    /// without gradients, one dispose scope per batch, and restores the model's mode afterwards.
+    /// </summary>
+    internal static void ForEachEvalBatch(BeitPreTrainedModel model, int count, int batchSize, Action<int, int[]> batch)
+    {
+        bool wasTraining = model.training;
+        model.eval();
+        try
+        {
+            using var noGrad = no_grad();
+            for (int from = 0; from < count; from += batchSize)
+            {
+                using var scope = NewDisposeScope();
+                batch(from, Enumerable.Range(from, Math.Min(batchSize, count - from)).ToArray());
+            }
+        }
+        finally
+        {
+            if (wasTraining) model.train();
+        }
+    }
+
     // A fixed mix (HashCode is randomised per process, which would break resuming in a new process).
     internal static int Mix(int seed, int epoch, int batch)
     {

@@ -102,27 +102,18 @@ public sealed partial class BeitImageClassificationTrainer
     /// <summary>The confusion matrix of <paramref name="model"/> on <paramref name="data"/>, with the mean cross-entropy.</summary>
     public static ConfusionMatrixMetrics Predict(BeitForImageClassification model, BeitTrainingImages data, int batchSize, Device? device, out double meanLoss)
     {
-        bool wasTraining = model.training;
-        model.eval();
         var cm = new ConfusionMatrixMetrics(data.ClassNames);
         double lossSum = 0;
         int size = model.Config.ImageSize;
-        var all = Enumerable.Range(0, data.Count).ToArray();
-        using (no_grad())
+        TrainingLoop.ForEachEvalBatch(model, data.Count, batchSize, (_, indices) =>
         {
-            for (int from = 0; from < data.Count; from += batchSize)
-            {
-                using var scope = NewDisposeScope();
-                int n = Math.Min(batchSize, data.Count - from);
-                var (x, y) = data.Batch(all.AsSpan(from, n), device);
-                var logits = model.forward(BatchAugmentation.ResizeTo(x, size)).Logits;
-                lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
-                var pred = logits.argmax(1).cpu().data<long>().ToArray();
-                var truth = y.cpu().data<long>().ToArray();
-                for (int i = 0; i < n; i++) cm.Add((int)truth[i], (int)pred[i]);
-            }
-        }
-        if (wasTraining) model.train();
+            var (x, y) = data.Batch(indices, device);
+            var logits = model.forward(BatchAugmentation.ResizeTo(x, size)).Logits;
+            lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
+            var pred = logits.argmax(1).cpu().data<long>().ToArray();
+            var truth = y.cpu().data<long>().ToArray();
+            for (int i = 0; i < indices.Length; i++) cm.Add((int)truth[i], (int)pred[i]);
+        });
         meanLoss = lossSum / Math.Max(1, data.Count);
         return cm;
     }

@@ -149,29 +149,20 @@ public sealed class BeitMaskedImageModelingTrainer
     public static (double Loss, double Accuracy) Evaluate(BeitForMaskedImageModeling model, IBeitVisualTokenizer tokenizer, BeitTrainingImages data,
         BlockwiseMaskingGenerator.Options maskOptions, int batchSize, int seed, Device? device = null)
     {
-        bool wasTraining = model.training;
-        model.eval();
         int patch = model.Config.PatchSize, size = model.Config.ImageSize;
         double lossSum = 0;
         long correct = 0, total = 0;
-        var all = Enumerable.Range(0, data.Count).ToArray();
-        using (no_grad())
+        TrainingLoop.ForEachEvalBatch(model, data.Count, batchSize, (from, indices) =>
         {
-            for (int from = 0; from < data.Count; from += batchSize)
-            {
-                using var scope = NewDisposeScope();
-                int count = Math.Min(batchSize, data.Count - from);
-                var (x, _) = data.Batch(all.AsSpan(from, count), device);
-                x = BatchAugmentation.ResizeTo(x, size);
-                var (mask, labels) = MasksAndTargets(tokenizer, x, patch, maskOptions with { Seed = seed + from });
-                var output = model.forward(x, mask, labels);
-                long m = labels.shape[0];
-                lossSum += output.Loss!.item<float>() * m;
-                correct += output.Logits.index(mask).argmax(1).eq(labels).sum().item<long>();
-                total += m;
-            }
-        }
-        if (wasTraining) model.train();
+            var (x, _) = data.Batch(indices, device);
+            x = BatchAugmentation.ResizeTo(x, size);
+            var (mask, labels) = MasksAndTargets(tokenizer, x, patch, maskOptions with { Seed = seed + from });
+            var output = model.forward(x, mask, labels);
+            long m = labels.shape[0];
+            lossSum += output.Loss!.item<float>() * m;
+            correct += output.Logits.index(mask).argmax(1).eq(labels).sum().item<long>();
+            total += m;
+        });
         return (lossSum / Math.Max(1, total), (double)correct / Math.Max(1, total));
     }
 

@@ -88,28 +88,19 @@ public sealed class BeitSemanticSegmentationTrainer
     /// </summary>
     public static ConfusionMatrixMetrics Evaluate(BeitForSemanticSegmentation model, BeitSegmentationImages data, int batchSize, Device? device, out double meanLoss)
     {
-        bool wasTraining = model.training;
-        model.eval();
         var cm = new ConfusionMatrixMetrics(data.ClassNames);
         double lossSum = 0;
         int size = model.Config.ImageSize;
-        var all = Enumerable.Range(0, data.Count).ToArray();
-        using (no_grad())
+        TrainingLoop.ForEachEvalBatch(model, data.Count, batchSize, (_, indices) =>
         {
-            for (int from = 0; from < data.Count; from += batchSize)
-            {
-                using var scope = NewDisposeScope();
-                int n = Math.Min(batchSize, data.Count - from);
-                var (x, y) = data.Batch(all.AsSpan(from, n), device);
-                var output = model.forward(BatchAugmentation.ResizeTo(x, size));
-                var logits = nn.functional.interpolate(output.Logits, [data.Height, data.Width], mode: InterpolationMode.Bilinear, align_corners: false);
-                lossSum += nn.functional.cross_entropy(logits, y, ignore_index: data.IgnoreIndex).item<float>() * n;
-                var pred = logits.argmax(1).to(int32).cpu().data<int>().ToArray();
-                var truth = y.to(int32).cpu().data<int>().ToArray();
-                cm.AddMaps(truth, pred, data.IgnoreIndex);
-            }
-        }
-        if (wasTraining) model.train();
+            var (x, y) = data.Batch(indices, device);
+            var output = model.forward(BatchAugmentation.ResizeTo(x, size));
+            var logits = nn.functional.interpolate(output.Logits, [data.Height, data.Width], mode: InterpolationMode.Bilinear, align_corners: false);
+            lossSum += nn.functional.cross_entropy(logits, y, ignore_index: data.IgnoreIndex).item<float>() * indices.Length;
+            var pred = logits.argmax(1).to(int32).cpu().data<int>().ToArray();
+            var truth = y.to(int32).cpu().data<int>().ToArray();
+            cm.AddMaps(truth, pred, data.IgnoreIndex);
+        });
         meanLoss = lossSum / Math.Max(1, data.Count);
         return cm;
     }
