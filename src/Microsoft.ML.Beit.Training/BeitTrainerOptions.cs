@@ -50,7 +50,12 @@ public abstract class BeitTrainerOptions
     public double ValidationFraction { get; set; } = 0.1;
     /// <summary>Stop after this many epochs without a better validation accuracy, and keep the best epoch's weights; 0 disables.</summary>
     public int EarlyStoppingPatience { get; set; }
-    /// <summary>Stop after the epoch that crosses this much training time; null disables.</summary>
+    /// <summary>
+    /// A training-time budget (validation included; null disables). Training stops within one batch of it, and the
+    /// warm-up + cosine schedule advances by steps or by elapsed time, whichever is further, so the learning rate has
+    /// annealed by the deadline; <see cref="Epochs"/> is then an upper bound. Runs that hit the budget depend on the
+    /// machine's speed, so leave it unset where results must be reproducible.
+    /// </summary>
     public TimeSpan? MaxTrainingTime { get; set; }
     /// <summary>Folder for checkpoints (<c>last/</c> after every epoch, <c>best/</c>); a run finds <c>last/</c> there and resumes from it.</summary>
     public string? CheckpointDirectory { get; set; }

@@ -35,7 +35,8 @@ internal readonly record struct ValidationResult(double Loss, double Accuracy, d
 /// <summary>
 /// The epoch/batch loop shared by the trainers: warm-up + cosine schedule, layer-wise AdamW, per-batch seeds derived
 /// from (seed, epoch, batch) so a resumed run draws exactly what an uninterrupted one draws, checkpoints written
-/// atomically after every epoch, early stopping on a validation score, time budget, progress and cancellation.
+/// atomically after every epoch, early stopping on a validation score, a time budget that also paces the schedule,
+/// progress and cancellation.
 /// </summary>
 internal static class TrainingLoop
 {
@@ -75,6 +76,7 @@ internal static class TrainingLoop
 
         var clock = Stopwatch.StartNew();
         var previous = history.Count > 0 ? history[^1].Elapsed : TimeSpan.Zero;
+        bool outOfTime = false;
         for (int epoch = startEpoch; epoch < o.Epochs; epoch++)
         {
             var epochClock = Stopwatch.StartNew();
@@ -88,7 +90,17 @@ internal static class TrainingLoop
                 cancellationToken.ThrowIfCancellationRequested();
                 int from = b * o.BatchSize, count = Math.Min(trainCount, from + o.BatchSize) - from;
                 long globalStep = (long)epoch * batchesPerEpoch + b;
-                double lr = schedule.At(globalStep);
+                // With a time budget the schedule advances by steps or by time, whichever is further, so the learning
+                // rate has annealed when the budget runs out instead of being cut off high.
+                double position = o.MaxTrainingTime is TimeSpan budget
+                    ? Math.Max(globalStep, (previous + clock.Elapsed) / budget * totalSteps)
+                    : globalStep;
+                if (position >= totalSteps)
+                {
+                    outOfTime = true;
+                    break;
+                }
+                double lr = schedule.At((long)position);
                 double loss;
                 using (o.Bf16Autocast ? BeitAutocast.Enable(ScalarType.BFloat16) : null)
                 {
@@ -103,9 +115,12 @@ internal static class TrainingLoop
                     double ips = seen / Math.Max(1e-9, epochClock.Elapsed.TotalSeconds);
                     long stepsLeft = totalSteps - globalStep - 1;
                     var remaining = TimeSpan.FromSeconds(stepsLeft * epochClock.Elapsed.TotalSeconds / (b + 1));
+                    if (o.MaxTrainingTime is TimeSpan limit && limit - previous - clock.Elapsed < remaining)
+                        remaining = TimeSpan.FromTicks(Math.Max(0, (limit - previous - clock.Elapsed).Ticks));
                     o.Progress.Report(new BeitTrainingProgress(epoch + 1, o.Epochs, b + 1, batchesPerEpoch, lossSum / seen, lr, ips, remaining));
                 }
             }
+            if (seen == 0) break; // the budget ran out before this epoch's first step
             double trainIps = seen / Math.Max(1e-9, epochClock.Elapsed.TotalSeconds);
             var v = validate?.Invoke() ?? new ValidationResult(double.NaN, double.NaN, double.NaN, double.NaN, double.NaN);
             var metrics = new BeitEpochMetrics(epoch + 1, lossSum / Math.Max(1, seen), v.Loss, v.Accuracy, v.MacroF1, v.MeanIoU, previous + clock.Elapsed, trainIps);
@@ -125,7 +140,6 @@ internal static class TrainingLoop
                 badEpochs++;
             }
             bool stop = keepBest && badEpochs >= o.EarlyStoppingPatience;
-            bool outOfTime = o.MaxTrainingTime is TimeSpan budget && previous + clock.Elapsed >= budget;
             if (o.CheckpointDirectory is not null)
                 Save(o.CheckpointDirectory, model, optimizer, new TrainerState(epoch + 1, bestEpoch, bestScore, badEpochs, history),
                     validate is not null && improved ? bestWeights ?? model.ToTensorData() : null);

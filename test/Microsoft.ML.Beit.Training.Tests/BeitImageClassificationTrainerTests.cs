@@ -121,6 +121,33 @@ public class BeitImageClassificationTrainerTests
     }
 
     [Fact]
+    public void TimeBudgetStopsWithinABatchWithTheLearningRateAnnealed()
+    {
+        var steps = new List<BeitTrainingProgress>();
+        var history = new List<BeitEpochMetrics>();
+        var budget = TimeSpan.FromSeconds(3);
+        var result = new BeitImageClassificationTrainer(new()
+        {
+            Config = TinyConfig(), Epochs = 100_000, BatchSize = 16, LearningRate = 2e-3, MinLearningRate = 1e-6, WarmupEpochs = 0.5,
+            Augment = false, ValidationFraction = 0, Seed = 3, MaxTrainingTime = budget, EpochCallback = history.Add,
+            Progress = new SynchronousProgress<BeitTrainingProgress>(steps.Add),
+        }).Train(PatternImages(64, 5));
+        // 100,000 planned epochs would take hours: the clock, not the epoch count, ended the run.
+        Assert.InRange(history.Count, 1, 99_999);
+        Assert.True(history[^1].Elapsed < budget + TimeSpan.FromSeconds(5), $"ran {history[^1].Elapsed} for a {budget} budget");
+        // The schedule followed the clock: warm-up to the peak early on, annealed close to the minimum at the end.
+        Assert.Equal(2e-3, steps.Max(p => p.LearningRate), 1e-4);
+        Assert.True(steps[^1].LearningRate < 0.1 * 2e-3, $"last learning rate {steps[^1].LearningRate}");
+        Assert.True(steps[^1].Remaining <= budget);
+        Assert.False(result.Model.training);
+    }
+
+    private sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+
+    [Fact]
     public void FineTuningFromASharedBiasCheckpointCopiesTheTableIntoEveryLayer()
     {
         var (config, tensors) = BeitCheckpoint.Load(Fixtures.Tiny("mim_shared"));

@@ -1,8 +1,12 @@
+using Microsoft.ML;
 using Microsoft.ML.Beit;
+using Microsoft.ML.Beit.Estimators;
+using Microsoft.ML.Data;
 using Microsoft.ML.Beit.Training;
 using Microsoft.ML.Beit.Training.ImageClassification;
 using Microsoft.ML.Beit.Training.Pretraining;
 using Microsoft.ML.Beit.Training.SemanticSegmentation;
+using static TorchSharp.torch;
 
 namespace Beit.Tests;
 
@@ -40,6 +44,9 @@ public class BeitMaskedImageModelingTrainerTests
             Assert.True(File.Exists(Path.Combine(ckpt, KMeansPatchTokenizer.FileName)));
             Assert.Equal(new[] { "pretrained" }, Directory.GetFileSystemEntries(dir).Select(Path.GetFileName));
 
+            // The featurizer takes it as it is (shared bias, no pooler, lm_head and tokenizer beside it).
+            AssertFeaturizerMatchesBackbone(ckpt);
+
             // The classification trainer takes it directly (shared bias copied into every layer).
             var fine = new BeitImageClassificationTrainer(new()
             {
@@ -56,6 +63,50 @@ public class BeitMaskedImageModelingTrainerTests
             Assert.Equal(4, seg.Model.Config.ResolvedOutIndices().Length);
         }
         finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void FeaturizerLoadsAHuggingFaceMaskedImageModelingCheckpoint() =>
+        AssertFeaturizerMatchesBackbone(Fixtures.Tiny("mim_shared")); // no mean pooling: the CLS token after the final layernorm
+
+    private sealed class PixelRow
+    {
+        public float[] PixelValues { get; set; } = [];
+    }
+
+    /// <summary>Stated tolerance for ONNX Runtime vs TorchSharp (fp32, tiny models).</summary>
+    private const float FeatureTolerance = 1e-5f;
+
+    // BeitFeaturizer on a pre-training checkpoint folder gives the pooled output of the TorchSharp backbone loaded from
+    // the same folder (parity-tested against Hugging Face), whose missing pooler starts as Hugging Face initialises it.
+    private static void AssertFeaturizerMatchesBackbone(string folder)
+    {
+        var config = BeitConfig.Load(folder);
+        int side = config.ImageSize, n = 3 * side * side;
+        var rng = new Random(5);
+        var rows = Enumerable.Range(0, 3).Select(_ => new PixelRow
+        {
+            PixelValues = Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(),
+        }).ToList();
+        var schema = SchemaDefinition.Create(typeof(PixelRow));
+        schema[nameof(PixelRow.PixelValues)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, n);
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(rows, schema);
+        using var featurizer = ml.Transforms.BeitFeaturizer(folder).Fit(data);
+        Assert.Equal(config.HiddenSize, featurizer.FeatureSize);
+        var features = featurizer.Transform(data).GetColumn<float[]>("Features").ToArray();
+
+        using var backbone = BeitModel.FromPretrained(folder, strict: false);
+        backbone.eval();
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var x = tensor(rows.SelectMany(r => r.PixelValues).ToArray(), [rows.Count, 3, side, side]);
+        var expected = backbone.forward(x).PoolerOutput!.data<float>().ToArray();
+        for (int i = 0; i < rows.Count; i++)
+        {
+            float diff = features[i].Zip(expected.AsSpan(i * config.HiddenSize, config.HiddenSize).ToArray()).Max(p => Math.Abs(p.First - p.Second));
+            Assert.True(diff <= FeatureTolerance, $"{folder} row {i}: Features differ from the backbone's pooled output by {diff}");
+        }
     }
 
     // Pattern images as a two-class segmentation task (left half / right half).

@@ -17,6 +17,7 @@ internal static class TrainCommand
         var output = new Option<string>("--out") { Description = "The model.zip to write (an ML.NET pipeline from image paths to PredictedLabel).", Required = true };
         var checkpoint = new Option<string?>("--checkpoint") { Description = "Fine-tune this Hugging Face (or beit pretrain) checkpoint folder; default: train a new model sized for the data." };
         var testFraction = new Option<double>("--test-fraction") { Description = "Fraction of each class held out for the test report (IDX folders use their t10k set).", DefaultValueFactory = _ => 0.1 };
+        var trainFraction = new Option<double>("--train-fraction") { Description = "Train on only this fraction of each class's training images (a seeded, class-balanced subset; e.g. 0.1 for a few-label run).", DefaultValueFactory = _ => 1.0 };
         var validationFraction = new Option<double>("--validation-fraction") { Description = "Fraction of the training images used to pick the best epoch.", DefaultValueFactory = _ => 0.1 };
         var patience = new Option<int>("--early-stopping") { Description = "Stop after this many epochs without a better validation accuracy (0: off).", DefaultValueFactory = _ => 0 };
         var augment = new Option<bool>("--no-augment") { Description = "Train without random resized crops and flips." };
@@ -24,7 +25,7 @@ internal static class TrainCommand
         var layerDecay = new Option<double?>("--layer-decay") { Description = "Layer-wise learning-rate decay (default 0.65 when fine-tuning, 1 from scratch)." };
         var common = new TrainingCliOptions(defaultEpochs: 10, defaultBatch: 64, defaultLr: 1e-3);
         var cmd = new Command("train", "Train an image classifier from a folder of labelled images and save model.zip.")
-            { folder, output, checkpoint, testFraction, validationFraction, patience, augment, smoothing, layerDecay };
+            { folder, output, checkpoint, testFraction, trainFraction, validationFraction, patience, augment, smoothing, layerDecay };
         common.AddTo(cmd);
         cmd.SetAction((pr, ct) =>
         {
@@ -43,6 +44,10 @@ internal static class TrainCommand
             int? size = options.ImageSize ?? (ckpt is null ? null : BeitConfig.Load(ckpt).ImageSize);
             var all = TrainingCliOptions.LoadImages(path, unlabeled: false, size, out var idxTest);
             var (train, test) = idxTest is null ? all.Split(pr.GetValue(testFraction), options.Seed + 1) : (all, idxTest);
+            double fraction = pr.GetValue(trainFraction);
+            if (fraction is <= 0 or > 1) throw new ArgumentOutOfRangeException("--train-fraction", fraction, "must be in (0, 1].");
+            // The kept labels depend only on the seed, so runs with and without a checkpoint see the same images.
+            if (fraction < 1) train = train.Split(fraction, options.Seed + 2).Validation;
             AnsiConsole.MarkupLineInterpolated($"[bold]{train.Count:N0}[/] training and [bold]{test.Count:N0}[/] test images at {train.Height}×{train.Width}, {train.ClassNames.Count} classes");
 
             var report = TrainingCliOptions.WithProgress("training", options, () => BeitModelBuilder.Train(train, test, zip, options, ct));

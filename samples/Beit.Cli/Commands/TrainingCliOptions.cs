@@ -16,7 +16,7 @@ internal sealed class TrainingCliOptions(int defaultEpochs, int defaultBatch, do
     public Option<int> Seed { get; } = new("--seed") { Description = "Seed of every random choice.", DefaultValueFactory = _ => 0 };
     public Option<bool> Bf16 { get; } = new("--bf16") { Description = "bfloat16 autocast of linear layers (faster on CPUs with AVX-512 BF16)." };
     public Option<int?> Threads { get; } = new("--threads") { Description = "libtorch threads." };
-    public Option<double?> MaxMinutes { get; } = new("--max-minutes") { Description = "Stop after the epoch that crosses this training time." };
+    public Option<double?> MaxMinutes { get; } = new("--max-minutes") { Description = "Training-time budget in minutes: stops within one batch of it, and the learning-rate schedule anneals by then (--epochs becomes an upper bound)." };
     public Option<string?> CheckpointDir { get; } = new("--checkpoint-dir") { Description = "Write a checkpoint after every epoch here, and resume from it." };
     public Option<string> Device { get; } = new("--device") { Description = "cpu or cuda.", DefaultValueFactory = _ => "cpu" };
     public Option<string?> ModelConfig { get; } = new("--model-config") { Description = "A config.json for a new model (default: one sized for the data)." };
