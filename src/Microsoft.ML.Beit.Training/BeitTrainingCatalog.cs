@@ -1,11 +1,14 @@
+using System.Reflection;
 using Microsoft.ML.Beit.Training.ImageClassification;
+using Microsoft.ML.Runtime;
 
 namespace Microsoft.ML;
 
 /// <summary>
 /// ML.NET catalog extensions for BEiT training: <c>mlContext.MulticlassClassification.Trainers.Beit(...)</c>, an
 /// estimator that fine-tunes (or trains from scratch) BEiT on a <c>PixelValues</c> column and a key <c>Label</c>, and
-/// returns the ONNX-backed scoring transformer that saves to <c>model.zip</c>.
+/// returns the ONNX-backed scoring transformer that saves to <c>model.zip</c>. Training messages (the plan, progress
+/// about every tenth of an epoch, each epoch's metrics) go to <c>MLContext.Log</c>.
 /// </summary>
 public static class BeitTrainingCatalog
 {
@@ -25,7 +28,8 @@ public static class BeitTrainingCatalog
             FeatureColumnName = featureColumnName,
             CheckpointFolder = checkpointFolder,
             Epochs = epochs,
-        });
+        })
+        { Environment = EnvironmentOf(catalog) };
     }
 
     /// <summary>BEiT image classification with every option.</summary>
@@ -35,6 +39,13 @@ public static class BeitTrainingCatalog
         BeitImageClassificationTrainer.Options options)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        return new BeitImageClassificationTrainer(options);
+        return new BeitImageClassificationTrainer(options) { Environment = EnvironmentOf(catalog) };
     }
+
+    // ML.NET exposes a catalog's environment only to its own assemblies (through the internal IInternalCatalog).
+    // Reading it lets training messages reach MLContext.Log as ML.NET's trainers' do; a test fails if a new ML.NET
+    // moves it, and training itself never depends on it (Progress/EpochCallback still report).
+    private static IHostEnvironment? EnvironmentOf(object catalog) =>
+        catalog.GetType().GetInterfaces().FirstOrDefault(i => i.Name == "IInternalCatalog")
+            ?.GetProperty("Environment", BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic)?.GetValue(catalog) as IHostEnvironment;
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.ML.Beit.Checkpoints;
 using Microsoft.ML.Beit.Training.Optimization;
+using Microsoft.ML.Runtime;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.Beit.Training;
@@ -46,9 +47,12 @@ internal static class TrainingLoop
     /// <summary>One optimizer step over the examples at <c>indices</c>; returns the batch loss.</summary>
     public delegate double Step(ArraySegment<int> indices, int seed, double learningRate, BeitAdamW optimizer);
 
-    /// <summary>Runs the loop and returns the history and the best epoch; the model ends in eval mode with the kept weights.</summary>
+    /// <summary>
+    /// Runs the loop and returns the history and the best epoch; the model ends in eval mode with the kept weights.
+    /// An ML.NET channel, when given, receives the plan, progress about every tenth of an epoch and each epoch's metrics.
+    /// </summary>
     public static (List<BeitEpochMetrics> History, int BestEpoch) Run(BeitTrainerOptions o, BeitPreTrainedModel model, int trainCount,
-        Step step, Func<ValidationResult>? validate, CancellationToken cancellationToken)
+        Step step, Func<ValidationResult>? validate, CancellationToken cancellationToken, IChannel? log = null)
     {
         var settings = LayerwiseParameterGroups.Build(model.named_parameters().Select(p => (p.name, p.parameter)),
             model.Config.NumHiddenLayers, o.LayerDecay, o.WeightDecay);
@@ -74,6 +78,9 @@ internal static class TrainingLoop
             if (keepBest && Directory.Exists(best)) bestWeights = BeitCheckpoint.ReadTensors(best);
         }
 
+        log?.Info(MessageSensitivity.None, $"{trainCount:N0} training images, {batchesPerEpoch} batches of {o.BatchSize} per epoch, {o.Epochs} epochs, peak learning rate {o.LearningRate:G3}"
+            + (o.MaxTrainingTime is TimeSpan max ? $", time budget {max:hh\\:mm\\:ss}" : "") + (startEpoch > 0 ? $"; resuming after epoch {startEpoch}" : ""));
+        int logEvery = Math.Max(1, batchesPerEpoch / 10);
         var clock = Stopwatch.StartNew();
         var previous = history.Count > 0 ? history[^1].Elapsed : TimeSpan.Zero;
         bool outOfTime = false;
@@ -119,6 +126,9 @@ internal static class TrainingLoop
                         remaining = TimeSpan.FromTicks(Math.Max(0, (limit - previous - clock.Elapsed).Ticks));
                     o.Progress.Report(new BeitTrainingProgress(epoch + 1, o.Epochs, b + 1, batchesPerEpoch, lossSum / seen, lr, ips, remaining));
                 }
+                if (log is not null && (b + 1) % logEvery == 0 && b + 1 < batchesPerEpoch)
+                    log.Trace(MessageSensitivity.None, $"epoch {epoch + 1}/{o.Epochs}, batch {b + 1}/{batchesPerEpoch}: loss {lossSum / seen:F4}, lr {lr:G3}, "
+                        + $"{seen / Math.Max(1e-9, epochClock.Elapsed.TotalSeconds):F0} img/s");
             }
             if (seen == 0) break; // the budget ran out before this epoch's first step
             double trainIps = seen / Math.Max(1e-9, epochClock.Elapsed.TotalSeconds);
@@ -126,6 +136,7 @@ internal static class TrainingLoop
             var metrics = new BeitEpochMetrics(epoch + 1, lossSum / Math.Max(1, seen), v.Loss, v.Accuracy, v.MacroF1, v.MeanIoU, previous + clock.Elapsed, trainIps);
             history.Add(metrics);
             o.EpochCallback?.Invoke(metrics);
+            log?.Info(MessageSensitivity.None, Describe(metrics));
 
             bool improved = validate is null || v.Score > bestScore;
             if (improved)
@@ -150,6 +161,16 @@ internal static class TrainingLoop
         model.eval();
         // The epoch whose weights the model holds: the best one when early stopping kept it, else the last.
         return (history, keepBest && bestEpoch > 0 ? bestEpoch : history[^1].Epoch);
+    }
+
+    private static string Describe(BeitEpochMetrics m)
+    {
+        var text = new System.Text.StringBuilder($"epoch {m.Epoch}: train loss {m.TrainLoss:F4}");
+        if (!double.IsNaN(m.ValidationLoss)) text.Append($", validation loss {m.ValidationLoss:F4}");
+        if (!double.IsNaN(m.ValidationAccuracy)) text.Append($", accuracy {m.ValidationAccuracy:P2}");
+        if (!double.IsNaN(m.ValidationMacroF1)) text.Append($", macro-F1 {m.ValidationMacroF1:F4}");
+        if (!double.IsNaN(m.ValidationMeanIoU)) text.Append($", mean IoU {m.ValidationMeanIoU:F4}");
+        return text.Append($" ({m.ImagesPerSecond:F0} img/s, {m.Elapsed:hh\\:mm\\:ss})").ToString();
     }
 
     /// <summary>

@@ -2,6 +2,7 @@ using Microsoft.ML;
 using Microsoft.ML.Beit.Estimators;
 using Microsoft.ML.Beit.Training.ImageClassification;
 using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
 using static TorchSharp.torch;
 
 namespace Beit.Tests;
@@ -39,9 +40,17 @@ public class BeitTrainerEstimatorTests
             Config = BeitImageClassificationTrainerTests.TinyConfig(), Epochs = 6, BatchSize = 16, LearningRate = 2e-3,
             LayerDecay = 1, Augment = false, ValidationFraction = 0, Seed = 3,
         });
+        var log = new List<LoggingEventArgs>();
+        ml.Log += (_, e) => { lock (log) log.Add(e); };
         var pipeline = ml.Transforms.Conversion.MapValueToKey("Label").Append(trainer);
         var model = pipeline.Fit(train);
         Assert.NotNull(trainer.LastResult);
+        // Progress reaches ML.NET's log like a built-in trainer's: the plan, progress within epochs, every epoch.
+        var ours = log.Where(e => e.Source.Contains("BeitImageClassificationTrainer", StringComparison.Ordinal)).ToList();
+        Assert.Contains(ours, e => e.Kind == ChannelMessageKind.Info && e.Message.Contains("256 training images, 16 batches of 16 per epoch, 6 epochs"));
+        for (int epoch = 1; epoch <= 6; epoch++)
+            Assert.Contains(ours, e => e.Kind == ChannelMessageKind.Info && e.Message.Contains($"epoch {epoch}: train loss"));
+        Assert.Contains(ours, e => e.Kind == ChannelMessageKind.Trace && e.Message.Contains("epoch 6/6, batch 15/16: loss"));
         var scored = model.Transform(test);
         var metrics = ml.MulticlassClassification.Evaluate(scored);
         Assert.True(metrics.MacroAccuracy > 0.5, $"macro accuracy {metrics.MacroAccuracy:P1}");

@@ -1,11 +1,15 @@
 using Microsoft.ML.Beit.Estimators;
 using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
 
 namespace Microsoft.ML.Beit.Training.ImageClassification;
 
 public sealed partial class BeitImageClassificationTrainer : IEstimator<BeitClassifierTransformer>
 {
     private static readonly MLContext s_ml = new();
+
+    /// <summary>The ML.NET environment whose log receives training messages (set by the catalog extension).</summary>
+    internal IHostEnvironment? Environment { get; init; }
 
     /// <summary>The result of the last <see cref="Fit(IDataView)"/>: the TorchSharp model and the per-epoch history.</summary>
     public Result? LastResult { get; private set; }
@@ -26,7 +30,9 @@ public sealed partial class BeitImageClassificationTrainer : IEstimator<BeitClas
         var o = _options;
         var train = ReadImages(input, o, null);
         var valid = validation is null ? null : ReadImages(validation, o, train.ClassNames);
-        var result = Train(train, valid, cancellationToken);
+        // Messages go to MLContext.Log when the trainer came from the catalog, as ML.NET's own trainers' do.
+        using var channel = Environment?.Register(nameof(BeitImageClassificationTrainer)).Start("Training");
+        var result = TrainCore(train, valid, cancellationToken, channel);
         LastResult = result;
         return ToTransformer(result.Model, o.FeatureColumnName, o.ScoreColumnName, o.PredictedLabelColumnName);
     }

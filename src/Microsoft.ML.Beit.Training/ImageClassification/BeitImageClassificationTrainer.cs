@@ -2,6 +2,7 @@ using Microsoft.ML.Beit.Checkpoints;
 using Microsoft.ML.Beit.Evaluation;
 using Microsoft.ML.Beit.Training.Data;
 using Microsoft.ML.Beit.Training.Optimization;
+using Microsoft.ML.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -38,7 +39,10 @@ public sealed partial class BeitImageClassificationTrainer
     /// <see cref="BeitTrainerOptions.ValidationFraction"/> of <paramref name="train"/> when null and the fraction is positive).
     /// </summary>
     /// <exception cref="OperationCanceledException">Cancelled; checkpoints already written stay valid, nothing else is written.</exception>
-    public Result Train(BeitTrainingImages train, BeitTrainingImages? validation = null, CancellationToken cancellationToken = default)
+    public Result Train(BeitTrainingImages train, BeitTrainingImages? validation = null, CancellationToken cancellationToken = default) =>
+        TrainCore(train, validation, cancellationToken, null);
+
+    private Result TrainCore(BeitTrainingImages train, BeitTrainingImages? validation, CancellationToken cancellationToken, IChannel? log)
     {
         var o = _options;
         if (validation is null && o.ValidationFraction > 0 && train.Count >= 2 * train.ClassNames.Count)
@@ -54,7 +58,7 @@ public sealed partial class BeitImageClassificationTrainer
             return new ValidationResult(loss, accuracy, f1, double.NaN, accuracy);
         };
         var (history, best) = TrainingLoop.Run(o, model, train.Count,
-            (indices, seed, lr, optimizer) => TrainStep(model, optimizer, train, indices, lr, seed, device), validate, cancellationToken);
+            (indices, seed, lr, optimizer) => TrainStep(model, optimizer, train, indices, lr, seed, device), validate, cancellationToken, log);
         return new Result(model, history, best);
     }
 
