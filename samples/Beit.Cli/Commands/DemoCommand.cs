@@ -20,7 +20,7 @@ internal static class DemoCommand
     {
         var full = new Option<bool>("--full") { Description = $"Use the full Fashion-MNIST in {FullDataset} (apt-get install dataset-fashion-mnist) instead of the bundled subset." };
         var output = new Option<string>("--out") { Description = "Folder for model.zip, charts and sample images.", DefaultValueFactory = _ => "beit-demo" };
-        var common = new TrainingCliOptions(defaultEpochs: 8, defaultBatch: 128, defaultLr: 2e-3);
+        var common = new TrainingCliOptions(defaultEpochs: 15, defaultBatch: 128, defaultLr: 2e-3);
         var cmd = new Command("demo", "The main job: train a small BEiT on Fashion-MNIST (bundled subset), evaluate, save model.zip, reload and predict.") { full, output };
         common.AddTo(cmd);
         cmd.SetAction((pr, ct) =>
