@@ -82,6 +82,7 @@ public abstract class BeitTrainerOptions
         if (ValidationFraction is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(ValidationFraction), "must be in [0, 1).");
         if (DropPathRate is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(DropPathRate), "must be in [0, 1).");
         if (RandomCropMinScale is <= 0 or > 1) throw new ArgumentOutOfRangeException(nameof(RandomCropMinScale), "must be in (0, 1].");
+        if (MaxTrainingTime is TimeSpan t && t <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(MaxTrainingTime), "must be positive (or null for no budget).");
         if (CheckpointFolder is not null && Config is not null)
             throw new ArgumentException("Give either CheckpointFolder (fine-tuning) or Config (from scratch), not both.");
     }

@@ -84,6 +84,7 @@ internal static class TrainingLoop
         var clock = Stopwatch.StartNew();
         var previous = history.Count > 0 ? history[^1].Elapsed : TimeSpan.Zero;
         bool outOfTime = false;
+        long stepsTaken = 0;
         for (int epoch = startEpoch; epoch < o.Epochs; epoch++)
         {
             var epochClock = Stopwatch.StartNew();
@@ -102,12 +103,13 @@ internal static class TrainingLoop
                 double position = o.MaxTrainingTime is TimeSpan budget
                     ? Math.Max(globalStep, (previous + clock.Elapsed) / budget * totalSteps)
                     : globalStep;
-                if (position >= totalSteps)
+                if (position >= totalSteps && stepsTaken > 0) // a run takes at least one step
                 {
                     outOfTime = true;
                     break;
                 }
-                double lr = schedule.At((long)position);
+                double lr = schedule.At(Math.Min(totalSteps - 1, (long)position));
+                stepsTaken++;
                 double loss;
                 using (o.Bf16Autocast ? BeitAutocast.Enable(ScalarType.BFloat16) : null)
                 {

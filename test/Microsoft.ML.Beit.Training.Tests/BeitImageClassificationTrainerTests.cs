@@ -140,6 +140,17 @@ public class BeitImageClassificationTrainerTests
         Assert.True(steps[^1].LearningRate < 0.1 * 2e-3, $"last learning rate {steps[^1].LearningRate}");
         Assert.True(steps[^1].Remaining <= budget);
         Assert.False(result.Model.training);
+
+        // A budget smaller than one step still takes one step and reports one (partial) epoch.
+        steps.Clear();
+        history.Clear();
+        new BeitImageClassificationTrainer(new()
+        {
+            Config = TinyConfig(), Epochs = 3, BatchSize = 16, Augment = false, ValidationFraction = 0, MaxTrainingTime = TimeSpan.FromTicks(1),
+            EpochCallback = history.Add, Progress = new SynchronousProgress<BeitTrainingProgress>(steps.Add),
+        }).Train(PatternImages(64, 5));
+        Assert.Single(steps);
+        Assert.Single(history);
     }
 
     private sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
@@ -174,5 +185,6 @@ public class BeitImageClassificationTrainerTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new BeitImageClassificationTrainer(new() { Epochs = 0 }));
         Assert.Throws<ArgumentOutOfRangeException>(() => new BeitImageClassificationTrainer(new() { LayerDecay = 1.5 }));
         Assert.Throws<ArgumentException>(() => new BeitImageClassificationTrainer(new() { CheckpointFolder = "x", Config = TinyConfig() }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new BeitImageClassificationTrainer(new() { MaxTrainingTime = TimeSpan.Zero }));
     }
 }
