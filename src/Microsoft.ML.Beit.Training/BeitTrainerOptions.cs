@@ -1,3 +1,6 @@
+using Microsoft.ML.Beit.Checkpoints;
+using Microsoft.ML.Beit.Training.ImageClassification;
+
 namespace Microsoft.ML.Beit.Training;
 
 /// <summary>
@@ -73,6 +76,20 @@ public abstract class BeitTrainerOptions
     public IProgress<BeitTrainingProgress>? Progress { get; set; }
 
     /// <summary>Throws <see cref="ArgumentException"/> for settings no run can use.</summary>
+    /// <summary>
+    /// What a fine-tuning run starts from: the checkpoint's configuration and tensors (a shared relative position bias
+    /// expanded per layer), or a new configuration (<see cref="Config"/>, else <paramref name="defaultConfig"/>) and none.
+    /// </summary>
+    internal (BeitConfig Config, Dictionary<string, TensorData>? Tensors) FineTuningStart(Func<BeitConfig> defaultConfig)
+    {
+        if (CheckpointFolder is string folder)
+        {
+            var (config, tensors) = BeitImageClassificationTrainer.LoadForFineTuning(folder);
+            return (config, tensors);
+        }
+        return (Config?.Clone() ?? defaultConfig(), null);
+    }
+
     internal virtual void Validate()
     {
         if (Epochs < 1) throw new ArgumentOutOfRangeException(nameof(Epochs), "must be at least 1.");

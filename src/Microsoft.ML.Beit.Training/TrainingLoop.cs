@@ -124,8 +124,8 @@ internal static class TrainingLoop
                     double ips = seen / Math.Max(1e-9, epochClock.Elapsed.TotalSeconds);
                     long stepsLeft = totalSteps - globalStep - 1;
                     var remaining = TimeSpan.FromSeconds(stepsLeft * epochClock.Elapsed.TotalSeconds / (b + 1));
-                    if (o.MaxTrainingTime is TimeSpan limit && limit - previous - clock.Elapsed < remaining)
-                        remaining = TimeSpan.FromTicks(Math.Max(0, (limit - previous - clock.Elapsed).Ticks));
+                    if (o.MaxTrainingTime is TimeSpan limit)
+                        remaining = TimeSpan.FromTicks(Math.Clamp((limit - previous - clock.Elapsed).Ticks, 0, remaining.Ticks));
                     o.Progress.Report(new BeitTrainingProgress(epoch + 1, o.Epochs, b + 1, batchesPerEpoch, lossSum / seen, lr, ips, remaining));
                 }
                 if (log is not null && (b + 1) % logEvery == 0 && b + 1 < batchesPerEpoch)

@@ -126,16 +126,7 @@ public sealed partial class BeitImageClassificationTrainer
     {
         var o = _options;
         torch.random.manual_seed(o.Seed);
-        BeitConfig config;
-        Dictionary<string, TensorData>? tensors = null;
-        if (o.CheckpointFolder is string folder)
-        {
-            (config, tensors) = LoadForFineTuning(folder);
-        }
-        else
-        {
-            config = o.Config?.Clone() ?? DefaultConfig(train, o);
-        }
+        var (config, tensors) = o.FineTuningStart(() => DefaultConfig(train, o));
         bool sameHead = config.NumLabels == train.ClassNames.Count && tensors is not null && tensors.ContainsKey("classifier.weight")
             && Enumerable.Range(0, config.NumLabels).All(i => config.LabelName(i) == train.ClassNames[i]);
         config.Id2Label = new SortedDictionary<int, string>(Enumerable.Range(0, train.ClassNames.Count).ToDictionary(i => i, i => train.ClassNames[i]));

@@ -109,18 +109,9 @@ public sealed class BeitSemanticSegmentationTrainer
     {
         var o = _options;
         torch.random.manual_seed(o.Seed);
-        BeitConfig config;
-        Dictionary<string, TensorData>? tensors = null;
-        if (o.CheckpointFolder is string folder)
-        {
-            (config, tensors) = BeitImageClassificationTrainer.LoadForFineTuning(folder);
-            if (config.OutIndices is not { Length: 4 })
-                config.OutIndices = DefaultOutIndices(config.NumHiddenLayers);
-        }
-        else
-        {
-            config = o.Config?.Clone() ?? DefaultConfig(train, o);
-        }
+        var (config, tensors) = o.FineTuningStart(() => DefaultConfig(train, o));
+        if (tensors is not null && config.OutIndices is not { Length: 4 })
+            config.OutIndices = DefaultOutIndices(config.NumHiddenLayers);
         bool sameHeads = tensors is not null && config.NumLabels == train.ClassNames.Count && tensors.ContainsKey("decode_head.classifier.weight");
         config.Id2Label = new SortedDictionary<int, string>(Enumerable.Range(0, train.ClassNames.Count).ToDictionary(i => i, i => train.ClassNames[i]));
         config.SemanticLossIgnoreIndex = train.IgnoreIndex;

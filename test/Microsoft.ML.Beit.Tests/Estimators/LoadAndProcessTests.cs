@@ -8,32 +8,17 @@ namespace Beit.Tests.Estimators;
 
 public sealed class LoadAndProcessTests
 {
-    private static List<byte[]> Bytes(IDataView data, string column)
-    {
-        var result = new List<byte[]>();
-        var col = data.Schema[column];
-        using var cursor = data.GetRowCursor([col]);
-        var getter = cursor.GetGetter<VBuffer<byte>>(col);
-        VBuffer<byte> v = default;
-        while (cursor.MoveNext())
-        {
-            getter(ref v);
-            result.Add(v.DenseValues().ToArray());
-        }
-        return result;
-    }
-
     [Fact]
     public void LoadBeitImagesDecodesPathsAndBytesLikeImageDecoder()
     {
         var ml = new MLContext();
         var paths = PipelineData.PhotoPaths().Append(Fixtures.Preproc("rgba_small.png")).ToArray();
         var fromPaths = ml.Transforms.LoadBeitImages().Fit(PipelineData.Paths(ml, paths));
-        var images = Bytes(fromPaths.Transform(PipelineData.Paths(ml, paths)), "Image");
+        var images = PipelineData.Bytes(fromPaths.Transform(PipelineData.Paths(ml, paths)), "Image");
 
         var bytesData = ml.Data.LoadFromEnumerable(paths.Select(p => new ImageBytesRow { ImageBytes = File.ReadAllBytes(p) }).ToArray());
         var fromBytes = ml.Transforms.LoadBeitImages("Decoded", "ImageBytes").Fit(bytesData);
-        var decoded = Bytes(fromBytes.Transform(bytesData), "Decoded");
+        var decoded = PipelineData.Bytes(fromBytes.Transform(bytesData), "Decoded");
 
         for (int i = 0; i < paths.Length; i++)
         {

@@ -52,14 +52,14 @@ internal static class PipelineData
         return all.AsSpan(index * per, per).ToArray();
     }
 
-    /// <summary>A column of one float vector per row, read to arrays.</summary>
-    public static List<float[]> Floats(IDataView data, string column)
+    /// <summary>A column of one vector per row, read to arrays.</summary>
+    public static List<T[]> Vectors<T>(IDataView data, string column)
     {
-        var result = new List<float[]>();
+        var result = new List<T[]>();
         var col = data.Schema[column];
         using var cursor = data.GetRowCursor([col]);
-        var getter = cursor.GetGetter<VBuffer<float>>(col);
-        VBuffer<float> v = default;
+        var getter = cursor.GetGetter<VBuffer<T>>(col);
+        VBuffer<T> v = default;
         while (cursor.MoveNext())
         {
             getter(ref v);
@@ -68,35 +68,11 @@ internal static class PipelineData
         return result;
     }
 
-    public static List<byte[]> Bytes(IDataView data, string column)
-    {
-        var result = new List<byte[]>();
-        var col = data.Schema[column];
-        using var cursor = data.GetRowCursor([col]);
-        var getter = cursor.GetGetter<VBuffer<byte>>(col);
-        VBuffer<byte> v = default;
-        while (cursor.MoveNext())
-        {
-            getter(ref v);
-            result.Add(v.DenseValues().ToArray());
-        }
-        return result;
-    }
+    public static List<float[]> Floats(IDataView data, string column) => Vectors<float>(data, column);
 
-    public static List<int[]> Ints(IDataView data, string column)
-    {
-        var result = new List<int[]>();
-        var col = data.Schema[column];
-        using var cursor = data.GetRowCursor([col]);
-        var getter = cursor.GetGetter<VBuffer<int>>(col);
-        VBuffer<int> v = default;
-        while (cursor.MoveNext())
-        {
-            getter(ref v);
-            result.Add(v.DenseValues().ToArray());
-        }
-        return result;
-    }
+    public static List<byte[]> Bytes(IDataView data, string column) => Vectors<byte>(data, column);
+
+    public static List<int[]> Ints(IDataView data, string column) => Vectors<int>(data, column);
 
     public static List<string> Strings(IDataView data, string column)
     {
