@@ -30,4 +30,41 @@ public static class BeitGeometry
         r[0] = m - 1;
         return r;
     }
+
+    /// <summary>
+    /// Resizes an absolute position table <c>[1, N0+1, D]</c> (row-major) to a <paramref name="gridHeight"/>×<paramref name="gridWidth"/>
+    /// patch grid as transformers' <c>BeitEmbeddings.interpolate_pos_encoding</c> does (4.45 onward, and 5.x): the CLS row is
+    /// kept, the patch rows are viewed as a <c>√N0×√N0</c> grid of <c>D</c> channels and resized bicubically (PyTorch,
+    /// <c>align_corners=False</c>) to <c>(H/P, W/P)</c>. At the native square grid the table is returned unchanged, as
+    /// transformers returns it without interpolating.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The table does not hold a square number of patch rows of width <paramref name="dim"/>.</exception>
+    public static float[] InterpolatePositionEmbeddings(float[] table, int dim, int gridHeight, int gridWidth)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(dim);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(gridHeight);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(gridWidth);
+        if (table.Length % dim != 0 || table.Length / dim < 2)
+            throw new InvalidDataException($"An absolute position table of {table.Length} values is not [1, N+1, {dim}].");
+        int positions = table.Length / dim - 1;
+        int side = (int)Math.Sqrt(positions);
+        if (side * side != positions)
+            throw new InvalidDataException($"An absolute position table of {positions} patch rows is not a square grid.");
+        if (gridHeight == side && gridWidth == side) return table;
+
+        // [N0, D] token-major → [D, side, side] channel planes, the layout F.interpolate resizes.
+        var planes = new float[checked(dim * positions)];
+        for (int n = 0; n < positions; n++)
+            for (int c = 0; c < dim; c++)
+                planes[c * positions + n] = table[(1 + n) * dim + c];
+        var resized = TorchInterpolation.ResizeBicubic(planes, dim, side, side, gridHeight, gridWidth);
+        int patches = checked(gridHeight * gridWidth);
+        var result = new float[checked((patches + 1) * dim)];
+        Array.Copy(table, result, dim);
+        for (int n = 0; n < patches; n++)
+            for (int c = 0; c < dim; c++)
+                result[(1 + n) * dim + c] = resized[c * patches + n];
+        return result;
+    }
 }

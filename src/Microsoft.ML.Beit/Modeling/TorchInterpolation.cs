@@ -1,8 +1,9 @@
 namespace Microsoft.ML.Beit.Modeling;
 
 /// <summary>
-/// PyTorch's <c>F.interpolate(mode="bilinear", align_corners=False)</c> (no antialias) in plain C#, so the exporter and
-/// other code reproduce Hugging Face's resizes of relative position tables and logits exactly (spec Appendix A).
+/// PyTorch's <c>F.interpolate(mode="bilinear" | "bicubic", align_corners=False)</c> (no antialias) in plain C#, so the
+/// exporter and other code reproduce Hugging Face's resizes of relative position tables, absolute position embeddings
+/// and logits exactly.
 /// </summary>
 public static class TorchInterpolation
 {
@@ -69,6 +70,83 @@ public static class TorchInterpolation
                     float top = row0[x0] * wx0 + row0[x1] * wx1;
                     float bottom = row1[x0] * wx0 + row1[x1] * wx1;
                     dst[y * outWidth + x] = top * wy0 + bottom * wy1;
+                }
+            }
+        }
+        return result;
+    }
+
+    /// <summary>The four source taps (indices clamped to the border) and weights of one output index along one axis.</summary>
+    /// <param name="Indices">Source indices <c>i−1, i, i+1, i+2</c>, each clamped to <c>[0, in−1]</c>.</param>
+    /// <param name="Weights">Cubic convolution weights of the four taps.</param>
+    public readonly record struct CubicTap(int[] Indices, float[] Weights);
+
+    // PyTorch's cubic convolution constant (aten/src/ATen/native/UpSample.h, get_cubic_upsample_coefficients).
+    private const float CubicA = -0.75f;
+
+    /// <summary>
+    /// Taps of a cubic resize from <paramref name="inSize"/> to <paramref name="outSize"/> samples with
+    /// <c>align_corners=False</c>, as PyTorch's <c>upsample_bicubic2d</c> computes them in float: source
+    /// <c>s = (o + 0.5)·in/out − 0.5</c> (not clamped at 0, unlike the linear case), <c>i = ⌊s⌋</c>, <c>t = s − i</c>, and the
+    /// Keys cubic convolution weights with <c>a = −0.75</c>; taps outside the input read the nearest border sample.
+    /// </summary>
+    public static CubicTap[] CubicTaps(int inSize, int outSize)
+    {
+        if (inSize <= 0) throw new ArgumentOutOfRangeException(nameof(inSize), "Sizes must be positive.");
+        if (outSize <= 0) throw new ArgumentOutOfRangeException(nameof(outSize), "Sizes must be positive.");
+        float scale = (float)inSize / outSize;
+        var taps = new CubicTap[outSize];
+        for (int o = 0; o < outSize; o++)
+        {
+            float src = scale * (o + 0.5f) - 0.5f;
+            // guard_index_and_lambda: the index never passes the last sample and t stays in [0, 1].
+            int i = Math.Min((int)MathF.Floor(src), inSize - 1);
+            float t = Math.Clamp(src - i, 0f, 1f);
+            var indices = new int[4];
+            for (int k = 0; k < 4; k++) indices[k] = Math.Clamp(i - 1 + k, 0, inSize - 1);
+            float x2 = 1f - t;
+            taps[o] = new CubicTap(indices, [CubicFar(t + 1f), CubicNear(t), CubicNear(x2), CubicFar(x2 + 1f)]);
+        }
+        return taps;
+    }
+
+    // cubic_convolution1: |x| ≤ 1.
+    private static float CubicNear(float x) => ((CubicA + 2f) * x - (CubicA + 3f)) * x * x + 1f;
+
+    // cubic_convolution2: 1 < |x| < 2.
+    private static float CubicFar(float x) => ((CubicA * x - 5f * CubicA) * x + 8f * CubicA) * x - 4f * CubicA;
+
+    /// <summary>
+    /// Bicubically resizes <paramref name="planes"/> row-major planes of <paramref name="inHeight"/>×<paramref name="inWidth"/>
+    /// to <paramref name="outHeight"/>×<paramref name="outWidth"/> as PyTorch's <c>F.interpolate(mode="bicubic",
+    /// align_corners=False)</c>: four width taps per row, then the four rows combined, each sum in tap order.
+    /// </summary>
+    /// <returns>A new array of <c>planes·outHeight·outWidth</c> values.</returns>
+    public static float[] ResizeBicubic(ReadOnlySpan<float> source, int planes, int inHeight, int inWidth, int outHeight, int outWidth)
+    {
+        if (planes < 0) throw new ArgumentOutOfRangeException(nameof(planes));
+        if (source.Length != checked(planes * inHeight * inWidth))
+            throw new ArgumentException($"Expected {planes}×{inHeight}×{inWidth} values, got {source.Length}.", nameof(source));
+        var ty = CubicTaps(inHeight, outHeight);
+        var tx = CubicTaps(inWidth, outWidth);
+        var result = new float[checked(planes * outHeight * outWidth)];
+        Span<float> rows = stackalloc float[4];
+        for (int p = 0; p < planes; p++)
+        {
+            var src = source.Slice(p * inHeight * inWidth, inHeight * inWidth);
+            var dst = result.AsSpan(p * outHeight * outWidth, outHeight * outWidth);
+            for (int y = 0; y < outHeight; y++)
+            {
+                var (yi, yw) = ty[y];
+                for (int x = 0; x < outWidth; x++)
+                {
+                    var (xi, xw) = tx[x];
+                    for (int k = 0; k < 4; k++)
+                    {
+                        var row = src.Slice(yi[k] * inWidth, inWidth);
+                        rows[k] = row[xi[0]] * xw[0] + row[xi[1]] * xw[1] + row[xi[2]] * xw[2] + row[xi[3]] * xw[3];
+                    }
+                    dst[y * outWidth + x] = rows[0] * yw[0] + rows[1] * yw[1] + rows[2] * yw[2] + rows[3] * yw[3];
                 }
             }
         }

@@ -1,10 +1,11 @@
+using Microsoft.ML.Beit.Modeling;
 using static Microsoft.ML.Beit.Onnx.OnnxGraphBuilder;
 
 namespace Microsoft.ML.Beit.Onnx.Stages;
 
 /// <summary>
 /// <c>BeitEmbeddings</c>: patch projection (Conv k=P, s=P), optional mask-token replacement, CLS prepended, optional
-/// absolute position embeddings (spec §2).
+/// absolute position embeddings, resized bicubically when the export resolution differs from the checkpoint's.
 /// </summary>
 internal static class BeitEmbeddingsExport
 {
@@ -43,12 +44,11 @@ internal static class BeitEmbeddingsExport
 
         if (c.UseAbsolutePositionEmbeddings)
         {
-            int n0 = c.GridSize * c.GridSize;
-            if (ctx.GridHeight != c.GridSize || ctx.GridWidth != c.GridSize)
-                throw new NotSupportedException(
-                    $"Absolute position embeddings can only be exported at the checkpoint's own resolution ({c.ImageSize}x{c.ImageSize}); Hugging Face versions disagree on how to resize them.");
-            var pos = ctx.Weights.Get(ctx.Weights.Backbone("embeddings.position_embeddings"), 1, n0 + 1, d);
-            tokens = b.Op("Add", name + ".position_embeddings", tokens, b.Initializer(name + ".position_embeddings", pos, 1, n0 + 1, d));
+            // The resolution is fixed at export, so the bicubically resized table is a constant.
+            int n0 = c.GridSize * c.GridSize, n = ctx.NumPatches;
+            var pos = BeitGeometry.InterpolatePositionEmbeddings(
+                ctx.Weights.Get(ctx.Weights.Backbone("embeddings.position_embeddings"), 1, n0 + 1, d), d, ctx.GridHeight, ctx.GridWidth);
+            tokens = b.Op("Add", name + ".position_embeddings", tokens, b.Initializer(name + ".position_embeddings", pos, 1, n + 1, d));
         }
         return tokens;
     }
