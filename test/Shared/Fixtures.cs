@@ -25,6 +25,9 @@ internal static class Fixtures
     /// <summary>A training fixture folder, e.g. <c>cls_relpos_adamw</c>.</summary>
     public static string Train(string name) => Path.Combine(Root, "train", name);
 
+    /// <summary>A file of the PyTorch bicubic references (<c>test/fixtures/torch-bicubic</c>, made by its <c>make_reference.py</c>).</summary>
+    public static string TorchBicubic(string name) => Path.Combine(Root, "..", "torch-bicubic", name);
+
     /// <summary>A fresh empty temporary folder, deleted by the caller.</summary>
     public static string TempDir()
     {
