@@ -10,4 +10,5 @@ root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(PretrainCommand.Create());
 root.Subcommands.Add(PackageCommand.Create());
 root.Subcommands.Add(PredictCommand.Create());
+root.Subcommands.Add(ConvertCommand.Create());
 return root.Parse(args).Invoke();

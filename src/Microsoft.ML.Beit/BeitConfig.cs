@@ -204,6 +204,9 @@ public sealed class BeitConfig
         {
             throw new InvalidDataException("BeitConfig: config.json is not valid JSON: " + e.Message, e);
         }
+        if (root["model_type"] is null && root["architecture"] is JsonNode timm)
+            throw new InvalidDataException($"BeitConfig: this is timm's config.json (architecture {timm.ToJsonString()}), not Hugging Face's; " +
+                                           "convert the checkpoint first (beit convert, or BeitCheckpoint.Convert).");
         var c = new BeitConfig();
         if (root["model_type"] is JsonNode mt && mt.GetValueKind() == JsonValueKind.String && (string?)mt is string m && m != "beit" && m != "data2vec-vision")
             throw new InvalidDataException($"BeitConfig: model_type is '{m}', not 'beit'.");

@@ -7,13 +7,35 @@ public static class BeitCheckpoint
     /// Reads the weights of a checkpoint folder by Hugging Face's precedence: <c>model.safetensors</c>,
     /// <c>model.safetensors.index.json</c> (sharded), <c>pytorch_model.bin</c>, then <c>pytorch_model.bin.index.json</c>.
     /// PyTorch files go through a restricted unpickler (<see cref="PyTorchCheckpoint"/>). Names come back in the classic
-    /// Hugging Face spelling (<see cref="BeitWeightNames.ToClassic(string)"/>), whatever transformers version wrote them.
+    /// Hugging Face spelling (<see cref="BeitWeightNames.ToClassic(string)"/>), whatever transformers version wrote them,
+    /// and checkpoints of the other BEiT families (<see cref="BeitCheckpointFamily"/>: data2vec-vision, timm) are renamed
+    /// to Hugging Face's <c>Beit*</c> names.
     /// </summary>
     /// <exception cref="FileNotFoundException">The folder holds no weights file this reader understands.</exception>
     /// <exception cref="UnsafePickleException">A <c>pytorch_model.bin</c> names a global a state dict never needs.</exception>
     public static Dictionary<string, TensorData> ReadTensors(string folder)
     {
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Checkpoint folder '{folder}' does not exist.");
+        var (path, tensors) = ReadRawTensors(folder);
+        return BeitWeightNames.ToClassic(BeitCheckpointFamilies.ToHuggingFace(tensors, path), path);
+    }
+
+    /// <summary>
+    /// The tensors of a checkpoint folder (by <see cref="ReadTensors"/>' precedence) or of one weights file
+    /// (<c>.safetensors</c>, a <c>torch.save</c> state dict such as <c>.bin</c>/<c>.pth</c>/<c>.pt</c>, or a sharded
+    /// <c>.index.json</c>), under the names the file uses, with the path that was read.
+    /// </summary>
+    internal static (string Path, Dictionary<string, TensorData> Tensors) ReadRawTensors(string input)
+    {
+        if (File.Exists(input))
+        {
+            string name = Path.GetFileName(input);
+            bool safetensors = name.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)
+                || name.Equals(SafeTensors.IndexFileName, StringComparison.OrdinalIgnoreCase)
+                || name.EndsWith(".safetensors.index.json", StringComparison.OrdinalIgnoreCase);
+            return (input, safetensors ? SafeTensors.Read(input) : PyTorchCheckpoint.Read(input));
+        }
+        if (!Directory.Exists(input)) throw new FileNotFoundException($"Checkpoint '{input}' is neither a folder nor a file.", input);
         foreach (var (name, read) in new (string, Func<string, Dictionary<string, TensorData>>)[]
         {
             (SafeTensors.ModelFileName, SafeTensors.Read),
@@ -22,12 +44,29 @@ public static class BeitCheckpoint
             (PyTorchCheckpoint.IndexFileName, PyTorchCheckpoint.Read),
         })
         {
-            string path = Path.Combine(folder, name);
-            if (File.Exists(path)) return BeitWeightNames.ToClassic(read(path), path);
+            string path = Path.Combine(input, name);
+            if (File.Exists(path)) return (path, read(path));
         }
-        throw new FileNotFoundException($"Checkpoint folder '{folder}' has no {SafeTensors.ModelFileName}, {SafeTensors.IndexFileName}, " +
+        throw new FileNotFoundException($"Checkpoint folder '{input}' has no {SafeTensors.ModelFileName}, {SafeTensors.IndexFileName}, " +
                                         $"{PyTorchCheckpoint.ModelFileName} or {PyTorchCheckpoint.IndexFileName}.");
     }
+
+    /// <summary>
+    /// Converts a checkpoint of any BEiT family into a Hugging Face folder (<c>config.json</c>, <c>model.safetensors</c>
+    /// and, when known, <c>preprocessor_config.json</c>) that transformers' <c>BeitFor*</c> classes and this library load:
+    /// Hugging Face BEiT and DiT folders, <c>Data2VecVision*</c> folders (backbone renamed from <c>data2vec_vision.</c> to
+    /// <c>beit.</c>), and timm / unilm BEiT and BEiT v2 state dicts (tensors renamed and <c>qkv</c> split; the configuration
+    /// inferred from tensor shapes; mean, std, crop and interpolation from timm's <c>config.json</c> when present).
+    /// </summary>
+    /// <param name="input">A checkpoint folder, or one weights file (<c>.safetensors</c>, <c>.bin</c>, <c>.pth</c>, <c>.pt</c>); a
+    /// <c>config.json</c> next to it is read (required except for timm).</param>
+    /// <param name="outputFolder">The folder to write; files are staged in a sibling folder and renamed into place.</param>
+    /// <param name="numAttentionHeads">timm only: the head count, needed when the checkpoint has no relative position table to infer it from.</param>
+    /// <returns>The family the input belonged to.</returns>
+    /// <exception cref="InvalidDataException">The input is damaged, or a timm state dict cannot be mapped; the message names the file.</exception>
+    /// <exception cref="FileNotFoundException">No weights, or a non-timm checkpoint without <c>config.json</c>.</exception>
+    public static BeitCheckpointFamily Convert(string input, string outputFolder, int? numAttentionHeads = null) =>
+        BeitCheckpointConverter.Convert(input, outputFolder, numAttentionHeads);
 
     /// <summary>Reads both the configuration and the weights of a checkpoint folder.</summary>
     public static (BeitConfig Config, Dictionary<string, TensorData> Tensors) Load(string folder) =>

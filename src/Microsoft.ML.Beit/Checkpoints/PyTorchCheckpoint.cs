@@ -133,6 +133,9 @@ public static class PyTorchCheckpoint
             var root = unpickler.Load();
             if (root is not RestrictedUnpickler.PickleDict dict)
                 throw new InvalidDataException($"'{sourceName}': the pickle holds a {Describe(root)}, not a state dict.");
+            // Training checkpoints (timm, microsoft/unilm) nest the state dict under "model" (or mmseg's "state_dict").
+            foreach (var key in new[] { "model", "state_dict" })
+                if (dict.TryGetValue(key, out var nested) && nested is RestrictedUnpickler.PickleDict inner) { dict = inner; break; }
             var result = new Dictionary<string, TensorData>(dict.Count);
             foreach (var (k, v) in dict)
             {
