@@ -84,8 +84,9 @@ internal static class BeitCheckpointConverter
             // Weights first: config.json is what marks a folder as a checkpoint.
             foreach (var name in new[] { SafeTensors.ModelFileName, BeitImageProcessor.ConfigFileName, BeitConfig.FileName })
             {
-                string from = Path.Combine(staging, name);
-                if (File.Exists(from)) File.Move(from, Path.Combine(target, name), overwrite: true);
+                string from = Path.Combine(staging, name), to = Path.Combine(target, name);
+                if (File.Exists(from)) File.Move(from, to, overwrite: true);
+                else File.Delete(to); // a processor left from an earlier conversion would not belong to these weights
             }
         }
         finally
