@@ -39,6 +39,14 @@ public sealed class DiTAbsolutePositionTests(ITestOutputHelper output)
         return Enumerable.Range(0, batch * 3 * height * width).Select(_ => (float)(random.NextDouble() * 4 - 2)).ToArray();
     }
 
+    /// <summary>Our export at <paramref name="height"/>×<paramref name="width"/>, run by ONNX Runtime on a batch of two.</summary>
+    private static TensorData OnnxLogits(BeitConfig config, Dictionary<string, TensorData> tensors, BeitOnnxTask task, int height, int width, float[] pixels, bool[]? mask)
+    {
+        var bytes = BeitOnnxExporter.ExportToBytes(config, tensors, task, new BeitOnnxExportOptions { ImageHeight = height, ImageWidth = width });
+        using var session = new BeitOnnxSession(bytes, new BeitOnnxSessionOptions { IntraOpThreads = 1 });
+        return session.Run(pixels, 2, mask)["logits"];
+    }
+
     private double AssertClose(string what, Tensor torchSharp, TensorData onnx)
     {
         Assert.Equal(onnx.Shape, torchSharp.shape);
@@ -60,10 +68,7 @@ public sealed class DiTAbsolutePositionTests(ITestOutputHelper output)
         using var model = new BeitForImageClassification(config);
         model.LoadWeights(tensors);
         model.eval();
-        var bytes = BeitOnnxExporter.ExportToBytes(config, tensors, BeitOnnxTask.ImageClassification,
-            new BeitOnnxExportOptions { ImageHeight = height, ImageWidth = width });
-        using var session = new BeitOnnxSession(bytes, new BeitOnnxSessionOptions { IntraOpThreads = 1 });
-        var onnx = session.Run(pixels, 2)["logits"];
+        var onnx = OnnxLogits(config, tensors, BeitOnnxTask.ImageClassification, height, width, pixels, null);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var logits = model.forward(tensor(pixels).reshape(2, 3, height, width)).Logits;
@@ -82,10 +87,7 @@ public sealed class DiTAbsolutePositionTests(ITestOutputHelper output)
         using var model = new BeitForMaskedImageModeling(config);
         model.LoadWeights(tensors);
         model.eval();
-        var bytes = BeitOnnxExporter.ExportToBytes(config, tensors, BeitOnnxTask.MaskedImageModeling,
-            new BeitOnnxExportOptions { ImageHeight = height, ImageWidth = width });
-        using var session = new BeitOnnxSession(bytes, new BeitOnnxSessionOptions { IntraOpThreads = 1 });
-        var onnx = session.Run(pixels, 2, mask)["logits"];
+        var onnx = OnnxLogits(config, tensors, BeitOnnxTask.MaskedImageModeling, height, width, pixels, mask);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var logits = model.forward(tensor(pixels).reshape(2, 3, height, width), tensor(mask).reshape(2, patches)).Logits;

@@ -49,16 +49,10 @@ public static class TorchInterpolation
     /// <returns>A new array of <c>planes·outHeight·outWidth</c> values.</returns>
     public static float[] ResizeBilinear(ReadOnlySpan<float> source, int planes, int inHeight, int inWidth, int outHeight, int outWidth)
     {
-        if (planes < 0) throw new ArgumentOutOfRangeException(nameof(planes));
-        if (source.Length != checked(planes * inHeight * inWidth))
-            throw new ArgumentException($"Expected {planes}×{inHeight}×{inWidth} values, got {source.Length}.", nameof(source));
         var ty = LinearTaps(inHeight, outHeight);
         var tx = LinearTaps(inWidth, outWidth);
-        var result = new float[checked(planes * outHeight * outWidth)];
-        for (int p = 0; p < planes; p++)
+        return ResizePlanes(source, planes, inHeight, inWidth, outHeight, outWidth, (src, dst) =>
         {
-            var src = source.Slice(p * inHeight * inWidth, inHeight * inWidth);
-            var dst = result.AsSpan(p * outHeight * outWidth, outHeight * outWidth);
             for (int y = 0; y < outHeight; y++)
             {
                 var (y0, y1, wy0, wy1) = ty[y];
@@ -72,7 +66,20 @@ public static class TorchInterpolation
                     dst[y * outWidth + x] = top * wy0 + bottom * wy1;
                 }
             }
-        }
+        });
+    }
+
+    private delegate void PlaneResize(ReadOnlySpan<float> source, Span<float> destination);
+
+    // Checks the sizes, then resizes each of the planes from its own slice into its own slice of a new array.
+    private static float[] ResizePlanes(ReadOnlySpan<float> source, int planes, int inHeight, int inWidth, int outHeight, int outWidth, PlaneResize resize)
+    {
+        if (planes < 0) throw new ArgumentOutOfRangeException(nameof(planes));
+        if (source.Length != checked(planes * inHeight * inWidth))
+            throw new ArgumentException($"Expected {planes}×{inHeight}×{inWidth} values, got {source.Length}.", nameof(source));
+        var result = new float[checked(planes * outHeight * outWidth)];
+        for (int p = 0; p < planes; p++)
+            resize(source.Slice(p * inHeight * inWidth, inHeight * inWidth), result.AsSpan(p * outHeight * outWidth, outHeight * outWidth));
         return result;
     }
 
@@ -124,17 +131,11 @@ public static class TorchInterpolation
     /// <returns>A new array of <c>planes·outHeight·outWidth</c> values.</returns>
     public static float[] ResizeBicubic(ReadOnlySpan<float> source, int planes, int inHeight, int inWidth, int outHeight, int outWidth)
     {
-        if (planes < 0) throw new ArgumentOutOfRangeException(nameof(planes));
-        if (source.Length != checked(planes * inHeight * inWidth))
-            throw new ArgumentException($"Expected {planes}×{inHeight}×{inWidth} values, got {source.Length}.", nameof(source));
         var ty = CubicTaps(inHeight, outHeight);
         var tx = CubicTaps(inWidth, outWidth);
-        var result = new float[checked(planes * outHeight * outWidth)];
-        Span<float> rows = stackalloc float[4];
-        for (int p = 0; p < planes; p++)
+        return ResizePlanes(source, planes, inHeight, inWidth, outHeight, outWidth, (src, dst) =>
         {
-            var src = source.Slice(p * inHeight * inWidth, inHeight * inWidth);
-            var dst = result.AsSpan(p * outHeight * outWidth, outHeight * outWidth);
+            Span<float> rows = stackalloc float[4];
             for (int y = 0; y < outHeight; y++)
             {
                 var (yi, yw) = ty[y];
@@ -149,7 +150,6 @@ public static class TorchInterpolation
                     dst[y * outWidth + x] = rows[0] * yw[0] + rows[1] * yw[1] + rows[2] * yw[2] + rows[3] * yw[3];
                 }
             }
-        }
-        return result;
+        });
     }
 }
