@@ -97,6 +97,11 @@ public static class TorchInterpolation
     /// <c>s = (o + 0.5)·in/out − 0.5</c> (not clamped at 0, unlike the linear case), <c>i = ⌊s⌋</c>, <c>t = s − i</c>, and the
     /// Keys cubic convolution weights with <c>a = −0.75</c>; taps outside the input read the nearest border sample.
     /// </summary>
+    /// <remarks>
+    /// libtorch's CPU kernel (aten/src/ATen/native/cpu/UpSampleKernel.cpp) is compiled with fused multiply-adds, which
+    /// the compiler contracts from <c>a·b + c</c>; the same contractions here (<see cref="MathF.FusedMultiplyAdd"/>, exact on
+    /// every CPU) reproduce its results bit for bit, where plain float arithmetic differs by a few units in the last place.
+    /// </remarks>
     public static CubicTap[] CubicTaps(int inSize, int outSize)
     {
         if (inSize <= 0) throw new ArgumentOutOfRangeException(nameof(inSize), "Sizes must be positive.");
@@ -105,7 +110,7 @@ public static class TorchInterpolation
         var taps = new CubicTap[outSize];
         for (int o = 0; o < outSize; o++)
         {
-            float src = scale * (o + 0.5f) - 0.5f;
+            float src = MathF.FusedMultiplyAdd(scale, o + 0.5f, -0.5f);
             // guard_index_and_lambda: the index never passes the last sample and t stays in [0, 1].
             int i = Math.Min((int)MathF.Floor(src), inSize - 1);
             float t = Math.Clamp(src - i, 0f, 1f);
@@ -117,16 +122,22 @@ public static class TorchInterpolation
         return taps;
     }
 
-    // cubic_convolution1: |x| ≤ 1.
-    private static float CubicNear(float x) => ((CubicA + 2f) * x - (CubicA + 3f)) * x * x + 1f;
+    // cubic_convolution1, ((A + 2)·x − (A + 3))·x·x + 1 for |x| ≤ 1, contracted as libtorch's build does.
+    private static float CubicNear(float x) =>
+        MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(CubicA + 2f, x, -(CubicA + 3f)) * x, x, 1f);
 
-    // cubic_convolution2: 1 < |x| < 2.
-    private static float CubicFar(float x) => ((CubicA * x - 5f * CubicA) * x + 8f * CubicA) * x - 4f * CubicA;
+    // cubic_convolution2, ((A·x − 5A)·x + 8A)·x − 4A for 1 < |x| < 2.
+    private static float CubicFar(float x) =>
+        MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(CubicA, x, -5f * CubicA), x, 8f * CubicA), x, -4f * CubicA);
+
+    // v0·w0 + v1·w1 + v2·w2 + v3·w3 as libtorch's four-tap Interpolate evaluates it once contracted.
+    private static float Dot4(float v0, float w0, float v1, float w1, float v2, float w2, float v3, float w3) =>
+        MathF.FusedMultiplyAdd(v3, w3, MathF.FusedMultiplyAdd(v2, w2, MathF.FusedMultiplyAdd(v0, w0, v1 * w1)));
 
     /// <summary>
     /// Bicubically resizes <paramref name="planes"/> row-major planes of <paramref name="inHeight"/>×<paramref name="inWidth"/>
     /// to <paramref name="outHeight"/>×<paramref name="outWidth"/> as PyTorch's <c>F.interpolate(mode="bicubic",
-    /// align_corners=False)</c>: four width taps per row, then the four rows combined, each sum in tap order.
+    /// align_corners=False)</c>: four width taps per row, then the four rows combined, with libtorch's contractions.
     /// </summary>
     /// <returns>A new array of <c>planes·outHeight·outWidth</c> values.</returns>
     public static float[] ResizeBicubic(ReadOnlySpan<float> source, int planes, int inHeight, int inWidth, int outHeight, int outWidth)
@@ -145,9 +156,9 @@ public static class TorchInterpolation
                     for (int k = 0; k < 4; k++)
                     {
                         var row = src.Slice(yi[k] * inWidth, inWidth);
-                        rows[k] = row[xi[0]] * xw[0] + row[xi[1]] * xw[1] + row[xi[2]] * xw[2] + row[xi[3]] * xw[3];
+                        rows[k] = Dot4(row[xi[0]], xw[0], row[xi[1]], xw[1], row[xi[2]], xw[2], row[xi[3]], xw[3]);
                     }
-                    dst[y * outWidth + x] = rows[0] * yw[0] + rows[1] * yw[1] + rows[2] * yw[2] + rows[3] * yw[3];
+                    dst[y * outWidth + x] = Dot4(rows[0], yw[0], rows[1], yw[1], rows[2], yw[2], rows[3], yw[3]);
                 }
             }
         });
