@@ -204,6 +204,50 @@ public sealed class BeitCheckpointFamilyTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void UnilmPretrainingStateDictConvertsWithTheSharedTableAndTheHeadNorm()
+    {
+        // mim_shared under unilm's pre-training names: mask_token, the shared rel_pos_bias table, norm before lm_head.
+        string mim = Fixtures.Tiny("mim_shared");
+        var hf = BeitCheckpoint.ReadTensors(mim);
+        var timm = new Dictionary<string, TensorData>
+        {
+            ["cls_token"] = hf["beit.embeddings.cls_token"],
+            ["mask_token"] = hf["beit.embeddings.mask_token"],
+            ["patch_embed.proj.weight"] = hf["beit.embeddings.patch_embeddings.projection.weight"],
+            ["patch_embed.proj.bias"] = hf["beit.embeddings.patch_embeddings.projection.bias"],
+            ["rel_pos_bias.relative_position_bias_table"] = hf["beit.encoder.relative_position_bias.relative_position_bias_table"],
+            ["norm.weight"] = hf["layernorm.weight"],
+            ["norm.bias"] = hf["layernorm.bias"],
+            ["lm_head.weight"] = hf["lm_head.weight"],
+            ["lm_head.bias"] = hf["lm_head.bias"],
+        };
+        foreach (var (name, t) in TimmTensors().Where(kv => kv.Key.StartsWith("blocks.", StringComparison.Ordinal) && !kv.Key.Contains("relative_position", StringComparison.Ordinal)))
+            timm[name] = t; // the block weights of cls_relpos stand in for mim_shared's: same shapes
+        string dir = Fixtures.TempDir();
+        try
+        {
+            string file = Path.Combine(dir, "beit_base_patch16_224_pt22k.safetensors"), converted = Path.Combine(dir, "converted");
+            SafeTensors.Write(file, timm);
+            BeitCheckpoint.Convert(file, converted);
+            var config = BeitConfig.Load(converted);
+            Assert.True(config.UseSharedRelativePositionBias && !config.UseRelativePositionBias && config.UseMaskToken && config.UseMeanPooling);
+            Assert.Equal(64, config.VocabSize);
+            Assert.Equal(["BeitForMaskedImageModeling"], config.Architectures!);
+            var tensors = BeitCheckpoint.ReadTensors(converted);
+            Assert.Equal(hf["layernorm.weight"].Data, tensors["layernorm.weight"].Data);
+            Assert.False(tensors.ContainsKey("beit.layernorm.weight")); // transformers' conversion: the head's norm, mean pooling kept
+            Assert.Equal(hf["beit.encoder.relative_position_bias.relative_position_bias_table"].Data,
+                         tensors["beit.encoder.relative_position_bias.relative_position_bias_table"].Data);
+            var onnx = BeitOnnxExporter.ExportToBytes(converted, BeitOnnxTask.MaskedImageModeling);
+            using var session = new BeitOnnxSession(onnx, new BeitOnnxSessionOptions { IntraOpThreads = 1 });
+            var logits = session.Run(Pixels(), 2, new bool[2 * 16])["logits"];
+            Assert.Equal(new long[] { 2, 16, 64 }, logits.Shape);
+            Assert.DoesNotContain(logits.ToFloatArray(), float.IsNaN);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void TimmWithoutRelativeTablesNeedsTheHeadCount()
     {
         string dir = Fixtures.TempDir();
