@@ -204,22 +204,22 @@ public static class BeitHub
             return false;
         }
         string snapshot = cache.Snapshot(commit);
-        // File.Exists follows the symlink: a pointer whose blob is gone counts as missing.
-        if (!File.Exists(Path.Combine(snapshot, BeitConfig.FileName)))
+        // A pointer whose blob is gone counts as missing.
+        if (!HubCache.IsPresent(Path.Combine(snapshot, BeitConfig.FileName)))
         {
             missing = $"{BeitConfig.FileName} (snapshot {commit})";
             return false;
         }
         if (files.HasFlag(BeitHubFiles.Weights))
         {
-            string? weights = s_weightFiles.Select(n => Path.Combine(snapshot, n)).FirstOrDefault(File.Exists);
+            string? weights = s_weightFiles.Select(n => Path.Combine(snapshot, n)).FirstOrDefault(HubCache.IsPresent);
             if (weights is null)
             {
                 missing = $"the weights ({string.Join(", ", s_weightFiles)}; snapshot {commit})";
                 return false;
             }
             if (weights.EndsWith(".index.json", StringComparison.Ordinal) &&
-                ShardNames(weights).FirstOrDefault(s => !File.Exists(Path.Combine(snapshot, s))) is string shard)
+                ShardNames(weights).FirstOrDefault(s => !HubCache.IsPresent(Path.Combine(snapshot, s))) is string shard)
             {
                 missing = $"{shard} (snapshot {commit})";
                 return false;

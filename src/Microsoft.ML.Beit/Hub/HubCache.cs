@@ -42,6 +42,17 @@ internal sealed partial class HubCache
     [GeneratedRegex(@"^[A-Za-z0-9_][A-Za-z0-9._-]{0,254}$", RegexOptions.CultureInvariant)]
     private static partial Regex FileNamePattern();
 
+    /// <summary>
+    /// Whether <paramref name="path"/> is a file with content: .NET's <see cref="File.Exists"/> is true for a symlink
+    /// whose blob is gone, and such a snapshot pointer must count as missing.
+    /// </summary>
+    public static bool IsPresent(string path)
+    {
+        var info = new FileInfo(path);
+        if (!info.Exists) return false;
+        return info.LinkTarget is null || info.ResolveLinkTarget(returnFinalTarget: true) is { Exists: true };
+    }
+
     public static bool IsValidEtag(string etag) => EtagPattern().IsMatch(etag);
 
     /// <summary>An LFS file's etag is the sha256 of its content (huggingface_hub's <c>REGEX_SHA256</c>).</summary>
@@ -96,7 +107,7 @@ internal sealed partial class HubCache
         string blob = Blob(etag);
         string target = Path.GetRelativePath(Path.GetDirectoryName(pointer)!, blob);
         var existing = new FileInfo(pointer);
-        if (existing.LinkTarget == target && File.Exists(pointer)) return pointer;
+        if (existing.LinkTarget == target && IsPresent(pointer)) return pointer;
         Directory.CreateDirectory(Path.GetDirectoryName(pointer)!);
         string tmp = TempName(pointer);
         try
