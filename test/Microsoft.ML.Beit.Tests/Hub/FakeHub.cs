@@ -69,6 +69,8 @@ internal sealed class FakeHub : IAsyncDisposable
     /// <summary>Storage responses to cut after <see cref="DropAfterBytes"/> bytes.</summary>
     public int DropNextTransfers { set => _drops = value; }
     public int DropAfterBytes { get; set; } = 50_000;
+    /// <summary>How long storage waits before answering, so concurrent downloads overlap.</summary>
+    public TimeSpan StorageDelay { get; set; }
     /// <summary>Storage responses to send with one byte flipped.</summary>
     public int CorruptNextTransfers { set => _corruptions = value; }
 
@@ -180,6 +182,7 @@ internal sealed class FakeHub : IAsyncDisposable
             return;
         }
         bool corrupt = Interlocked.Decrement(ref _corruptions) >= 0;
+        if (StorageDelay > TimeSpan.Zero) await Task.Delay(StorageDelay);
         await ServeBytesAsync(ctx, bytes, corrupt);
     }
 
