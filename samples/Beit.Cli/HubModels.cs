@@ -19,12 +19,13 @@ internal static class HubModels
         // stdout carries the command's result (and --json); the bar goes to stderr.
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
         string folder = "";
+        var tasks = new Dictionary<string, ProgressTask>(StringComparer.Ordinal);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         console.Progress().AutoClear(false).HideCompleted(false)
             .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
                      new DownloadedColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
             .Start(ctx =>
             {
-                var tasks = new Dictionary<string, ProgressTask>(StringComparer.Ordinal);
                 var progress = new CallbackProgress<BeitDownloadProgress>(p =>
                 {
                     lock (tasks)
@@ -36,7 +37,11 @@ internal static class HubModels
                 });
                 folder = BeitHub.Resolve(pathOrId, options, progress, ct);
             });
-        console.MarkupLineInterpolated($"[grey]{pathOrId} → {folder}[/]");
+        // One plain line (no markup, no wrapping) for logs, where the live bar is not drawn.
+        long bytes = tasks.Values.Sum(t => (long)t.Value);
+        Console.Error.WriteLine(tasks.Count == 0
+            ? $"{pathOrId}: {folder} (cached)"
+            : $"{pathOrId}: downloaded {tasks.Count} file(s), {bytes / 1e6:F1} MB in {clock.Elapsed.TotalSeconds:F1} s, to {folder}");
         return folder;
     }
 }

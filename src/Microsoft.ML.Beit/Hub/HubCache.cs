@@ -166,8 +166,16 @@ internal sealed partial class HubCache
         var info = new FileInfo(path);
         if (!info.Exists || info.Length != size) return false;
         if (!IsSha256(etag)) return true;
-        return Sha256Hex(path) == etag;
+        // Hashing BEiT-base's 350 MB takes a fraction of a second; an image-processor stage and a model stage resolving
+        // the same id in one process hash it once, unless the file was rewritten in between.
+        var stamp = (info.Length, info.LastWriteTimeUtc);
+        if (s_verified.TryGetValue(path, out var seen) && seen == stamp) return true;
+        if (Sha256Hex(path) != etag) return false;
+        s_verified[path] = stamp;
+        return true;
     }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, (long Length, DateTime Written)> s_verified = new(StringComparer.Ordinal);
 
     public static string Sha256Hex(string path)
     {
