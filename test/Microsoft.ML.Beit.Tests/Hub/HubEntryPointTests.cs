@@ -1,6 +1,7 @@
 using Microsoft.ML.Beit;
 using Microsoft.ML.Beit.Checkpoints;
 using Microsoft.ML.Beit.Estimators;
+using Microsoft.ML.Beit.Hub;
 using Microsoft.ML.Beit.Onnx;
 using Microsoft.ML.Beit.Processing;
 
@@ -54,6 +55,13 @@ public sealed class HubEntryPointTests
             // The model exported from the id is the one exported from the fixture folder, byte for byte.
             Assert.Equal(BeitOnnxExporter.ExportToBytes(tiny, BeitOnnxTask.ImageClassification),
                          BeitOnnxExporter.ExportToBytes(HubRepos.Main, BeitOnnxTask.ImageClassification));
+            // README's snippet, verbatim.
+            var config = BeitConfig.Load("microsoft/beit-base-patch16-224");             // downloads once, then reads the cache
+            string folder = BeitHub.Resolve("microsoft/beit-base-patch16-224@main",       // the local snapshot folder
+                new BeitHubOptions { Offline = false },
+                new Progress<BeitDownloadProgress>(p => Console.Error.Write($"\r{p.FileName} {p.BytesDownloaded}/{p.TotalBytes}")));
+            Assert.Equal(snapshot, folder);
+            Assert.Equal("cat", config.LabelName(0));
             // One download, however many entry points asked.
             Assert.Equal(1, hub.Count(true, "GET", FakeHub.Sha256(HubRepos.Weights)));
 
