@@ -38,6 +38,17 @@ public sealed class CliHubTests(ITestOutputHelper output)
             Assert.True(offline.Code == 0, offline.Stderr);
             Assert.Equal(online.Stdout, offline.Stdout);
 
+            // The other commands take the id too (here from the cache).
+            string onnx = Path.Combine(cache, "model.onnx"), pixels = Path.Combine(cache, "pixels.safetensors");
+            var export = Run(HubEntryPointTests.Environment(hub.Endpoint, cache, offline: true),
+                             "export-onnx", HubRepos.Main, onnx, "--task", "image-classification");
+            Assert.True(export.Code == 0, export.Stderr);
+            Assert.True(new FileInfo(onnx).Length > 0);
+            var preprocess = Run(HubEntryPointTests.Environment(hub.Endpoint, cache, offline: true),
+                                 "preprocess", Fixtures.Preproc("chelsea.png"), "--preprocessor-config", HubRepos.Main, "--out", pixels);
+            Assert.True(preprocess.Code == 0, preprocess.Stderr);
+            Assert.Contains("pixel_values [1,3,32,32]", preprocess.Stdout);
+
             var absent = Run(HubEntryPointTests.Environment(hub.Endpoint, cache, offline: true), "info", "acme/absent");
             Assert.Equal(1, absent.Code);
             Assert.Contains("acme/absent", absent.Stderr);
