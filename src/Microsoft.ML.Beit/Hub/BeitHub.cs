@@ -35,10 +35,9 @@ public static class BeitHub
     /// <param name="options">Endpoint, cache, token and offline mode; null takes them from the environment.</param>
     /// <param name="progress">Receives the bytes of each file as it downloads.</param>
     /// <param name="cancellationToken">Stops a download; what was written stays as <c>.incomplete</c> and is resumed next time.</param>
-    /// <exception cref="FileNotFoundException">No such local path and not a model id; or the Hub (HTTP 404) or, offline, the cache lacks a file (the message names the repository, revision and file).</exception>
+    /// <exception cref="FileNotFoundException">No such local path and not a model id; or the Hub (HTTP 404) or, offline, the cache lacks a file (the message names the repository, revision and file); or the Hub cannot be reached and the cache has no complete copy.</exception>
     /// <exception cref="UnauthorizedAccessException">The Hub refused access (HTTP 401/403): the repository is private, gated or absent; the message mentions <c>HF_TOKEN</c>.</exception>
     /// <exception cref="InvalidDataException">The Hub's answer is malformed, or a downloaded file's sha256 is not its etag twice over.</exception>
-    /// <exception cref="IOException">The Hub could not be reached and the cache has no complete copy.</exception>
     public static string Resolve(string modelIdOrPath, BeitHubOptions? options = null, IProgress<BeitDownloadProgress>? progress = null,
                                  CancellationToken cancellationToken = default)
     {
@@ -87,9 +86,16 @@ public static class BeitHub
         {
             // No answer at all (no network, DNS, refused): like huggingface_hub, fall back to what the cache holds.
             if (TryResolveFromCache(id, cache, options.Files, out var folder, out string? missing)) return folder;
-            throw new IOException(
-                $"Could not reach the Hugging Face Hub at {options.Endpoint} for '{id}' ({e.Message}), and the cache '{cache.Root}' " +
-                $"has no complete copy ({missing}). Connect to the network, set HF_ENDPOINT to a reachable mirror, or copy the model into the cache.", e);
+            // Not found anywhere we can look: the same exception a missing local folder gives, saying why.
+            throw new FileNotFoundException(
+                $"'{id}' is no local file or folder, and as a Hugging Face model id it could not be fetched: could not reach the Hub at " +
+                $"{options.Endpoint} ({e.Message}), and the cache '{cache.Root}' has no complete copy ({missing}). Connect to the network, " +
+                "set HF_ENDPOINT to a reachable mirror, or copy the model into the cache.", id.ToString(), e);
+        }
+        catch (HttpRequestException e)
+        {
+            // The Hub answered with an error status we have no better message for (5xx, 429, ...).
+            throw new IOException(e.Message, e);
         }
     }
 

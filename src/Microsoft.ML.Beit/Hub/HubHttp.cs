@@ -159,6 +159,10 @@ internal sealed class HubHttp
                 await DownloadOnceAsync(metadata, file, partial, progress, ct).ConfigureAwait(false);
                 return;
             }
+            catch (OperationCanceledException e) when (!ct.IsCancellationRequested && attempt >= MaxAttempts)
+            {
+                throw new IOException($"The download of '{file}' of '{_id.Repository}' stalled (no data for {_options.NetworkTimeout.TotalSeconds:F0} s), {MaxAttempts} times.", e);
+            }
             catch (Exception e) when (attempt < MaxAttempts && !ct.IsCancellationRequested &&
                                       e is IOException or HttpRequestException or OperationCanceledException)
             {

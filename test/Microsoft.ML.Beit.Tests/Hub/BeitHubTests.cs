@@ -263,6 +263,33 @@ public sealed class BeitHubTests(ITestOutputHelper output)
     });
 
     [Fact]
+    public Task Cancellation_StopsTheDownload_AndLeavesNoBlob() => WithCacheAsync(async cache =>
+    {
+        await using var hub = await FakeHub.StartAsync(HubRepos.Create(out _, out _));
+        var options = Options(hub.Endpoint, cache);
+        hub.StorageDelay = TimeSpan.FromSeconds(3);
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => BeitHub.ResolveAsync(HubRepos.Main, options, null, cancel.Token));
+        Assert.False(File.Exists(Path.Combine(RepoFolder(cache), "blobs", WeightsSha)));
+
+        hub.StorageDelay = TimeSpan.Zero;
+        string folder = BeitHub.Resolve(HubRepos.Main, options);
+        Assert.Equal(HubRepos.Weights, File.ReadAllBytes(Path.Combine(folder, "model.safetensors")));
+    });
+
+    [Fact]
+    public Task AServerError_IsAnIOExceptionNamingTheFile() => WithCacheAsync(async cache =>
+    {
+        var repos = HubRepos.Create(out _, out _);
+        repos["acme/broken"] = new FakeRepo { FailWith = 503 };
+        await using var hub = await FakeHub.StartAsync(repos);
+        var e = Assert.Throws<IOException>(() => BeitHub.Resolve("acme/broken", Options(hub.Endpoint, cache)));
+        Assert.Contains("503", e.Message);
+        Assert.Contains("config.json", e.Message);
+        Assert.Contains("acme/broken", e.Message);
+    });
+
+    [Fact]
     public Task FourThreads_FetchingTheSameModel_DownloadEachFileOnce() => WithCacheAsync(async cache =>
     {
         var repos = HubRepos.Create(out string main, out _);
@@ -331,8 +358,9 @@ public sealed class BeitHubTests(ITestOutputHelper output)
         Assert.Equal(BeitCheckpoint.ReadTensors(tiny).Count, tensors.Count);
 
         // Not in the cache, and no Hub to ask: the message says both.
-        var e = Assert.Throws<IOException>(() => BeitHub.Resolve("acme/absent", Options(closed, cache)));
-        Assert.Contains("Could not reach", e.Message);
+        var e = Assert.Throws<FileNotFoundException>(() => BeitHub.Resolve("acme/absent", Options(closed, cache)));
+        Assert.Contains("could not reach", e.Message);
+        Assert.Contains("no local file or folder", e.Message);
         Assert.Contains("acme/absent", e.Message);
         return Task.CompletedTask;
     });

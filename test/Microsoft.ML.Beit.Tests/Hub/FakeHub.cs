@@ -20,6 +20,8 @@ internal sealed class FakeRepo
     public string? Token { get; init; }
     /// <summary>The repository's new name: requests get a relative redirect there, as the Hub does after a rename.</summary>
     public string? RenamedTo { get; init; }
+    /// <summary>An error status every request gets (a Hub having a bad day).</summary>
+    public int? FailWith { get; init; }
 
     /// <summary>Adds a commit (its hash derived from its content) and points <paramref name="revision"/> at it.</summary>
     public string AddCommit(string revision, Dictionary<string, byte[]> files)
@@ -135,6 +137,11 @@ internal sealed class FakeHub : IAsyncDisposable
             // The Hub answers 401 for a repository that is absent or that the caller may not read.
             response.StatusCode = 401;
             response.Headers["X-Error-Code"] = "RepoNotFound";
+            return;
+        }
+        if (repo.FailWith is int failure)
+        {
+            response.StatusCode = failure;
             return;
         }
         if (repo.RenamedTo is string target)
