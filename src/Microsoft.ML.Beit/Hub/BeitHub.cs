@@ -74,6 +74,7 @@ public static class BeitHub
 
     internal static async Task<string> ResolveIdAsync(HubModelId id, BeitHubOptions options, IProgress<BeitDownloadProgress>? progress, CancellationToken ct)
     {
+        options.Validate();
         var cache = new HubCache(options.CacheDirectory, id);
         if (options.Offline) return ResolveFromCache(id, cache, options.Files, "offline mode (HF_HUB_OFFLINE)");
         // A commit never changes: when its snapshot is complete, there is nothing to ask the Hub (huggingface_hub does the same).

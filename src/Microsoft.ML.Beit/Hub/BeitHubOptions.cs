@@ -66,7 +66,16 @@ public sealed class BeitHubOptions
     /// <summary>How long a request may wait for response headers, or a download for its next bytes (huggingface_hub's 10 s).</summary>
     internal TimeSpan NetworkTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
-    internal BeitHubOptions Clone() => (BeitHubOptions)MemberwiseClone();
+    /// <summary>Throws <see cref="ArgumentException"/> for settings no download can use.</summary>
+    internal void Validate()
+    {
+        if (Endpoint is null || !Endpoint.IsAbsoluteUri || (Endpoint.Scheme != Uri.UriSchemeHttps && Endpoint.Scheme != Uri.UriSchemeHttp))
+            throw new ArgumentException($"BeitHubOptions.Endpoint must be an absolute http(s) address such as {DefaultEndpoint}.", nameof(Endpoint));
+        if (string.IsNullOrWhiteSpace(CacheDirectory))
+            throw new ArgumentException("BeitHubOptions.CacheDirectory must name a folder.", nameof(CacheDirectory));
+        if ((Files & BeitHubFiles.All) == 0 || (Files & ~BeitHubFiles.All) != 0)
+            throw new ArgumentException($"BeitHubOptions.Files '{Files}' names no known file set.", nameof(Files));
+    }
 
     /// <summary>huggingface_hub's <c>_is_true</c>: 1, ON, YES or TRUE, in any case.</summary>
     private static bool IsTrue(string? value) =>

@@ -446,6 +446,9 @@ public sealed class BeitHubTests(ITestOutputHelper output)
             var xdg = new BeitHubOptions(n => n == "XDG_CACHE_HOME" ? "/xdg" : null);
             Assert.Equal(Path.Combine("/xdg", "huggingface", "hub"), xdg.CacheDirectory);
             Assert.Throws<ArgumentException>(() => new BeitHubOptions(n => n == "HF_ENDPOINT" ? "ftp://x" : null));
+            Assert.Throws<ArgumentException>(() => BeitHub.Resolve(HubRepos.Main, new BeitHubOptions { Endpoint = null!, CacheDirectory = home }));
+            Assert.Throws<ArgumentException>(() => BeitHub.Resolve(HubRepos.Main, new BeitHubOptions { CacheDirectory = " " }));
+            Assert.Throws<ArgumentException>(() => BeitHub.Resolve(HubRepos.Main, new BeitHubOptions { CacheDirectory = home, Files = 0 }));
         }
         finally
         {
