@@ -42,6 +42,18 @@ public sealed class BeitHubTests(ITestOutputHelper output)
         Assert.Empty(leftovers);
     }
 
+    /// <summary>Runs <paramref name="body"/> with a fake Hub serving <see cref="HubRepos"/> (after <paramref name="configure"/>), an empty cache and options for both.</summary>
+    private static Task WithHubAsync(Func<FakeHub, string, BeitHubOptions, Task> body, Action<Dictionary<string, FakeRepo>>? configure = null) =>
+        WithCacheAsync(async cache =>
+        {
+            var repos = HubRepos.Create(out _, out _);
+            configure?.Invoke(repos);
+            await using var hub = await FakeHub.StartAsync(repos);
+            await body(hub, cache, Options(hub.Endpoint, cache));
+        });
+
+    private static string CommitOf(FakeHub hub, string revision) => hub.Repos[HubRepos.Main].Refs[revision];
+
     private static async Task WithCacheAsync(Func<string, Task> body)
     {
         string cache = Fixtures.TempDir();
@@ -56,13 +68,12 @@ public sealed class BeitHubTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public Task FreshDownload_ThenCacheHit_WithTheServerStopped() => WithCacheAsync(async cache =>
+    public Task FreshDownload_ThenCacheHit_WithTheServerStopped() => WithHubAsync(async (hub, cache, options) =>
     {
-        var repos = HubRepos.Create(out string main, out _);
-        var hub = await FakeHub.StartAsync(repos);
+        string main = CommitOf(hub, "main");
         var progress = new List<BeitDownloadProgress>();
         var sw = Stopwatch.StartNew();
-        string folder = BeitHub.Resolve(HubRepos.Main, Options(hub.Endpoint, cache), new SyncProgress<BeitDownloadProgress>(progress.Add));
+        string folder = BeitHub.Resolve(HubRepos.Main, options, new SyncProgress<BeitDownloadProgress>(progress.Add));
         double downloadMs = sw.Elapsed.TotalMilliseconds;
 
         Assert.Equal(Path.Combine(RepoFolder(cache), "snapshots", main), folder);
@@ -85,13 +96,13 @@ public sealed class BeitHubTests(ITestOutputHelper output)
 
         int requests = hub.Requests.Count;
         sw.Restart();
-        Assert.Equal(folder, BeitHub.Resolve(HubRepos.Main, Options(hub.Endpoint, cache)));
+        Assert.Equal(folder, BeitHub.Resolve(HubRepos.Main, options));
         double onlineHitMs = sw.Elapsed.TotalMilliseconds;
         Assert.Equal(0, hub.Requests.Skip(requests).Count(r => r.Method == "GET"));
 
         await hub.DisposeAsync();
         sw.Restart();
-        Assert.Equal(folder, BeitHub.Resolve(HubRepos.Main, Options(hub.Endpoint, cache)));
+        Assert.Equal(folder, BeitHub.Resolve(HubRepos.Main, options));
         double stoppedHitMs = sw.Elapsed.TotalMilliseconds;
         var (config, tensors) = BeitCheckpoint.Load(folder);
         Assert.Equal("cat", config.LabelName(0));
@@ -101,11 +112,10 @@ public sealed class BeitHubTests(ITestOutputHelper output)
     });
 
     [Fact]
-    public Task RevisionPinning_BranchTagAndCommitGetTheirOwnSnapshots() => WithCacheAsync(async cache =>
+    public Task RevisionPinning_BranchTagAndCommitGetTheirOwnSnapshots() => WithHubAsync(async (hub, cache, options) =>
     {
-        var repos = HubRepos.Create(out string main, out string v1);
-        await using var hub = await FakeHub.StartAsync(repos);
-        var options = Options(hub.Endpoint, cache);
+        string main = CommitOf(hub, "main");
+        string v1 = CommitOf(hub, "v1");
 
         string tagged = BeitHub.Resolve(HubRepos.Main + "@v1", options);
         string latest = BeitHub.Resolve(HubRepos.Main, options);
@@ -130,13 +140,12 @@ public sealed class BeitHubTests(ITestOutputHelper output)
     });
 
     [Fact]
-    public Task ADroppedConnection_IsResumedWithRange() => WithCacheAsync(async cache =>
+    public Task ADroppedConnection_IsResumedWithRange() => WithHubAsync(async (hub, cache, options) =>
     {
-        var repos = HubRepos.Create(out string main, out _);
-        await using var hub = await FakeHub.StartAsync(repos);
+        string main = CommitOf(hub, "main");
         hub.DropAfterBytes = 50_000;
         hub.DropNextTransfers = 1;
-        string folder = BeitHub.Resolve(HubRepos.Main, Options(hub.Endpoint, cache));
+        string folder = BeitHub.Resolve(HubRepos.Main, options);
 
         Assert.Equal(HubRepos.Weights, File.ReadAllBytes(Path.Combine(folder, "model.safetensors")));
         var transfers = hub.Requests.Where(r => r.Storage && r.Method == "GET" && r.Path.Contains(WeightsSha)).ToList();
@@ -147,15 +156,13 @@ public sealed class BeitHubTests(ITestOutputHelper output)
     });
 
     [Fact]
-    public Task AnIncompleteFileLeftByAKilledProcess_IsResumed() => WithCacheAsync(async cache =>
+    public Task AnIncompleteFileLeftByAKilledProcess_IsResumed() => WithHubAsync(async (hub, cache, options) =>
     {
-        var repos = HubRepos.Create(out _, out _);
-        await using var hub = await FakeHub.StartAsync(repos);
         string blobs = Path.Combine(RepoFolder(cache), "blobs");
         Directory.CreateDirectory(blobs);
         File.WriteAllBytes(Path.Combine(blobs, WeightsSha + ".incomplete"), HubRepos.Weights[..70_000]);
 
-        string folder = BeitHub.Resolve(HubRepos.Main, Options(hub.Endpoint, cache));
+        string folder = BeitHub.Resolve(HubRepos.Main, options);
 
         Assert.Equal(HubRepos.Weights, File.ReadAllBytes(Path.Combine(folder, "model.safetensors")));
         var transfer = Assert.Single(hub.Requests, r => r.Storage && r.Path.Contains(WeightsSha));
@@ -164,11 +171,8 @@ public sealed class BeitHubTests(ITestOutputHelper output)
     });
 
     [Fact]
-    public Task ACorruptedBlob_IsDetectedAndFetchedAgain() => WithCacheAsync(async cache =>
+    public Task ACorruptedBlob_IsDetectedAndFetchedAgain() => WithHubAsync(async (hub, cache, options) =>
     {
-        var repos = HubRepos.Create(out _, out _);
-        await using var hub = await FakeHub.StartAsync(repos);
-        var options = Options(hub.Endpoint, cache);
         string folder = BeitHub.Resolve(HubRepos.Main, options);
         string blob = Path.Combine(RepoFolder(cache), "blobs", WeightsSha);
         var bytes = File.ReadAllBytes(blob);
@@ -182,11 +186,8 @@ public sealed class BeitHubTests(ITestOutputHelper output)
     });
 
     [Fact]
-    public Task ACorruptTransfer_IsFetchedAgain_AndNeverCachedWhenItStaysCorrupt() => WithCacheAsync(async cache =>
+    public Task ACorruptTransfer_IsFetchedAgain_AndNeverCachedWhenItStaysCorrupt() => WithHubAsync(async (hub, cache, options) =>
     {
-        var repos = HubRepos.Create(out _, out _);
-        await using var hub = await FakeHub.StartAsync(repos);
-        var options = Options(hub.Endpoint, cache);
         string blob = Path.Combine(RepoFolder(cache), "blobs", WeightsSha);
 
         hub.CorruptNextTransfers = 100;
@@ -205,17 +206,16 @@ public sealed class BeitHubTests(ITestOutputHelper output)
     });
 
     [Fact]
-    public Task OfflineMode_ReadsOnlyTheCache_AndNamesWhatIsMissing() => WithCacheAsync(async cache =>
+    public Task OfflineMode_ReadsOnlyTheCache_AndNamesWhatIsMissing() => WithHubAsync(async (hub, cache, options) =>
     {
-        var repos = HubRepos.Create(out string main, out _);
-        await using var hub = await FakeHub.StartAsync(repos);
+        string main = CommitOf(hub, "main");
 
         var empty = Assert.Throws<FileNotFoundException>(() => BeitHub.Resolve(HubRepos.Main, Options(hub.Endpoint, cache, offline: true)));
         Assert.Contains("offline", empty.Message);
         Assert.Contains(HubRepos.Main, empty.Message);
         Assert.Empty(hub.Requests);
 
-        string folder = BeitHub.Resolve(HubRepos.Main, Options(hub.Endpoint, cache));
+        string folder = BeitHub.Resolve(HubRepos.Main, options);
         int requests = hub.Requests.Count;
         Assert.Equal(folder, BeitHub.Resolve(HubRepos.Main, Options(hub.Endpoint, cache, offline: true)));
         Assert.Equal(folder, BeitHub.Resolve($"{HubRepos.Main}@{main}", Options(hub.Endpoint, cache, offline: true)));
@@ -229,19 +229,17 @@ public sealed class BeitHubTests(ITestOutputHelper output)
     });
 
     [Fact]
-    public Task NotFoundAndUnauthorized_SayWhatAndWhy() => WithCacheAsync(async cache =>
+    public Task NotFoundAndUnauthorized_SayWhatAndWhy() => WithHubAsync(async (hub, cache, options) =>
     {
-        var repos = HubRepos.Create(out _, out _);
-        await using var hub = await FakeHub.StartAsync(repos);
-        var options = Options(hub.Endpoint, cache);
 
         var noWeights = Assert.Throws<FileNotFoundException>(() => BeitHub.Resolve("acme/weightless", options));
         Assert.Contains("acme/weightless", noWeights.Message);
         Assert.Contains("main", noWeights.Message);
         Assert.Contains("model.safetensors", noWeights.Message);
 
-        repos["acme/no-config"] = new FakeRepo();
-        repos["acme/no-config"].AddCommit("main", new() { ["model.safetensors"] = HubRepos.Weights });
+        var noConfigRepo = new FakeRepo();
+        noConfigRepo.AddCommit("main", new() { ["model.safetensors"] = HubRepos.Weights });
+        hub.Repos["acme/no-config"] = noConfigRepo;
         var noConfig = Assert.Throws<FileNotFoundException>(() => BeitHub.Resolve("acme/no-config@main", options));
         Assert.Contains("'config.json'", noConfig.Message);
         Assert.Contains("'acme/no-config'", noConfig.Message);
@@ -263,10 +261,8 @@ public sealed class BeitHubTests(ITestOutputHelper output)
     });
 
     [Fact]
-    public Task Cancellation_StopsTheDownload_AndLeavesNoBlob() => WithCacheAsync(async cache =>
+    public Task Cancellation_StopsTheDownload_AndLeavesNoBlob() => WithHubAsync(async (hub, cache, options) =>
     {
-        await using var hub = await FakeHub.StartAsync(HubRepos.Create(out _, out _));
-        var options = Options(hub.Endpoint, cache);
         hub.StorageDelay = TimeSpan.FromSeconds(3);
         using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => BeitHub.ResolveAsync(HubRepos.Main, options, null, cancel.Token));
@@ -278,23 +274,19 @@ public sealed class BeitHubTests(ITestOutputHelper output)
     });
 
     [Fact]
-    public Task AServerError_IsAnIOExceptionNamingTheFile() => WithCacheAsync(async cache =>
+    public Task AServerError_IsAnIOExceptionNamingTheFile() => WithHubAsync((hub, cache, options) =>
     {
-        var repos = HubRepos.Create(out _, out _);
-        repos["acme/broken"] = new FakeRepo { FailWith = 503 };
-        await using var hub = await FakeHub.StartAsync(repos);
-        var e = Assert.Throws<IOException>(() => BeitHub.Resolve("acme/broken", Options(hub.Endpoint, cache)));
+        var e = Assert.Throws<IOException>(() => BeitHub.Resolve("acme/broken", options));
         Assert.Contains("503", e.Message);
         Assert.Contains("config.json", e.Message);
         Assert.Contains("acme/broken", e.Message);
-    });
+        return Task.CompletedTask;
+    }, repos => repos["acme/broken"] = new FakeRepo { FailWith = 503 });
 
     [Fact]
-    public Task FourThreads_FetchingTheSameModel_DownloadEachFileOnce() => WithCacheAsync(async cache =>
+    public Task FourThreads_FetchingTheSameModel_DownloadEachFileOnce() => WithHubAsync(async (hub, cache, options) =>
     {
-        var repos = HubRepos.Create(out string main, out _);
-        await using var hub = await FakeHub.StartAsync(repos);
-        var options = Options(hub.Endpoint, cache);
+        string main = CommitOf(hub, "main");
         using var start = new Barrier(4);
         var folders = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() =>
         {
@@ -311,11 +303,8 @@ public sealed class BeitHubTests(ITestOutputHelper output)
     });
 
     [Fact]
-    public Task ShardedAndPyTorchCheckpoints_FetchTheirWeightFiles() => WithCacheAsync(async cache =>
+    public Task ShardedAndPyTorchCheckpoints_FetchTheirWeightFiles() => WithHubAsync(async (hub, cache, options) =>
     {
-        var repos = HubRepos.Create(out _, out _);
-        await using var hub = await FakeHub.StartAsync(repos);
-        var options = Options(hub.Endpoint, cache);
         var expected = BeitCheckpoint.ReadTensors(Fixtures.Tiny("cls_relpos"));
 
         string sharded = BeitHub.Resolve("acme/sharded-beit", options);
@@ -333,11 +322,10 @@ public sealed class BeitHubTests(ITestOutputHelper output)
     });
 
     [Fact]
-    public Task ARenamedRepository_FollowsTheHubsRelativeRedirect() => WithCacheAsync(async cache =>
+    public Task ARenamedRepository_FollowsTheHubsRelativeRedirect() => WithHubAsync(async (hub, cache, options) =>
     {
-        var repos = HubRepos.Create(out string main, out _);
-        await using var hub = await FakeHub.StartAsync(repos);
-        string folder = BeitHub.Resolve("old-name/beit", Options(hub.Endpoint, cache));
+        string main = CommitOf(hub, "main");
+        string folder = BeitHub.Resolve("old-name/beit", options);
         Assert.Equal(Path.Combine(RepoFolder(cache, "old-name/beit"), "snapshots", main), folder);
         Assert.Equal(HubRepos.Weights, File.ReadAllBytes(Path.Combine(folder, "model.safetensors")));
     });
@@ -457,11 +445,8 @@ public sealed class BeitHubTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public Task HostileHeaders_AreRejectedBeforeTheyBecomePaths() => WithCacheAsync(async cache =>
+    public Task HostileHeaders_AreRejectedBeforeTheyBecomePaths() => WithHubAsync(async (hub, cache, options) =>
     {
-        // A Hub whose declared size is smaller than what storage sends: the download must stop at the declared size.
-        var repos = HubRepos.Create(out _, out _);
-        await using var hub = await FakeHub.StartAsync(repos);
         Assert.Null(HubHttp.Unquote(null));
         Assert.Equal("abc", HubHttp.Unquote("W/\"abc\""));
         Assert.False(HubCache.IsValidEtag("../../etc/passwd"));
@@ -471,8 +456,9 @@ public sealed class BeitHubTests(ITestOutputHelper output)
         Assert.False(HubCache.IsValidFileName("sub/model.safetensors"));
         Assert.False(HubCache.IsValidFileName(".."));
 
+        // Metadata declaring fewer bytes than storage sends: the download is refused, and nothing is written.
         var metadata = new HubFileMetadata(new string('a', 40), WeightsSha, 1000, new Uri(hub.Storage, $"lfs/{WeightsSha}"));
-        var http = new HubHttp(Options(hub.Endpoint, cache), HubModelIdFor(HubRepos.Main));
+        var http = new HubHttp(options, HubModelIdFor(HubRepos.Main));
         string partial = Path.Combine(cache, "partial");
         var e = await Assert.ThrowsAsync<InvalidDataException>(() => http.DownloadAsync(metadata, "model.safetensors", partial, null, default));
         Assert.Contains("Content-Length", e.Message);
