@@ -123,7 +123,7 @@ public static class BeitHub
                 {
                     foreach (string shard in ShardNames(path))
                     {
-                        var shardMetadata = (await http.HeadAsync(commit, shard, optional: false, ct).ConfigureAwait(false))!;
+                        var shardMetadata = SameCommit((await http.HeadAsync(commit, shard, optional: false, ct).ConfigureAwait(false))!, commit, shard);
                         await FetchAsync(http, cache, shardMetadata, shard, progress, options, ct).ConfigureAwait(false);
                     }
                 }
@@ -146,8 +146,13 @@ public static class BeitHub
             if (http.LastMissingCommit is string missingAt) cache.MarkMissing(missingAt, file);
             return null;
         }
-        return await FetchAsync(http, cache, metadata, file, progress, options, ct).ConfigureAwait(false);
+        return await FetchAsync(http, cache, SameCommit(metadata, commit, file), file, progress, options, ct).ConfigureAwait(false);
     }
+
+    // Files asked for at a commit must come from it, or the snapshot folder we return would lack them.
+    private static HubFileMetadata SameCommit(HubFileMetadata metadata, string commit, string file) =>
+        metadata.Commit == commit ? metadata
+            : throw new InvalidDataException($"The Hub answered for '{file}' at commit {commit} with X-Repo-Commit {metadata.Commit}.");
 
     /// <summary>
     /// Makes <paramref name="file"/> present in the snapshot of <paramref name="metadata"/>'s commit: the blob is
