@@ -9,7 +9,7 @@ namespace Microsoft.ML.Beit.Training;
 /// </summary>
 public abstract class BeitTrainerOptions
 {
-    /// <summary>Start from this Hugging Face checkpoint folder (or one written by our pre-training); null trains from scratch.</summary>
+    /// <summary>Start from this Hugging Face checkpoint folder or Hub model id (or a folder written by our pre-training); null trains from scratch.</summary>
     public string? CheckpointFolder { get; set; }
     /// <summary>From-scratch configuration; null lets the trainer pick one suited to the data.</summary>
     public BeitConfig? Config { get; set; }

@@ -174,12 +174,13 @@ public sealed class BeitConfig
             Fail("id2label keys must be 0..num_labels-1.");
     }
 
-    /// <summary>Loads a configuration from a checkpoint folder or a <c>config.json</c> path.</summary>
+    /// <summary>Loads a configuration from a checkpoint folder, a <c>config.json</c> path or a Hugging Face model id (<see cref="Hub.BeitHub"/>).</summary>
     /// <exception cref="FileNotFoundException">No config file at that path.</exception>
     /// <exception cref="InvalidDataException">The file is not a valid BEiT configuration.</exception>
     public static BeitConfig Load(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        path = Hub.BeitHub.LocalPath(path, Hub.BeitHubFiles.Configuration);
         string file = Directory.Exists(path) ? Path.Combine(path, FileName) : path;
         if (!File.Exists(file)) throw new FileNotFoundException($"BeitConfig: no {FileName} at '{path}'.", file);
         try

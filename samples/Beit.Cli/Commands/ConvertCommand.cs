@@ -14,7 +14,7 @@ internal static class ConvertCommand
     {
         var input = new Argument<string>("in")
         {
-            Description = "A checkpoint folder, or a weights file (.safetensors, .bin, .pth, .pt) with any config.json next to it.",
+            Description = "A checkpoint folder or Hugging Face model id, or a weights file (.safetensors, .bin, .pth, .pt) with any config.json next to it.",
         };
         var output = new Argument<string>("out-folder") { Description = "The Hugging Face folder to write (config.json, model.safetensors, preprocessor_config.json)." };
         var heads = new Option<int?>("--num-heads")
@@ -25,7 +25,7 @@ internal static class ConvertCommand
         cmd.SetAction(pr =>
         {
             string outFolder = pr.GetValue(output)!;
-            var family = BeitCheckpoint.Convert(pr.GetValue(input)!, outFolder, pr.GetValue(heads));
+            var family = BeitCheckpoint.Convert(HubModels.Local(pr.GetValue(input)!), outFolder, pr.GetValue(heads));
             var config = BeitConfig.Load(outFolder);
             Console.WriteLine($"Converted a {family} checkpoint to '{outFolder}': {string.Join(", ", config.Architectures ?? [])}, " +
                               $"{config.NumHiddenLayers} layers, hidden {config.HiddenSize}, {config.NumAttentionHeads} heads, " +

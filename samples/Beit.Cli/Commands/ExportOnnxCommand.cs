@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using Microsoft.ML.Beit.Hub;
 using Microsoft.ML.Beit.Onnx;
 
 namespace Beit.Cli.Commands;
@@ -27,7 +28,7 @@ internal static class ExportOnnxCommand
 
     public static Command Create()
     {
-        var folder = new Argument<string>("checkpoint-folder") { Description = "A Hugging Face BEiT folder (config.json + model.safetensors or pytorch_model.bin)." };
+        var folder = new Argument<string>("checkpoint-folder") { Description = "A Hugging Face BEiT folder (config.json + model.safetensors or pytorch_model.bin), or a Hub model id (org/name[@revision])." };
         var output = new Argument<string>("output.onnx") { Description = "The ONNX file to write (atomically)." };
         var task = new Option<string>("--task")
         {
@@ -76,9 +77,9 @@ internal static class ExportOnnxCommand
             var sw = Stopwatch.StartNew();
             try
             {
-                BeitOnnxExporter.Export(pr.GetValue(folder)!, t, path, options);
+                BeitOnnxExporter.Export(HubModels.Local(pr.GetValue(folder)!, BeitHubFiles.Configuration | BeitHubFiles.Weights), t, path, options);
             }
-            catch (Exception e) when (e is InvalidDataException or NotSupportedException or FileNotFoundException or DirectoryNotFoundException or ArgumentException)
+            catch (Exception e) when (e is InvalidDataException or NotSupportedException or IOException or ArgumentException or UnauthorizedAccessException or TimeoutException)
             {
                 Console.Error.WriteLine($"export-onnx: {e.Message}");
                 return 1;

@@ -4,17 +4,27 @@ using Microsoft.ML.Beit.Checkpoints;
 
 namespace Beit.Cli.Commands;
 
-/// <summary><c>beit info &lt;checkpoint-folder&gt;</c>: what a Hugging Face BEiT folder holds.</summary>
+/// <summary><c>beit info &lt;checkpoint-folder | model-id&gt;</c>: what a Hugging Face BEiT folder holds.</summary>
 internal static class InfoCommand
 {
     public static Command Create()
     {
-        var folder = new Argument<string>("checkpoint-folder") { Description = "A Hugging Face BEiT folder (config.json + model.safetensors or pytorch_model.bin)." };
+        var folder = new Argument<string>("checkpoint-folder") { Description = "A Hugging Face BEiT folder (config.json + model.safetensors or pytorch_model.bin), or a Hub model id (org/name[@revision])." };
         var cmd = new Command("info", "Print a checkpoint's configuration and tensors.") { folder };
         cmd.SetAction(pr =>
         {
-            string path = pr.GetValue(folder)!;
-            var config = BeitConfig.Load(path);
+            string path;
+            BeitConfig config;
+            try
+            {
+                path = HubModels.Local(pr.GetValue(folder)!);
+                config = BeitConfig.Load(path);
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or ArgumentException or TimeoutException)
+            {
+                Console.Error.WriteLine($"beit info: {e.Message}");
+                return 1;
+            }
             Console.WriteLine($"BEiT: {config.NumHiddenLayers} layers, hidden {config.HiddenSize}, {config.NumAttentionHeads} heads, MLP {config.IntermediateSize}");
             Console.WriteLine($"Input: {config.ImageSize}x{config.ImageSize}, patch {config.PatchSize} ({config.GridSize}x{config.GridSize} grid)");
             Console.WriteLine($"Relative bias: {(config.UseSharedRelativePositionBias ? "shared" : config.UseRelativePositionBias ? "per layer" : "none")}; " +

@@ -19,17 +19,18 @@ internal static class PackageCommand
 
     public static Command Create()
     {
-        var folder = new Argument<string>("checkpoint-folder") { Description = "A Hugging Face BEiT folder (config.json + model.safetensors or pytorch_model.bin; preprocessor_config.json if present)." };
+        var folder = new Argument<string>("checkpoint-folder") { Description = "A Hugging Face BEiT folder (config.json + model.safetensors or pytorch_model.bin; preprocessor_config.json if present), or a Hub model id (org/name[@revision])." };
         var task = new Option<string>("--task") { Description = "The pipeline's last stage: " + string.Join(" | ", s_tasks) + ".", Required = true };
         task.AcceptOnlyFromAmong(s_tasks);
         var output = new Option<string>("--out") { Description = "The model.zip to write (atomically).", Required = true };
         var cmd = new Command("package", "Build the ML.NET pipeline for a checkpoint and save it as model.zip.") { folder, task, output };
         cmd.SetAction(pr =>
         {
-            string checkpoint = pr.GetValue(folder)!, zip = pr.GetValue(output)!, t = pr.GetValue(task)!;
+            string zip = pr.GetValue(output)!, t = pr.GetValue(task)!;
             var sw = Stopwatch.StartNew();
             try
             {
+                string checkpoint = HubModels.Local(pr.GetValue(folder)!);
                 var ml = new MLContext();
                 var input = ml.Data.LoadFromEnumerable(Array.Empty<PathRow>());
                 var load = ml.Transforms.LoadBeitImages("Image", InputColumn).Append(ml.Transforms.BeitImageProcessor(checkpoint));
@@ -54,7 +55,7 @@ internal static class PackageCommand
                 Console.WriteLine($"Wrote {zip} ({new FileInfo(full).Length / 1e6:F1} MB) in {sw.Elapsed.TotalSeconds:F1} s: {InputColumn} → Image → PixelValues → {outputs}");
                 return 0;
             }
-            catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or NotSupportedException or UnauthorizedAccessException)
+            catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or NotSupportedException or UnauthorizedAccessException or TimeoutException)
             {
                 Console.Error.WriteLine($"beit package: {e.Message}");
                 return 1;

@@ -21,7 +21,7 @@ internal static class PredictCommand
 
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "A model.zip made by 'beit package' (or any saved classification pipeline), or a Hugging Face checkpoint folder.", Required = true };
+        var model = new Option<string>("--model") { Description = "A model.zip made by 'beit package' (or any saved classification pipeline), a Hugging Face checkpoint folder, or a Hub model id (org/name[@revision]).", Required = true };
         var engine = new Option<string>("--engine") { Description = "onnx (default): the ML.NET pipeline on ONNX Runtime; torch: the TorchSharp BeitForImageClassification (checkpoint folders only).", DefaultValueFactory = _ => "onnx" };
         engine.AcceptOnlyFromAmong("onnx", "torch");
         var topK = new Option<int>("--top-k") { Description = "How many labels to print per image (default 5).", DefaultValueFactory = _ => 5 };
@@ -40,6 +40,7 @@ internal static class PredictCommand
             try
             {
                 var images = Expand(pr.GetValue(inputs)!);
+                modelPath = HubModels.Local(modelPath);
                 var (labels, probabilities) = engineName == "torch" ? PredictTorch(modelPath, images) : PredictOnnx(modelPath, images);
                 var results = images.Select((source, i) => (source, Top(labels, probabilities[i], k))).ToList();
                 if (pr.GetValue(json)) WriteJson(results);
@@ -60,7 +61,7 @@ internal static class PredictCommand
     {
         for (Exception? x = e; x != null; x = x.InnerException)
             if (x is BeitInputException or ImageDecodingException) return x;
-        return e is IOException or InvalidDataException or ArgumentException or NotSupportedException or UnauthorizedAccessException or InvalidOperationException ? e : null;
+        return e is IOException or InvalidDataException or ArgumentException or NotSupportedException or UnauthorizedAccessException or InvalidOperationException or TimeoutException ? e : null;
     }
 
     private static List<string> Expand(string[] inputs)

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Microsoft.ML.Beit.Checkpoints;
+using Microsoft.ML.Beit.Hub;
 using Microsoft.ML.Beit.Processing;
 
 namespace Beit.Cli.Commands;
@@ -15,7 +16,7 @@ internal static class PreprocessCommand
         var image = new Argument<string>("image") { Description = "An image file (PNG, JPEG, BMP, GIF or WebP)." };
         var config = new Option<string?>("--preprocessor-config")
         {
-            Description = "A preprocessor_config.json, or a checkpoint folder holding one. Default: BeitImageProcessor's v4.34 class defaults (256x256 bicubic, center crop 224, mean/std 0.5).",
+            Description = "A preprocessor_config.json, or a checkpoint folder or Hub model id (org/name[@revision]) with one. Default: BeitImageProcessor's v4.34 class defaults (256x256 bicubic, center crop 224, mean/std 0.5).",
         };
         var output = new Option<string>("--out") { Description = "The .safetensors file to write pixel_values [1,3,H,W] (F32) to.", Required = true };
         var cmd = new Command("preprocess", "Write an image's BEiT pixel_values (Pillow-exact) to a safetensors file.") { image, config, output };
@@ -25,7 +26,8 @@ internal static class PreprocessCommand
             string? configPath = pr.GetValue(config);
             try
             {
-                var processor = configPath is null ? new BeitImageProcessor() : BeitImageProcessor.FromPretrained(configPath);
+                var processor = configPath is null ? new BeitImageProcessor()
+                    : BeitImageProcessor.FromPretrained(HubModels.Local(configPath, BeitHubFiles.Configuration | BeitHubFiles.Preprocessor));
                 var rgb = ImageDecoder.Decode(imagePath);
                 var size = processor.GetOutputSize(rgb.Width, rgb.Height);
                 var values = processor.Preprocess(rgb);
@@ -37,7 +39,7 @@ internal static class PreprocessCommand
                                   $"(min {values.Min():F4}, max {values.Max():F4}, mean {values.Average():F4}) -> {outPath}");
                 return 0;
             }
-            catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+            catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or TimeoutException)
             {
                 Console.Error.WriteLine("beit preprocess: " + e.Message);
                 return 1;

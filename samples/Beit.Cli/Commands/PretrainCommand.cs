@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Microsoft.ML.Beit;
+using Microsoft.ML.Beit.Hub;
 using Microsoft.ML.Beit.Training;
 using Microsoft.ML.Beit.Training.Data;
 using Microsoft.ML.Beit.Training.ImageClassification;
@@ -19,7 +20,7 @@ internal static class PretrainCommand
         var vocab = new Option<int>("--vocab-size") { Description = "k-means codebook size, or the ONNX tokenizer's codebook size.", DefaultValueFactory = _ => 512 };
         var tokInput = new Option<string>("--tokenizer-input") { Description = "Input name of an ONNX tokenizer.", DefaultValueFactory = _ => "x" };
         var tokOutput = new Option<string>("--tokenizer-output") { Description = "Output (codebook logits) name of an ONNX tokenizer.", DefaultValueFactory = _ => "logits" };
-        var checkpoint = new Option<string?>("--checkpoint") { Description = "Continue pre-training from this checkpoint folder." };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "Continue pre-training from this checkpoint folder or Hub model id." };
         var common = new TrainingCliOptions(defaultEpochs: 10, defaultBatch: 128, defaultLr: 1.5e-3);
         var maskRatio = new Option<double>("--mask-ratio") { Description = "Fraction of patches masked per image.", DefaultValueFactory = _ => 75.0 / 196 };
         var cmd = new Command("pretrain", "Pre-train BEiT with masked image modeling on unlabeled images.") { folder, output, tokenizer, vocab, tokInput, tokOutput, checkpoint, maskRatio };
@@ -32,7 +33,7 @@ internal static class PretrainCommand
         Option<string> tokInputOpt, Option<string> tokOutputOpt, Option<string?> checkpointOpt, Option<double> maskRatioOpt, TrainingCliOptions common, CancellationToken ct)
     {
         string folder = pr.GetValue(folderArg)!, output = pr.GetValue(outputOpt)!;
-        string? checkpoint = pr.GetValue(checkpointOpt);
+        string? checkpoint = pr.GetValue(checkpointOpt) is string c ? HubModels.Local(c, BeitHubFiles.Configuration | BeitHubFiles.Weights, ct) : null;
         int? size = pr.GetValue(common.ImageSize) ?? (checkpoint is null ? null : BeitConfig.Load(checkpoint).ImageSize);
         var images = TrainingCliOptions.LoadImages(folder, unlabeled: true, size, out _);
         AnsiConsole.MarkupLineInterpolated($"[bold]{images.Count:N0}[/] images at {images.Height}×{images.Width} from {folder}");

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Microsoft.ML.Beit;
+using Microsoft.ML.Beit.Hub;
 using Microsoft.ML.Beit.Training.ImageClassification;
 using Spectre.Console;
 
@@ -15,7 +16,7 @@ internal static class TrainCommand
     {
         var folder = new Argument<string>("folder") { Description = "One subfolder of images per class (the subfolder name is the label), or a folder with MNIST-style IDX files (train-*/t10k-*)." };
         var output = new Option<string>("--out") { Description = "The model.zip to write (an ML.NET pipeline from image paths to PredictedLabel).", Required = true };
-        var checkpoint = new Option<string?>("--checkpoint") { Description = "Fine-tune this Hugging Face (or beit pretrain) checkpoint folder; default: train a new model sized for the data." };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "Fine-tune this Hugging Face (or beit pretrain) checkpoint folder or Hub model id (org/name[@revision]); default: train a new model sized for the data." };
         var testFraction = new Option<double>("--test-fraction") { Description = "Fraction of each class held out for the test report (IDX folders use their t10k set).", DefaultValueFactory = _ => 0.1 };
         var trainFraction = new Option<double>("--train-fraction") { Description = "Train on only this fraction of each class's training images (a seeded, class-balanced subset; e.g. 0.1 for a few-label run).", DefaultValueFactory = _ => 1.0 };
         var validationFraction = new Option<double>("--validation-fraction") { Description = "Fraction of the training images used to pick the best epoch.", DefaultValueFactory = _ => 0.1 };
@@ -30,7 +31,7 @@ internal static class TrainCommand
         cmd.SetAction((pr, ct) =>
         {
             string path = pr.GetValue(folder)!, zip = pr.GetValue(output)!;
-            string? ckpt = pr.GetValue(checkpoint);
+            string? ckpt = pr.GetValue(checkpoint) is string c ? HubModels.Local(c, BeitHubFiles.Configuration | BeitHubFiles.Weights, ct) : null;
             var options = new BeitImageClassificationTrainer.Options
             {
                 CheckpointFolder = ckpt,

@@ -25,7 +25,7 @@ public sealed class BeitForImageClassification : BeitPreTrainedModel
     }
 
     /// <summary>Loads a Hugging Face checkpoint folder (<c>config.json</c> + <c>model.safetensors</c> or <c>pytorch_model.bin</c>).</summary>
-    /// <param name="folder">The checkpoint folder.</param>
+    /// <param name="folder">The checkpoint folder, or a Hugging Face model id such as <c>microsoft/beit-base-patch16-224</c>.</param>
     /// <param name="config">Overrides the folder's configuration (for example new labels, with <paramref name="strict"/> false).</param>
     /// <param name="strict">Throw on missing or unexpected tensors (wrong shapes always throw).</param>
     /// <exception cref="Microsoft.ML.Beit.Checkpoints.CheckpointMismatchException">The tensors do not fit; each one is named.</exception>
@@ -99,7 +99,7 @@ public sealed class BeitForMaskedImageModeling : BeitPreTrainedModel
     }
 
     /// <summary>Loads a Hugging Face checkpoint folder.</summary>
-    /// <param name="folder">The checkpoint folder.</param>
+    /// <param name="folder">The checkpoint folder, or a Hugging Face model id such as <c>microsoft/beit-base-patch16-224</c>.</param>
     /// <param name="config">Overrides the folder's configuration.</param>
     /// <param name="strict">Throw on missing or unexpected tensors (wrong shapes always throw).</param>
     /// <exception cref="Microsoft.ML.Beit.Checkpoints.CheckpointMismatchException">The tensors do not fit; each one is named.</exception>

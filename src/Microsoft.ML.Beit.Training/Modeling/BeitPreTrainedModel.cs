@@ -142,10 +142,11 @@ public abstract class BeitPreTrainedModel : nn.Module
         BeitCheckpoint.Save(folder, config, ToTensorData());
     }
 
-    /// <summary>Builds a model from a checkpoint folder's config (or <paramref name="config"/>) and loads its weights.</summary>
+    /// <summary>Builds a model from a checkpoint folder's (or Hugging Face model id's) config (or <paramref name="config"/>) and loads its weights.</summary>
     protected static T LoadPretrained<T>(string folder, BeitConfig? config, bool strict, Func<BeitConfig, T> create) where T : BeitPreTrainedModel
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
+        folder = Hub.BeitHub.LocalPath(folder, Hub.BeitHubFiles.Configuration | Hub.BeitHubFiles.Weights);
         config ??= BeitConfig.Load(folder);
         var tensors = BeitCheckpoint.ReadTensors(folder);
         var model = create(config);

@@ -194,7 +194,7 @@ public sealed class BeitForSemanticSegmentation : BeitPreTrainedModel
     }
 
     /// <summary>Loads a Hugging Face checkpoint folder.</summary>
-    /// <param name="folder">The checkpoint folder.</param>
+    /// <param name="folder">The checkpoint folder, or a Hugging Face model id such as <c>microsoft/beit-base-patch16-224</c>.</param>
     /// <param name="config">Overrides the folder's configuration.</param>
     /// <param name="strict">Throw on missing or unexpected tensors (wrong shapes always throw).</param>
     /// <exception cref="Microsoft.ML.Beit.Checkpoints.CheckpointMismatchException">The tensors do not fit; each one is named.</exception>

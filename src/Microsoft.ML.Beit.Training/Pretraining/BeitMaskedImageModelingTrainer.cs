@@ -200,8 +200,7 @@ public sealed class BeitMaskedImageModelingTrainer
         Dictionary<string, TensorData>? tensors = null;
         if (o.CheckpointFolder is string folder)
         {
-            config = BeitConfig.Load(folder);
-            tensors = BeitCheckpoint.ReadTensors(folder);
+            (config, tensors) = BeitCheckpoint.Load(folder);
         }
         else
         {

@@ -1,10 +1,12 @@
+using Microsoft.ML.Beit.Hub;
+
 namespace Microsoft.ML.Beit.Checkpoints;
 
 /// <summary>Reads and writes a Hugging Face checkpoint folder: <c>config.json</c> plus its weights.</summary>
 public static class BeitCheckpoint
 {
     /// <summary>
-    /// Reads the weights of a checkpoint folder by Hugging Face's precedence: <c>model.safetensors</c>,
+    /// Reads the weights of a checkpoint folder (or Hugging Face model id, see <see cref="BeitHub"/>) by Hugging Face's precedence: <c>model.safetensors</c>,
     /// <c>model.safetensors.index.json</c> (sharded), <c>pytorch_model.bin</c>, then <c>pytorch_model.bin.index.json</c>.
     /// PyTorch files go through a restricted unpickler (<see cref="PyTorchCheckpoint"/>). Names come back in the classic
     /// Hugging Face spelling (<see cref="BeitWeightNames.ToClassic(string)"/>), whatever transformers version wrote them,
@@ -15,6 +17,8 @@ public static class BeitCheckpoint
     /// <exception cref="UnsafePickleException">A <c>pytorch_model.bin</c> names a global a state dict never needs.</exception>
     public static Dictionary<string, TensorData> ReadTensors(string folder)
     {
+        ArgumentException.ThrowIfNullOrEmpty(folder);
+        folder = BeitHub.LocalPath(folder, BeitHubFiles.Weights);
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Checkpoint folder '{folder}' does not exist.");
         var (path, tensors) = ReadRawTensors(folder);
         return BeitWeightNames.ToClassic(BeitCheckpointFamilies.ToHuggingFace(tensors, path), path);
@@ -68,9 +72,13 @@ public static class BeitCheckpoint
     public static BeitCheckpointFamily Convert(string input, string outputFolder, int? numAttentionHeads = null) =>
         BeitCheckpointConverter.Convert(input, outputFolder, numAttentionHeads);
 
-    /// <summary>Reads both the configuration and the weights of a checkpoint folder.</summary>
-    public static (BeitConfig Config, Dictionary<string, TensorData> Tensors) Load(string folder) =>
-        (BeitConfig.Load(folder), ReadTensors(folder));
+    /// <summary>Reads both the configuration and the weights of a checkpoint folder or Hugging Face model id.</summary>
+    public static (BeitConfig Config, Dictionary<string, TensorData> Tensors) Load(string folder)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(folder);
+        folder = BeitHub.LocalPath(folder, BeitHubFiles.Configuration | BeitHubFiles.Weights);
+        return (BeitConfig.Load(folder), ReadTensors(folder));
+    }
 
     /// <summary>
     /// Writes a folder Hugging Face transformers loads with <c>from_pretrained</c>: <c>config.json</c> and

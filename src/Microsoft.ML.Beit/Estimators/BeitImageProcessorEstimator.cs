@@ -46,8 +46,8 @@ public sealed class BeitImageProcessorEstimator : IEstimator<BeitImageProcessorT
     public Processor Processor => _options.Processor;
 
     /// <summary>
-    /// The processor for a model: <paramref name="path"/> is a <c>preprocessor_config.json</c> file or a checkpoint
-    /// folder. A folder without <c>preprocessor_config.json</c> (the tiny test checkpoints, models saved by
+    /// The processor for a model: <paramref name="path"/> is a <c>preprocessor_config.json</c> file, a checkpoint
+    /// folder or a Hugging Face model id. A folder without <c>preprocessor_config.json</c> (the tiny test checkpoints, models saved by
     /// <c>SavePretrained</c>) gets transformers v5's class defaults at the model's resolution: resize to
     /// <c>image_size</c>×<c>image_size</c> bicubic, no crop, rescale 1/255, mean = std = 0.5.
     /// </summary>
@@ -55,6 +55,7 @@ public sealed class BeitImageProcessorEstimator : IEstimator<BeitImageProcessorT
     public static Processor LoadProcessor(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        path = Hub.BeitHub.LocalPath(path, Hub.BeitHubFiles.Configuration | Hub.BeitHubFiles.Preprocessor);
         if (File.Exists(path)) return Processor.FromPretrained(path);
         if (Directory.Exists(path))
         {

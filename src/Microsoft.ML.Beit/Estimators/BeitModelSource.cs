@@ -34,20 +34,22 @@ public sealed class BeitModelSource
     /// <summary>The checkpoint folder, when the source is one (for example to read its <c>preprocessor_config.json</c>).</summary>
     public string? CheckpointFolder => _folder;
 
-    /// <summary>A checkpoint folder (a directory) or an ONNX file (a file).</summary>
-    /// <exception cref="FileNotFoundException">Nothing exists at <paramref name="path"/>.</exception>
+    /// <summary>A checkpoint folder (a directory), an ONNX file (a file) or a Hugging Face model id (<see cref="Hub.BeitHub"/>).</summary>
+    /// <exception cref="FileNotFoundException">Nothing exists at <paramref name="path"/>, and it names no Hub model.</exception>
     public static BeitModelSource FromPath(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        path = Hub.BeitHub.LocalPath(path, Hub.BeitHubFiles.All);
         if (Directory.Exists(path)) return FromCheckpoint(path);
         if (File.Exists(path)) return FromOnnxFile(path);
         throw new FileNotFoundException($"BEiT model '{path}' does not exist (expected a Hugging Face checkpoint folder or an .onnx file).", path);
     }
 
-    /// <summary>A Hugging Face checkpoint folder: <c>config.json</c> plus <c>model.safetensors</c> or <c>pytorch_model.bin</c>.</summary>
+    /// <summary>A Hugging Face checkpoint folder (<c>config.json</c> plus <c>model.safetensors</c> or <c>pytorch_model.bin</c>), or a Hub model id.</summary>
     public static BeitModelSource FromCheckpoint(string folder)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
+        folder = Hub.BeitHub.LocalPath(folder, Hub.BeitHubFiles.All);
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"BEiT checkpoint folder '{folder}' does not exist.");
         return new BeitModelSource(folder, folder: folder);
     }

@@ -31,6 +31,7 @@ public static class BeitOnnxExporter
     public static void Export(string checkpointFolder, BeitOnnxTask task, string outputPath, BeitOnnxExportOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(checkpointFolder);
+        checkpointFolder = Hub.BeitHub.LocalPath(checkpointFolder, Hub.BeitHubFiles.Configuration | Hub.BeitHubFiles.Weights);
         var config = BeitConfig.Load(checkpointFolder);
         Validate(config, task, options ?? new());
         Export(config, BeitCheckpoint.ReadTensors(checkpointFolder), task, outputPath, options);
@@ -66,6 +67,7 @@ public static class BeitOnnxExporter
     public static byte[] ExportToBytes(string checkpointFolder, BeitOnnxTask task, BeitOnnxExportOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(checkpointFolder);
+        checkpointFolder = Hub.BeitHub.LocalPath(checkpointFolder, Hub.BeitHubFiles.Configuration | Hub.BeitHubFiles.Weights);
         var config = BeitConfig.Load(checkpointFolder);
         Validate(config, task, options ?? new());
         return ExportToBytes(config, BeitCheckpoint.ReadTensors(checkpointFolder), task, options);

@@ -315,8 +315,8 @@ public sealed class BeitImageProcessor
     // ------------------------------------------------------------------ preprocessor_config.json
 
     /// <summary>
-    /// Reads a checkpoint's <c>preprocessor_config.json</c>: <paramref name="path"/> is that file or the checkpoint
-    /// folder holding it. Understands <c>BeitImageProcessor</c>, <c>BeitImageProcessorFast</c> and the old
+    /// Reads a checkpoint's <c>preprocessor_config.json</c>: <paramref name="path"/> is that file, the checkpoint
+    /// folder holding it, or a Hugging Face model id (<see cref="Hub.BeitHub"/>). Understands <c>BeitImageProcessor</c>, <c>BeitImageProcessorFast</c> and the old
     /// <c>BeitFeatureExtractor</c> files (<c>size</c>/<c>crop_size</c> as a bare int, <c>reduce_labels</c>). Keys
     /// that are absent take this class's defaults.
     /// </summary>
@@ -325,6 +325,7 @@ public sealed class BeitImageProcessor
     public static BeitImageProcessor FromPretrained(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
+        path = Hub.BeitHub.LocalPath(path, Hub.BeitHubFiles.Configuration | Hub.BeitHubFiles.Preprocessor);
         string file = Directory.Exists(path) ? Path.Combine(path, ConfigFileName) : path;
         if (!File.Exists(file))
             throw new FileNotFoundException(Directory.Exists(path)

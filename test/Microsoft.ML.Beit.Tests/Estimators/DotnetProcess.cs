@@ -17,7 +17,9 @@ internal static class DotnetProcess
         return path;
     }
 
-    public static (int ExitCode, string Stdout, string Stderr) Run(string dll, IEnumerable<string> args, string? workingDirectory = null)
+    /// <summary>Runs <paramref name="dll"/>; <paramref name="environment"/> sets (or, with null, removes) variables of the child only.</summary>
+    public static (int ExitCode, string Stdout, string Stderr) Run(string dll, IEnumerable<string> args, string? workingDirectory = null,
+                                                                   IReadOnlyDictionary<string, string?>? environment = null)
     {
         var psi = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
         {
@@ -26,6 +28,11 @@ internal static class DotnetProcess
             UseShellExecute = false,
             WorkingDirectory = workingDirectory ?? Environment.CurrentDirectory,
         };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+        {
+            if (value is null) psi.Environment.Remove(name);
+            else psi.Environment[name] = value;
+        }
         psi.ArgumentList.Add(dll);
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var process = Process.Start(psi)!;
