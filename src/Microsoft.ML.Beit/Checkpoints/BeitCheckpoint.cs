@@ -11,6 +11,8 @@ public static class BeitCheckpoint
     /// </summary>
     /// <exception cref="FileNotFoundException">The folder holds no weights file this reader understands.</exception>
     /// <exception cref="UnsafePickleException">A <c>pytorch_model.bin</c> names a global a state dict never needs.</exception>
+    /// <exception cref="InvalidDataException">A weights file is damaged or exceeds a limit; the message names it.</exception>
+    /// <exception cref="CheckpointMismatchException">A weight is not floating-point (for example I32); the message names it and the file.</exception>
     public static Dictionary<string, TensorData> ReadTensors(string folder)
     {
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Checkpoint folder '{folder}' does not exist.");
@@ -23,7 +25,11 @@ public static class BeitCheckpoint
         })
         {
             string path = Path.Combine(folder, name);
-            if (File.Exists(path)) return BeitWeightNames.ToClassic(read(path), path);
+            if (!File.Exists(path)) continue;
+            // The one place both consumers (the ONNX exporter and the TorchSharp model) get file tensors from.
+            var tensors = BeitWeightNames.ToClassic(read(path), path);
+            CheckpointMismatchException.ThrowIfNotFloat(tensors, path);
+            return tensors;
         }
         throw new FileNotFoundException($"Checkpoint folder '{folder}' has no {SafeTensors.ModelFileName}, {SafeTensors.IndexFileName}, " +
                                         $"{PyTorchCheckpoint.ModelFileName} or {PyTorchCheckpoint.IndexFileName}.");

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Globalization;
-using System.Numerics;
 using System.Text;
 
 namespace Microsoft.ML.Beit.Checkpoints;
@@ -30,6 +29,8 @@ internal sealed class RestrictedUnpickler
     private readonly Func<object?, object?> _persistentLoad;
     private readonly List<object?> _stack = new();
     private readonly Stack<int> _marks = new();
+    // Nesting depth of every tuple built, by reference: tuples are immutable, so the depth is exact and bounded as it is built.
+    private readonly Dictionary<object?[], int> _tupleDepth = new(ReferenceEqualityComparer.Instance);
     private int _pos;
 
     /// <param name="data">The pickle bytes.</param>
@@ -74,11 +75,11 @@ internal sealed class RestrictedUnpickler
                 case (byte)'J': stack.Add((long)BinaryPrimitives.ReadInt32LittleEndian(Read(4))); break;  // BININT
                 case (byte)'K': stack.Add((long)ReadByte()); break;                                      // BININT1
                 case (byte)'M': stack.Add((long)BinaryPrimitives.ReadUInt16LittleEndian(Read(2))); break; // BININT2
-                case (byte)'I': stack.Add(ParseTextInt(ReadLine())); break;                               // INT
-                case (byte)'L': stack.Add(Normalize(BigInteger.Parse(ReadLine().TrimEnd('L'), CultureInfo.InvariantCulture))); break; // LONG
-                case 0x8a: stack.Add(ReadLong(ReadByte())); break;                                        // LONG1
-                case 0x8b: stack.Add(ReadLong(ReadLength(4))); break;                                     // LONG4
-                case (byte)'F': stack.Add(double.Parse(ReadLine(), CultureInfo.InvariantCulture)); break; // FLOAT
+                case (byte)'I': stack.Add(ParseTextInt(ReadIntegerLine("INT"))); break;                     // INT
+                case (byte)'L': stack.Add(ParseLong(ReadIntegerLine("LONG").TrimEnd('L'), "LONG")); break;  // LONG
+                case 0x8a: stack.Add(ReadLong(ReadByte(), "LONG1")); break;                               // LONG1
+                case 0x8b: stack.Add(ReadLong(ReadLength(4), "LONG4")); break;                            // LONG4
+                case (byte)'F': stack.Add(ParseFloat(ReadLine())); break;                                 // FLOAT
                 case (byte)'G': stack.Add(BinaryPrimitives.ReadDoubleBigEndian(Read(8))); break;          // BINFLOAT
                 case (byte)'X': stack.Add(Encoding.UTF8.GetString(Read(ReadLength(4)))); break;           // BINUNICODE
                 case 0x8c: stack.Add(Encoding.UTF8.GetString(Read(ReadByte()))); break;                   // SHORT_BINUNICODE
@@ -92,10 +93,10 @@ internal sealed class RestrictedUnpickler
                 case 0x8e: stack.Add(Read(ReadLength(8)).ToArray()); break;                               // BINBYTES8
                 case 0x96: stack.Add(Read(ReadLength(8)).ToArray()); break;                               // BYTEARRAY8
                 case (byte)')': stack.Add(Array.Empty<object?>()); break;                                 // EMPTY_TUPLE
-                case (byte)'t': stack.Add(PopMark(stack, marks).ToArray()); break;                        // TUPLE
-                case 0x85: stack.Add(new[] { Pop(stack) }); break;                                        // TUPLE1
-                case 0x86: { var b = Pop(stack); var a = Pop(stack); stack.Add(new[] { a, b }); break; } // TUPLE2
-                case 0x87: { var c = Pop(stack); var b = Pop(stack); var a = Pop(stack); stack.Add(new[] { a, b, c }); break; } // TUPLE3
+                case (byte)'t': stack.Add(Tuple(PopMark(stack, marks).ToArray())); break;                 // TUPLE
+                case 0x85: stack.Add(Tuple([Pop(stack)])); break;                                         // TUPLE1
+                case 0x86: { var b = Pop(stack); var a = Pop(stack); stack.Add(Tuple([a, b])); break; }   // TUPLE2
+                case 0x87: { var c = Pop(stack); var b = Pop(stack); var a = Pop(stack); stack.Add(Tuple([a, b, c])); break; } // TUPLE3
                 case (byte)']': stack.Add(new List<object?>()); break;                                    // EMPTY_LIST
                 case (byte)'l': stack.Add(PopMark(stack, marks)); break;                                  // LIST
                 case (byte)'a': { var v = Pop(stack); AsList(Peek(stack)).Add(v); break; }             // APPEND
@@ -107,11 +108,11 @@ internal sealed class RestrictedUnpickler
                 case 0x8f: stack.Add(new List<object?>()); break;                                         // EMPTY_SET (as a list)
                 case 0x90: { var items = PopMark(stack, marks); AsList(Peek(stack)).AddRange(items); break; } // ADDITEMS
                 case 0x91: stack.Add(PopMark(stack, marks)); break;                                       // FROZENSET
-                case (byte)'p': memo[long.Parse(ReadLine(), CultureInfo.InvariantCulture)] = Peek(stack); break; // PUT
+                case (byte)'p': memo[ParseLong(ReadIntegerLine("PUT"), "PUT")] = Peek(stack); break;        // PUT
                 case (byte)'q': memo[ReadByte()] = Peek(stack); break;                                    // BINPUT
                 case (byte)'r': memo[BinaryPrimitives.ReadUInt32LittleEndian(Read(4))] = Peek(stack); break; // LONG_BINPUT
                 case 0x94: memo[memo.Count] = Peek(stack); break;                                         // MEMOIZE
-                case (byte)'g': stack.Add(Memo(memo, long.Parse(ReadLine(), CultureInfo.InvariantCulture))); break; // GET
+                case (byte)'g': stack.Add(Memo(memo, ParseLong(ReadIntegerLine("GET"), "GET"))); break;      // GET
                 case (byte)'h': stack.Add(Memo(memo, ReadByte())); break;                                 // BINGET
                 case (byte)'j': stack.Add(Memo(memo, BinaryPrimitives.ReadUInt32LittleEndian(Read(4)))); break; // LONG_BINGET
                 case (byte)'c':                                                                            // GLOBAL
@@ -198,21 +199,58 @@ internal sealed class RestrictedUnpickler
         return s;
     }
 
-    private object ReadLong(int n)
+    /// <summary>
+    /// LONG1/LONG4: a little-endian two's-complement integer of <paramref name="n"/> bytes. Anything wider than 64 bits
+    /// is refused before it is decoded: no tensor size, stride or offset needs it, and arbitrary precision would cost
+    /// quadratic time on a huge literal.
+    /// </summary>
+    private long ReadLong(int n, string opcode)
     {
-        if (n == 0) return 0L;
-        var v = new BigInteger(Read(n), isUnsigned: false, isBigEndian: false);
-        return Normalize(v);
+        if (n > BeitLimits.MaxPickleIntegerBytes) throw Bad($"{opcode} integer of {n} bytes; at most {BeitLimits.MaxPickleIntegerBytes} are accepted");
+        var bytes = Read(n);
+        long v = 0;
+        for (int i = n - 1; i >= 0; i--) v = (v << 8) | bytes[i];
+        // Sign-extend from the top byte written.
+        if (n is > 0 and < 8 && (bytes[n - 1] & 0x80) != 0) v |= -1L << (8 * n);
+        return v;
     }
 
-    private static object Normalize(BigInteger v) => v >= long.MinValue && v <= long.MaxValue ? (long)v : v;
+    /// <summary>The text line of an INT, LONG, PUT or GET opcode, refused when longer than any 64-bit integer.</summary>
+    private string ReadIntegerLine(string opcode)
+    {
+        int end = Array.IndexOf(_data, (byte)'\n', _pos, Math.Min(_data.Length - _pos, BeitLimits.MaxPickleIntegerDigits + 2));
+        if (end < 0)
+        {
+            if (Array.IndexOf(_data, (byte)'\n', _pos) < 0) throw Bad("truncated line");
+            throw Bad($"{opcode} literal longer than {BeitLimits.MaxPickleIntegerDigits + 1} characters");
+        }
+        return ReadLine();
+    }
 
-    private static object ParseTextInt(string s) => s switch
+    private long ParseLong(string s, string opcode) =>
+        long.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long v) ? v : throw Bad($"{opcode} literal '{s}' is not a 64-bit integer");
+
+    private object ParseTextInt(string s) => s switch
     {
         "00" => false,
         "01" => true,
-        _ => long.Parse(s, CultureInfo.InvariantCulture),
+        _ => ParseLong(s, "INT"),
     };
+
+    private double ParseFloat(string s) =>
+        s.Length <= 64 && double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v : throw Bad("FLOAT literal is not a number");
+
+    private object?[] Tuple(object?[] items)
+    {
+        int depth = 1;
+        foreach (var item in items)
+        {
+            if (item is object?[] inner) depth = Math.Max(depth, (_tupleDepth.TryGetValue(inner, out int d) ? d : 1) + 1);
+        }
+        if (depth > BeitLimits.MaxPickleNesting) throw Bad($"tuples nested more than {BeitLimits.MaxPickleNesting} deep");
+        if (depth > 1) _tupleDepth[items] = depth;
+        return items;
+    }
 
     private static string Unquote(string s) =>
         s.Length >= 2 && (s[0] == '\'' || s[0] == '"') && s[^1] == s[0] ? s[1..^1] : s;
@@ -245,7 +283,19 @@ internal sealed class RestrictedUnpickler
 
     private PickleDict AsDict(object? o) => o as PickleDict ?? throw Bad("SETITEM on a non-dict");
 
-    private object Key(object? k) => k ?? throw Bad("None as a dict key is not supported");
+    /// <summary>
+    /// Dict keys are scalars or flat tuples of scalars (a state dict's are strings). Refusing nested keys keeps hashing
+    /// and comparing keys O(1), however the pickle shares tuples through its memo.
+    /// </summary>
+    private object Key(object? k) => k switch
+    {
+        null => throw Bad("None as a dict key is not supported"),
+        object?[] t when t.All(IsScalar) => t,
+        _ when IsScalar(k) => k,
+        _ => throw Bad($"a dict key of type {Describe(k)} is not supported"),
+    };
+
+    private static bool IsScalar(object? o) => o is null or string or long or bool or double or Global;
 
     private PickleDict ToDict(List<object?> items)
     {
@@ -254,19 +304,36 @@ internal sealed class RestrictedUnpickler
         return d;
     }
 
+    /// <summary>
+    /// A short description of a pickled value for error messages: at most three levels and eight items per level, so
+    /// a deep or memo-shared value (a DAG whose full expansion is exponential) still describes in constant time.
+    /// </summary>
+    internal static string Describe(object? o) => Describe(o, 3);
+
+    private static string Describe(object? o, int levels) => o switch
+    {
+        null => "None",
+        string s => s.Length <= 64 ? $"'{s}'" : $"'{s[..64]}…'",
+        object?[] t when levels == 0 => $"({t.Length} items)",
+        object?[] t => "(" + string.Join(", ", t.Take(8).Select(x => Describe(x, levels - 1))) + (t.Length > 8 ? ", …" : "") + ")",
+        long or bool or double or Global => Convert.ToString(o, CultureInfo.InvariantCulture)!,
+        _ => o.GetType().Name,
+    };
+
     /// <summary>Equality for dict keys: tuples (object arrays) by value, everything else by Equals.</summary>
     private sealed class StructuralComparer : IEqualityComparer<object>
     {
         public static readonly StructuralComparer Instance = new();
 
+        // Keys are scalars or flat tuples of scalars (see Key), so neither method recurses.
         public new bool Equals(object? x, object? y) =>
-            x is object?[] a && y is object?[] b ? a.Length == b.Length && a.Zip(b).All(p => Equals(p.First, p.Second)) : object.Equals(x, y);
+            x is object?[] a && y is object?[] b ? a.Length == b.Length && a.Zip(b).All(p => object.Equals(p.First, p.Second)) : object.Equals(x, y);
 
         public int GetHashCode(object o)
         {
             if (o is not object?[] a) return o.GetHashCode();
             var h = new HashCode();
-            foreach (var e in a) h.Add(e is null ? 0 : GetHashCode(e));
+            foreach (var e in a) h.Add(e);
             return h.ToHashCode();
         }
     }
