@@ -361,7 +361,15 @@ public sealed class BeitConfig
             }
         }
         if (c.Id2Label.Count == 0 && label2id is { Count: > 0 })
-            c.Id2Label = new SortedDictionary<int, string>(label2id.ToDictionary(kv => kv.Value, kv => kv.Key));
+        {
+            var id2 = new SortedDictionary<int, string>();
+            foreach (var (name, id) in label2id)
+            {
+                if (!id2.TryAdd(id, name))
+                    throw new InvalidDataException($"BeitConfig: field 'label2id' maps both '{id2[id]}' and '{name}' to {id}.");
+            }
+            c.Id2Label = id2;
+        }
         if (numLabels is int n && n != c.NumLabels) c.NumLabels = n;
         c.Validate();
         return c;

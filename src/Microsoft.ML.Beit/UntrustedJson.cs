@@ -49,7 +49,44 @@ internal static class UntrustedJson
             // Depending on the runtime, a duplicate key surfaces from the node's dictionary rather than the parser.
             throw new InvalidDataException($"'{source}' is not valid JSON: {e.Message}", e);
         }
-        return node as JsonObject ?? throw new InvalidDataException($"'{source}' is not a JSON object.");
+        var root = node as JsonObject ?? throw new InvalidDataException($"'{source}' is not a JSON object.");
+        try
+        {
+            Materialize(root);
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        {
+            // Invalid UTF-8 or a lone surrogate escape in a key or string, found only when the text is decoded.
+            throw new InvalidDataException($"'{source}' is not valid JSON: {e.Message}", e);
+        }
+        return root;
+    }
+
+    /// <summary>
+    /// Decodes every key and string now, iteratively: JsonNode defers that, and would otherwise throw
+    /// <see cref="InvalidOperationException"/> from wherever a caller first touches a bad one.
+    /// </summary>
+    private static void Materialize(JsonNode root)
+    {
+        var pending = new Stack<JsonNode>();
+        pending.Push(root);
+        while (pending.Count > 0)
+        {
+            switch (pending.Pop())
+            {
+                case JsonObject o:
+                    foreach (var (_, v) in o)
+                        if (v != null) pending.Push(v);
+                    break;
+                case JsonArray a:
+                    foreach (var v in a)
+                        if (v != null) pending.Push(v);
+                    break;
+                case JsonValue v when v.GetValueKind() == JsonValueKind.String:
+                    _ = v.GetValue<string>();
+                    break;
+            }
+        }
     }
 
     /// <summary>Parses a JSON object from text; <paramref name="source"/> names it in errors.</summary>

@@ -149,7 +149,7 @@ public sealed class HostileConfigTests(ITestOutputHelper log) : IDisposable
 
     // ------------------------------------------------------------------ preprocessor_config.json
 
-    private const string Preprocessor = """
+    internal const string Preprocessor = """
         {"do_resize": true, "size": {"height": 256, "width": 256}, "resample": 3, "do_center_crop": true,
          "crop_size": {"height": 224, "width": 224}, "do_rescale": true, "rescale_factor": 0.00392156862745098,
          "do_normalize": true, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "do_reduce_labels": false}
