@@ -27,8 +27,20 @@ internal static class BeitLimits
     /// <summary>Deepest JSON nesting accepted in any of these files (real ones nest at most 3 levels).</summary>
     public const int MaxJsonDepth = 64;
 
-    /// <summary>Largest <c>data.pkl</c> inside a <c>pytorch_model.bin</c> (64 MiB; BEiT-large's is about 60 KB).</summary>
-    public const long MaxPickleBytes = 64L << 20;
+    /// <summary>Largest <c>data.pkl</c> inside a <c>pytorch_model.bin</c> (16 MiB; the tiny fixture's, 4 layers, is 12 KB; BEiT-large's about 0.1 MB).</summary>
+    public const long MaxPickleBytes = 16L << 20;
+
+    /// <summary>Most memo entries of a pickle (200,000; a state dict memoizes about 10 values per tensor).</summary>
+    public const int MaxPickleMemo = 200_000;
+
+    /// <summary>
+    /// Most values a pickle may push in all (1,000,000). Opcodes are one byte but the values they
+    /// push take tens of bytes, so this, not the file size, bounds the memory; a state dict pushes about 25 per tensor.
+    /// </summary>
+    public const int MaxPickleValues = 1_000_000;
+
+    /// <summary>Most containers (tuples, lists, dicts, sets) a pickle may build (100,000; a state dict builds about 5 per tensor).</summary>
+    public const int MaxPickleContainers = 100_000;
 
     /// <summary>
     /// Deepest tuple nesting in a pickle. A state dict nests tuples two levels deep (rebuild arguments holding a size

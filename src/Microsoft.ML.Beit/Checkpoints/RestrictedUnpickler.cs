@@ -32,6 +32,7 @@ internal sealed class RestrictedUnpickler
     // Nesting depth of every tuple built, by reference: tuples are immutable, so the depth is exact and bounded as it is built.
     private readonly Dictionary<object?[], int> _tupleDepth = new(ReferenceEqualityComparer.Instance);
     private int _pos;
+    private int _values, _containers;
 
     /// <param name="data">The pickle bytes.</param>
     /// <param name="source">Names the file in error messages.</param>
@@ -56,8 +57,14 @@ internal sealed class RestrictedUnpickler
         stack.Clear();
         marks.Clear();
         var memo = new Dictionary<long, object?>();
+        int lastCount = 0;
         while (true)
         {
+            // Every value enters through a net push of some opcode, so summing the growth bounds all values built.
+            if (stack.Count > lastCount && (_values += stack.Count - lastCount) > BeitLimits.MaxPickleValues)
+                throw Bad($"more than {BeitLimits.MaxPickleValues} values");
+            lastCount = stack.Count;
+            if (memo.Count > BeitLimits.MaxPickleMemo) throw Bad($"more than {BeitLimits.MaxPickleMemo} memo entries");
             int at = _pos;
             byte op = ReadByte();
             switch (op)
@@ -97,17 +104,17 @@ internal sealed class RestrictedUnpickler
                 case 0x85: stack.Add(Tuple([Pop(stack)])); break;                                         // TUPLE1
                 case 0x86: { var b = Pop(stack); var a = Pop(stack); stack.Add(Tuple([a, b])); break; }   // TUPLE2
                 case 0x87: { var c = Pop(stack); var b = Pop(stack); var a = Pop(stack); stack.Add(Tuple([a, b, c])); break; } // TUPLE3
-                case (byte)']': stack.Add(new List<object?>()); break;                                    // EMPTY_LIST
-                case (byte)'l': stack.Add(PopMark(stack, marks)); break;                                  // LIST
+                case (byte)']': stack.Add(Container(new List<object?>())); break;                         // EMPTY_LIST
+                case (byte)'l': stack.Add(Container(PopMark(stack, marks))); break;                       // LIST
                 case (byte)'a': { var v = Pop(stack); AsList(Peek(stack)).Add(v); break; }             // APPEND
                 case (byte)'e': { var items = PopMark(stack, marks); AsList(Peek(stack)).AddRange(items); break; } // APPENDS
-                case (byte)'}': stack.Add(new PickleDict()); break;                                       // EMPTY_DICT
-                case (byte)'d': stack.Add(ToDict(PopMark(stack, marks))); break;                          // DICT
+                case (byte)'}': stack.Add(Container(new PickleDict())); break;                            // EMPTY_DICT
+                case (byte)'d': stack.Add(Container(ToDict(PopMark(stack, marks)))); break;               // DICT
                 case (byte)'s': { var v = Pop(stack); var k = Pop(stack); AsDict(Peek(stack))[Key(k)] = v; break; } // SETITEM
                 case (byte)'u': { var items = PopMark(stack, marks); var d = AsDict(Peek(stack)); for (int i = 0; i + 1 < items.Count; i += 2) d[Key(items[i])] = items[i + 1]; break; } // SETITEMS
-                case 0x8f: stack.Add(new List<object?>()); break;                                         // EMPTY_SET (as a list)
+                case 0x8f: stack.Add(Container(new List<object?>())); break;                              // EMPTY_SET (as a list)
                 case 0x90: { var items = PopMark(stack, marks); AsList(Peek(stack)).AddRange(items); break; } // ADDITEMS
-                case 0x91: stack.Add(PopMark(stack, marks)); break;                                       // FROZENSET
+                case 0x91: stack.Add(Container(PopMark(stack, marks))); break;                            // FROZENSET
                 case (byte)'p': memo[ParseLong(ReadIntegerLine("PUT"), "PUT")] = Peek(stack); break;        // PUT
                 case (byte)'q': memo[ReadByte()] = Peek(stack); break;                                    // BINPUT
                 case (byte)'r': memo[BinaryPrimitives.ReadUInt32LittleEndian(Read(4))] = Peek(stack); break; // LONG_BINPUT
@@ -137,7 +144,8 @@ internal sealed class RestrictedUnpickler
                     if (fn is not Global g || !_callables.TryGetValue(g.FullName, out var call))
                         throw new UnsafePickleException(fn?.ToString() ?? "None",
                             $"'{_source}': the pickle calls '{fn}', which is not a state-dict rebuild function; refused.");
-                    stack.Add(call(args));
+                    var result = call(args);
+                    stack.Add(result is PickleDict or List<object?> or object?[] ? Container(result) : result);
                     break;
                 }
                 case (byte)'b':                                                                            // BUILD
@@ -240,8 +248,15 @@ internal sealed class RestrictedUnpickler
     private double ParseFloat(string s) =>
         s.Length <= 64 && double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v : throw Bad("FLOAT literal is not a number");
 
+    private T Container<T>(T container)
+    {
+        if (++_containers > BeitLimits.MaxPickleContainers) throw Bad($"more than {BeitLimits.MaxPickleContainers} containers");
+        return container;
+    }
+
     private object?[] Tuple(object?[] items)
     {
+        Container(items);
         int depth = 1;
         foreach (var item in items)
         {

@@ -99,12 +99,13 @@ public sealed class CheckpointFuzzTests(ITestOutputHelper log)
         int exported = 0;
         var outcome = Fuzz("model.safetensors header", 700, s_checkpointErrors, (m, describe) =>
         {
-            var mutated = Encoding.UTF8.GetBytes(m.MutateJson(header, out var what));
+            string what;
+            var mutated = Encoding.UTF8.GetBytes(m.Next(2) == 0 ? m.MutateJson(header, out what) : ConsistentHeaderMutation(m, header, out what));
             describe(what);
             var tensors = SafeTensors.Read(new MemoryStream([.. BitConverter.GetBytes((long)mutated.Length), .. mutated, .. data]), out _);
             UseTensors(tensors);
             // Tensors the reader accepts must also be safe to export: a reshaped or re-typed weight is a typed error there.
-            if (exported++ < 40) BeitOnnxExporter.ExportToBytes(config, tensors, BeitOnnxTask.ImageClassification);
+            if (exported++ < 60) BeitOnnxExporter.ExportToBytes(config, tensors, BeitOnnxTask.ImageClassification);
         });
         Assert.True(outcome.Successes > 0, "no header mutation was accepted; the fuzzer never reaches the exporter");
     }
@@ -188,6 +189,40 @@ public sealed class CheckpointFuzzTests(ITestOutputHelper log)
             });
             Assert.True(outcome.Successes > 0, "no preprocessor mutation was accepted");
         }
+    }
+
+    /// <summary>
+    /// A header change the reader must accept (the data still tiles): one tensor re-typed to another dtype of the same
+    /// width, or reshaped to the same element count. Whatever consumes the tensors must then refuse it by name.
+    /// </summary>
+    private static string ConsistentHeaderMutation(FuzzMutator m, string header, out string what)
+    {
+        var root = System.Text.Json.Nodes.JsonNode.Parse(header)!.AsObject();
+        var names = root.Select(kv => kv.Key).Where(k => k != "__metadata__").ToList();
+        string name = names[m.Next(names.Count)];
+        var t = root[name]!.AsObject();
+        var shape = t["shape"]!.AsArray().Select(d => d!.GetValue<long>()).ToList();
+        if (m.Next(2) == 0)
+        {
+            string from = t["dtype"]!.GetValue<string>();
+            string[] same = from is "F32" or "I32" ? ["F32", "I32"] : from is "F64" or "I64" ? ["F64", "I64"] : [from];
+            string to = same[m.Next(same.Length)];
+            t["dtype"] = to;
+            what = $"{name}: dtype {from} -> {to}";
+        }
+        else
+        {
+            long count = shape.Aggregate(1L, (a, d) => a * d);
+            List<long> reshaped = m.Next(3) switch
+            {
+                0 => [count],
+                1 => [1, .. shape],
+                _ => Enumerable.Reverse(shape).ToList(),
+            };
+            t["shape"] = new System.Text.Json.Nodes.JsonArray(reshaped.Select(d => (System.Text.Json.Nodes.JsonNode?)d).ToArray());
+            what = $"{name}: shape [{string.Join(",", shape)}] -> [{string.Join(",", reshaped)}]";
+        }
+        return root.ToJsonString();
     }
 
     /// <summary>An old <c>BeitFeatureExtractor</c> file (bare-int sizes, <c>reduce_labels</c>), as older Hub checkpoints carry.</summary>

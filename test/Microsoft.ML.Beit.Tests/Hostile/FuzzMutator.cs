@@ -25,6 +25,9 @@ internal sealed class FuzzMutator
     /// <summary>The mutator for mutation <paramref name="index"/> of a run seeded with <paramref name="seed"/>.</summary>
     public FuzzMutator(int seed, int index) => _rng = new Random(unchecked(seed * 1_000_003 + index)); // HashCode.Combine differs per process
 
+    /// <summary>A random integer in [0, <paramref name="max"/>), from this mutation's seed.</summary>
+    public int Next(int max) => _rng.Next(max);
+
     /// <summary>A mutated copy of <paramref name="input"/>; <paramref name="what"/> describes the mutation.</summary>
     public byte[] MutateBytes(byte[] input, out string what)
     {

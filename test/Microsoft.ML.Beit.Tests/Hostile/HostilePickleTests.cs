@@ -32,7 +32,7 @@ public sealed class HostilePickleTests(ITestOutputHelper log)
         var p = new PickleWriter().Proto();
         for (int i = 0; i < 200_000; i++) p.Op(']');
         for (int i = 1; i < 200_000; i++) p.Op('a');
-        Refused<InvalidDataException>(p.Stop(), "not a state dict");
+        Refused<InvalidDataException>(p.Stop(), "containers");
     }
 
     [Fact]
@@ -42,7 +42,7 @@ public sealed class HostilePickleTests(ITestOutputHelper log)
         var p = new PickleWriter().Proto().Op('}');
         for (int i = 0; i < 200_000; i++) p.Op('K').Op(1).Op('}');
         for (int i = 0; i < 200_000; i++) p.Op('s');
-        Refused<InvalidDataException>(p.Stop(), "not a named tensor");
+        Refused<InvalidDataException>(p.Stop(), "containers");
     }
 
     /// <summary>A tuple DAG: t0 = (), t(i+1) = (t(i), t(i)) through the memo; fully expanded it has 2^depth leaves.</summary>
@@ -51,6 +51,17 @@ public sealed class HostilePickleTests(ITestOutputHelper log)
         p.Op(')').Put(0);
         for (int i = 0; i < depth; i++) p.Op('0').Get(0).Get(0).Tuple2().Put(0);
         return p;
+    }
+
+    [Fact]
+    public void MillionsOfOneByteValuesAreRefusedBeforeTheyExhaustMemory()
+    {
+        // 3 M × NONE (1 byte each, 24 B of stack each once pushed) into one list through MARK … APPENDS.
+        var p = new PickleWriter().Proto().Op(']').Op('(').Raw(new string('N', 3_000_000)).Op('e').Stop();
+        Refused<InvalidDataException>(p, "values");
+        // 3 M × MEMOIZE of the same value: each one a memo entry.
+        var m = new PickleWriter().Proto().Op('N').Raw(Enumerable.Repeat((byte)0x94, 3_000_000).ToArray()).Stop();
+        Refused<InvalidDataException>(m, "memo");
     }
 
     [Fact]
