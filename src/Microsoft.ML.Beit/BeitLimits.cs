@@ -12,7 +12,7 @@ internal static class BeitLimits
 {
     // ------------------------------------------------------------------ files
 
-    /// <summary>Largest <c>config.json</c> read (16 MiB; an ImageNet-22k config with both label maps is about 1.5 MB).</summary>
+    /// <summary>Largest <c>config.json</c> read (16 MiB; an ImageNet-22k config with both label maps is under 2 MB).</summary>
     public const long MaxConfigFileBytes = 16L << 20;
 
     /// <summary>Largest <c>preprocessor_config.json</c> read (1 MiB; real ones are under 1 KB).</summary>
