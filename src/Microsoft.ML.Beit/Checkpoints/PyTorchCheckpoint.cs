@@ -50,6 +50,19 @@ public static class PyTorchCheckpoint
     /// <param name="sourceName">Names the source in error messages.</param>
     public static Dictionary<string, TensorData> Read(Stream stream, string sourceName)
     {
+        try
+        {
+            return ReadZip(stream, sourceName);
+        }
+        catch (InvalidDataException e) when (!e.Message.StartsWith($"'{sourceName}'", StringComparison.Ordinal))
+        {
+            // The zip reader's own errors (it reads the central directory lazily) name no file.
+            throw new InvalidDataException($"'{sourceName}': damaged zip archive: {e.Message}", e);
+        }
+    }
+
+    private static Dictionary<string, TensorData> ReadZip(Stream stream, string sourceName)
+    {
         Span<byte> magic = stackalloc byte[4];
         long start = stream.Position;
         int got = stream.ReadAtLeast(magic, 4, throwOnEndOfStream: false);
@@ -225,8 +238,18 @@ public static class PyTorchCheckpoint
             || (entry.Length > entry.CompressedLength && entry.Length / BeitLimits.MaxDeflateRatio > entry.CompressedLength))
             throw new InvalidDataException($"'{source}': archive entry '{entry.FullName}' claims {entry.Length} bytes from {entry.CompressedLength} in a {archiveLength}-byte file.");
         var buffer = new byte[entry.Length];
-        using var s = entry.Open();
-        if (s.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false) != buffer.Length)
+        int read;
+        try
+        {
+            using var s = entry.Open();
+            read = s.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
+        }
+        catch (InvalidDataException e)
+        {
+            // The zip reader's own message (a corrupt local header, bad deflate data, a CRC mismatch) names no file.
+            throw new InvalidDataException($"'{source}': archive entry '{entry.FullName}' is damaged: {e.Message}", e);
+        }
+        if (read != buffer.Length)
             throw new InvalidDataException($"'{source}': archive entry '{entry.FullName}' is truncated.");
         return buffer;
     }
