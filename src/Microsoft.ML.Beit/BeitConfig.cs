@@ -191,6 +191,9 @@ public sealed class BeitConfig
             Fail($"problem_type '{ProblemType}' is not one of single_label_classification, multi_label_classification, regression.");
         if (OutIndices != null && OutIndices.Any(i => i < 0 || i > NumHiddenLayers))
             Fail($"out_indices [{string.Join(",", OutIndices)}] must lie in 0..{NumHiddenLayers}.");
+        if (OutIndices is not { Length: > 0 } && OutFeatures is { Length: > 0 } && ResolvedOutIndices() is var fromFeatures
+            && fromFeatures.Any(i => i > NumHiddenLayers))
+            Fail($"out_features [{string.Join(",", OutFeatures)}] name stages [{string.Join(",", fromFeatures)}] beyond num_hidden_layers ({NumHiddenLayers}).");
         if (Id2Label.Count > 0 && !Id2Label.Keys.SequenceEqual(Enumerable.Range(0, Id2Label.Count)))
             Fail("id2label keys must be 0..num_labels-1.");
         ValidateSizes(Fail);

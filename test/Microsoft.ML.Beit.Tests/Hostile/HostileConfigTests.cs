@@ -82,6 +82,17 @@ public sealed class HostileConfigTests(ITestOutputHelper log) : IDisposable
     }
 
     [Fact]
+    public void OutFeaturesBeyondTheLayersAreRefused()
+    {
+        // Found by CheckpointFuzzTests (seed 4): one layer, but out_features still names stage4 through stage_names.
+        var o = TinyConfig();
+        o["num_hidden_layers"] = 1;
+        o.Remove("out_indices");
+        File.WriteAllText(Path.Combine(_dir, "config.json"), o.ToJsonString());
+        Bounded.Throws<InvalidDataException>(log, () => BeitConfig.Load(_dir), "config.json", "out_features");
+    }
+
+    [Fact]
     public void TooManyPatchesAreRefused()
     {
         // 224 px with 1 px patches: 50,176 patches, whose relative-position index would have 2.5 G entries per layer.
