@@ -16,12 +16,16 @@ public sealed class HostileConfigTests(ITestOutputHelper log) : IDisposable
         JsonNode.Parse(File.ReadAllText(Path.Combine(Fixtures.Tiny("cls_relpos"), "config.json")))!.AsObject();
 
     /// <summary>Writes the tiny fixture's config with <paramref name="field"/> replaced by the raw JSON <paramref name="value"/>.</summary>
-    private string WriteConfig(string field, string value)
+    private string WriteConfig(string field, string value) =>
+        // JsonNode.Parse("null") is null, which JsonObject writes back as a JSON null.
+        WriteConfig(o => o[field] = JsonNode.Parse(value));
+
+    /// <summary>Writes the tiny fixture's config as changed by <paramref name="change"/>; returns its path.</summary>
+    private string WriteConfig(Action<JsonObject> change)
     {
         var o = TinyConfig();
-        o[field] = JsonNode.Parse(value);
+        change(o);
         string path = Path.Combine(_dir, "config.json");
-        // JsonNode.Parse("null") is null, which JsonObject writes back as a JSON null.
         File.WriteAllText(path, o.ToJsonString());
         return path;
     }
@@ -85,10 +89,11 @@ public sealed class HostileConfigTests(ITestOutputHelper log) : IDisposable
     public void OutFeaturesBeyondTheLayersAreRefused()
     {
         // Found by CheckpointFuzzTests (seed 4): one layer, but out_features still names stage4 through stage_names.
-        var o = TinyConfig();
-        o["num_hidden_layers"] = 1;
-        o.Remove("out_indices");
-        File.WriteAllText(Path.Combine(_dir, "config.json"), o.ToJsonString());
+        WriteConfig(o =>
+        {
+            o["num_hidden_layers"] = 1;
+            o.Remove("out_indices");
+        });
         Bounded.Throws<InvalidDataException>(log, () => BeitConfig.Load(_dir), "config.json", "out_features");
     }
 
@@ -96,10 +101,11 @@ public sealed class HostileConfigTests(ITestOutputHelper log) : IDisposable
     public void TooManyPatchesAreRefused()
     {
         // 224 px with 1 px patches: 50,176 patches, whose relative-position index would have 2.5 G entries per layer.
-        var o = TinyConfig();
-        o["image_size"] = 224;
-        o["patch_size"] = 1;
-        File.WriteAllText(Path.Combine(_dir, "config.json"), o.ToJsonString());
+        WriteConfig(o =>
+        {
+            o["image_size"] = 224;
+            o["patch_size"] = 1;
+        });
         Bounded.Throws<InvalidDataException>(log, () => BeitConfig.Load(_dir), "config.json", "patches");
     }
 
@@ -107,12 +113,13 @@ public sealed class HostileConfigTests(ITestOutputHelper log) : IDisposable
     public void TooManyParametersInTotalAreRefused()
     {
         // Each size is within its own bound; together they describe about 0.8 T parameters.
-        var o = TinyConfig();
-        o["hidden_size"] = 16384;
-        o["num_attention_heads"] = 128;
-        o["intermediate_size"] = 65536;
-        o["num_hidden_layers"] = 256;
-        File.WriteAllText(Path.Combine(_dir, "config.json"), o.ToJsonString());
+        WriteConfig(o =>
+        {
+            o["hidden_size"] = 16384;
+            o["num_attention_heads"] = 128;
+            o["intermediate_size"] = 65536;
+            o["num_hidden_layers"] = 256;
+        });
         Bounded.Throws<InvalidDataException>(log, () => BeitConfig.Load(_dir), "config.json", "parameters");
     }
 
@@ -120,10 +127,11 @@ public sealed class HostileConfigTests(ITestOutputHelper log) : IDisposable
     public void OversizedSegmentationHeadIsRefusedWhenASegmenterIsBuilt()
     {
         // A valid backbone (width 8192) whose UperNet head, of the same width, would need 3 G elements in one tensor.
-        var o = TinyConfig();
-        o["hidden_size"] = 8192;
-        o["num_attention_heads"] = 8;
-        File.WriteAllText(Path.Combine(_dir, "config.json"), o.ToJsonString());
+        WriteConfig(o =>
+        {
+            o["hidden_size"] = 8192;
+            o["num_attention_heads"] = 8;
+        });
         var config = BeitConfig.Load(_dir);
         Bounded.Throws<InvalidDataException>(log,
             () => Microsoft.ML.Beit.Onnx.BeitOnnxExporter.ExportToBytes(config, new Dictionary<string, Microsoft.ML.Beit.Checkpoints.TensorData>(), Microsoft.ML.Beit.Onnx.BeitOnnxTask.SemanticSegmentation),
@@ -133,12 +141,13 @@ public sealed class HostileConfigTests(ITestOutputHelper log) : IDisposable
     [Fact]
     public void TooManyLabelsInId2LabelAreRefused()
     {
-        var o = TinyConfig();
-        var id2 = new JsonObject();
-        for (int i = 0; i < 100_001; i++) id2[i.ToString()] = "c" + i;
-        o["id2label"] = id2;
-        o.Remove("label2id");
-        File.WriteAllText(Path.Combine(_dir, "config.json"), o.ToJsonString());
+        WriteConfig(o =>
+        {
+            var id2 = new JsonObject();
+            for (int i = 0; i < 100_001; i++) id2[i.ToString()] = "c" + i;
+            o["id2label"] = id2;
+            o.Remove("label2id");
+        });
         Bounded.Throws<InvalidDataException>(log, () => BeitConfig.Load(_dir), "config.json", "id2label");
     }
 
