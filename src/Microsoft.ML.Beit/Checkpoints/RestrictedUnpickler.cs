@@ -9,6 +9,8 @@ namespace Microsoft.ML.Beit.Checkpoints;
 /// plus what its caller allows by name: a few callables (evaluated by the caller's own code) and a few type globals
 /// (used as values only). Any other global, and every opcode that instantiates arbitrary classes (INST, OBJ, NEWOBJ,
 /// NEWOBJ_EX, EXT*), raises <see cref="UnsafePickleException"/>. This mirrors PyTorch's <c>weights_only=True</c> loader.
+/// The machine is a loop, never a recursion, and its work and memory are bounded by <see cref="BeitLimits"/> (values,
+/// memo entries, containers, tuple depth, integer width), so a few hundred hostile bytes cannot exhaust the process.
 /// </summary>
 internal sealed class RestrictedUnpickler
 {
