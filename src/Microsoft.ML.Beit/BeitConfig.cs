@@ -144,7 +144,28 @@ public sealed class BeitConfig
     public void Validate()
     {
         void Fail(string why) => throw new InvalidDataException("BeitConfig: " + why);
+        void Bound(string field, long value, long max)
+        {
+            if (value > max) Fail($"{field} is {value}; at most {max} is accepted (see BeitLimits in README).");
+        }
         if (HiddenSize <= 0) Fail($"hidden_size must be positive (got {HiddenSize}).");
+        // Architectural bounds first, so nothing below (nor any model built from this) can be asked for absurd sizes.
+        Bound("hidden_size", HiddenSize, BeitLimits.MaxHiddenSize);
+        Bound("num_hidden_layers", NumHiddenLayers, BeitLimits.MaxNumHiddenLayers);
+        Bound("num_attention_heads", NumAttentionHeads, BeitLimits.MaxNumAttentionHeads);
+        Bound("intermediate_size", IntermediateSize, BeitLimits.MaxIntermediateSize);
+        Bound("image_size", ImageSize, BeitLimits.MaxImageSide);
+        Bound("patch_size", PatchSize, BeitLimits.MaxImageSide);
+        Bound("num_channels", NumChannels, BeitLimits.MaxNumChannels);
+        Bound("num_labels", NumLabels, BeitLimits.MaxNumLabels);
+        Bound("vocab_size", VocabSize, BeitLimits.MaxVocabSize);
+        Bound("auxiliary_channels", AuxiliaryChannels, BeitLimits.MaxAuxiliaryChannels);
+        Bound("auxiliary_num_convs", AuxiliaryNumConvs, BeitLimits.MaxSmallCount);
+        Bound("pool_scales length", PoolScales.Length, BeitLimits.MaxSmallCount);
+        if (PoolScales.Length > 0) Bound("pool_scales", PoolScales.Max(), BeitLimits.MaxSmallCount);
+        Bound("out_indices length", OutIndices?.Length ?? 0, BeitLimits.MaxNumHiddenLayers + 1);
+        Bound("out_features length", OutFeatures?.Length ?? 0, BeitLimits.MaxNumHiddenLayers + 1);
+        Bound("stage_names length", StageNames?.Length ?? 0, BeitLimits.MaxNumHiddenLayers + 1);
         if (NumHiddenLayers <= 0) Fail($"num_hidden_layers must be positive (got {NumHiddenLayers}).");
         if (NumAttentionHeads <= 0) Fail($"num_attention_heads must be positive (got {NumAttentionHeads}).");
         if (HiddenSize % NumAttentionHeads != 0)
@@ -170,8 +191,73 @@ public sealed class BeitConfig
             Fail($"problem_type '{ProblemType}' is not one of single_label_classification, multi_label_classification, regression.");
         if (OutIndices != null && OutIndices.Any(i => i < 0 || i > NumHiddenLayers))
             Fail($"out_indices [{string.Join(",", OutIndices)}] must lie in 0..{NumHiddenLayers}.");
+        if (OutIndices is not { Length: > 0 } && OutFeatures is { Length: > 0 } && ResolvedOutIndices() is var fromFeatures
+            && fromFeatures.Any(i => i > NumHiddenLayers))
+            Fail($"out_features [{string.Join(",", OutFeatures)}] name stages [{string.Join(",", fromFeatures)}] beyond num_hidden_layers ({NumHiddenLayers}).");
         if (Id2Label.Count > 0 && !Id2Label.Keys.SequenceEqual(Enumerable.Range(0, Id2Label.Count)))
             Fail("id2label keys must be 0..num_labels-1.");
+        ValidateSizes(Fail);
+    }
+
+    /// <summary>
+    /// Bounds the tensors this configuration describes, from its sizes alone, in 128-bit arithmetic: each tensor stays
+    /// under <see cref="BeitLimits.MaxTensorElements"/> and the whole model under <see cref="BeitLimits.MaxParameters"/>.
+    /// The shapes are those of transformers' modeling_beit.py (BeitEmbeddings, BeitRelativePositionBias, BeitLayer,
+    /// BeitUperHead, BeitFCNHead); the segmentation head is estimated from above.
+    /// </summary>
+    private void ValidateSizes(Action<string> fail)
+    {
+        Int128 h = HiddenSize, inter = IntermediateSize, heads = NumAttentionHeads, grid = GridSize, aux = AuxiliaryChannels;
+        Int128 patches = grid * grid;
+        if (patches > BeitLimits.MaxNumPatches)
+            fail($"image_size {ImageSize} with patch_size {PatchSize} gives {patches} patches; at most {BeitLimits.MaxNumPatches} are accepted (see BeitLimits in README).");
+        Int128 table = ((2 * grid - 1) * (2 * grid - 1) + 3) * heads;   // relative_position_bias_table
+        Int128 index = (patches + 1) * (patches + 1);                   // relative_position_index
+        var tensors = new (string Name, Int128 Elements)[]
+        {
+            ("patch_embeddings.projection.weight", h * NumChannels * PatchSize * PatchSize),
+            ("position_embeddings", (patches + 1) * h),
+            ("relative_position_bias_table", table),
+            ("relative_position_index", index),
+            ("intermediate.dense.weight", h * inter),
+            ("classifier.weight", h * NumLabels),
+            ("lm_head.weight", h * VocabSize),
+        };
+        foreach (var (name, elements) in tensors)
+        {
+            if (elements > BeitLimits.MaxTensorElements)
+                fail($"the configuration makes {name} {elements} elements; at most {BeitLimits.MaxTensorElements} are accepted per tensor.");
+        }
+        Int128 bias = table + index;
+        Int128 layer = 4 * (h * h + h) + 2 * h * inter + inter + h + 6 * h + (UseRelativePositionBias ? bias : 0);
+        Int128 total = tensors[0].Elements + 3 * h + (UseAbsolutePositionEmbeddings ? tensors[1].Elements : 0)
+            + (UseSharedRelativePositionBias ? bias : 0) + NumHiddenLayers * layer + tensors[5].Elements + tensors[6].Elements;
+        if (total > BeitLimits.MaxParameters)
+            fail($"the configuration describes about {total} parameters; at most {BeitLimits.MaxParameters} are accepted.");
+    }
+
+    /// <summary>
+    /// Bounds the UperNet and FCN heads of the segmentation model (transformers' BeitUperHead, whose channels are
+    /// <c>hidden_size</c>, and BeitFCNHead), which only that model builds: each tensor under
+    /// <see cref="BeitLimits.MaxTensorElements"/> and the heads under <see cref="BeitLimits.MaxParameters"/>.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The heads would be too large.</exception>
+    internal void ValidateSegmentationHead()
+    {
+        Int128 h = HiddenSize, aux = AuxiliaryChannels, pools = PoolScales.Length;
+        Int128 bottleneck = 9 * (1 + pools) * h * h;   // psp bottleneck: 3×3 over the input and every pooled map
+        Int128 fpnBottleneck = 9 * 4 * h * h;          // 3×3 over the four concatenated FPN levels
+        Int128 auxConv = 9 * h * aux;
+        foreach (var (name, elements) in new[] { ("decode_head.bottleneck.conv.weight", bottleneck), ("decode_head.fpn_bottleneck.conv.weight", fpnBottleneck), ("auxiliary_head.convs.0.conv.weight", auxConv) })
+        {
+            if (elements > BeitLimits.MaxTensorElements)
+                throw new InvalidDataException($"BeitConfig: the segmentation head makes {name} {elements} elements; at most {BeitLimits.MaxTensorElements} are accepted per tensor.");
+        }
+        // psp 1×1 convs, lateral 1×1 ×3, fpn 3×3 ×3, plus the bottlenecks, the auxiliary head and both classifiers.
+        Int128 total = pools * h * h + 3 * h * h + 27 * h * h + bottleneck + fpnBottleneck + auxConv
+            + 9 * aux * aux * Math.Max(0, AuxiliaryNumConvs - 1) + (h + aux) * NumLabels;
+        if (total > BeitLimits.MaxParameters)
+            throw new InvalidDataException($"BeitConfig: the segmentation head has about {total} parameters; at most {BeitLimits.MaxParameters} are accepted.");
     }
 
     /// <summary>Loads a configuration from a checkpoint folder, a <c>config.json</c> path or a Hugging Face model id (<see cref="Hub.BeitHub"/>).</summary>
@@ -185,7 +271,7 @@ public sealed class BeitConfig
         if (!File.Exists(file)) throw new FileNotFoundException($"BeitConfig: no {FileName} at '{path}'.", file);
         try
         {
-            return FromJson(File.ReadAllText(file));
+            return FromJsonObject(UntrustedJson.ReadObjectFile(file, BeitLimits.MaxConfigFileBytes));
         }
         catch (InvalidDataException e)
         {
@@ -194,17 +280,15 @@ public sealed class BeitConfig
     }
 
     /// <summary>Parses the JSON text of a Hugging Face <c>config.json</c>.</summary>
+    /// <exception cref="InvalidDataException">The text is not a valid BEiT configuration; the message names the field.</exception>
     public static BeitConfig FromJson(string json)
     {
-        JsonObject root;
-        try
-        {
-            root = JsonNode.Parse(json) as JsonObject ?? throw new InvalidDataException("BeitConfig: config.json is not a JSON object.");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException("BeitConfig: config.json is not valid JSON: " + e.Message, e);
-        }
+        ArgumentNullException.ThrowIfNull(json);
+        return FromJsonObject(UntrustedJson.ParseObject(json, FileName));
+    }
+
+    private static BeitConfig FromJsonObject(JsonObject root)
+    {
         if (root["model_type"] is null && root["architecture"] is JsonNode timm)
             throw new InvalidDataException($"BeitConfig: this is timm's config.json (architecture {timm.ToJsonString()}), not Hugging Face's; " +
                                            "convert the checkpoint first (beit convert, or BeitCheckpoint.Convert).");
@@ -245,7 +329,7 @@ public sealed class BeitConfig
                         break;
                     case "out_features": c.OutFeatures = node == null ? null : StrArray(node); break;
                     case "stage_names": c.StageNames = node == null ? null : StrArray(node); break;
-                    case "pool_scales": c.PoolScales = IntArray(node!); break;
+                    case "pool_scales": c.PoolScales = IntArray(node); break;
                     case "use_auxiliary_head": c.UseAuxiliaryHead = Bool(node); break;
                     case "auxiliary_loss_weight": c.AuxiliaryLossWeight = Dbl(node); break;
                     case "auxiliary_channels": c.AuxiliaryChannels = Int(node); break;
@@ -256,15 +340,18 @@ public sealed class BeitConfig
                     case "reshape_hidden_states": c.ReshapeHiddenStates = Bool(node); break;
                     case "problem_type": c.ProblemType = node == null ? null : Str(node); break;
                     case "architectures": c.Architectures = node == null ? null : StrArray(node); break;
-                    case "num_labels": numLabels = Int(node); break;
+                    case "num_labels": numLabels = UntrustedJson.Int(node, 1, BeitLimits.MaxNumLabels); break;
                     case "id2label":
                         if (node is JsonObject id2)
                         {
+                            if (id2.Count > BeitLimits.MaxNumLabels) throw new FormatException($"{id2.Count} labels; at most {BeitLimits.MaxNumLabels} are accepted");
                             c.Id2Label = new SortedDictionary<int, string>(id2.ToDictionary(
                                 kv => int.Parse(kv.Key, CultureInfo.InvariantCulture), kv => Str(kv.Value)));
                         }
                         break;
                     case "label2id":
+                        if (node is JsonObject { Count: > BeitLimits.MaxNumLabels } big)
+                            throw new FormatException($"{big.Count} labels; at most {BeitLimits.MaxNumLabels} are accepted");
                         if (node is JsonObject l2) label2id = l2.ToDictionary(kv => kv.Key, kv => Int(kv.Value));
                         break;
                     case "semantic_out_indices": // HF-mid only; unused by the models, kept for round trip.
@@ -273,13 +360,23 @@ public sealed class BeitConfig
                         break;
                 }
             }
-            catch (Exception e) when (e is FormatException or InvalidOperationException or InvalidCastException or OverflowException)
+            catch (Exception e) when (e is FormatException or InvalidOperationException or InvalidCastException or OverflowException or ArgumentException)
             {
-                throw new InvalidDataException($"BeitConfig: field '{key}' has an invalid value ({node?.ToJsonString()}).", e);
+                string shown = node?.ToJsonString() ?? "null";
+                if (shown.Length > 80) shown = shown[..80] + "…";
+                throw new InvalidDataException($"BeitConfig: field '{key}' has an invalid value ({shown}): {e.Message}.", e);
             }
         }
         if (c.Id2Label.Count == 0 && label2id is { Count: > 0 })
-            c.Id2Label = new SortedDictionary<int, string>(label2id.ToDictionary(kv => kv.Value, kv => kv.Key));
+        {
+            var id2 = new SortedDictionary<int, string>();
+            foreach (var (name, id) in label2id)
+            {
+                if (!id2.TryAdd(id, name))
+                    throw new InvalidDataException($"BeitConfig: field 'label2id' maps both '{id2[id]}' and '{name}' to {id}.");
+            }
+            c.Id2Label = id2;
+        }
         if (numLabels is int n && n != c.NumLabels) c.NumLabels = n;
         c.Validate();
         return c;
@@ -357,23 +454,13 @@ public sealed class BeitConfig
     /// <summary>A deep copy.</summary>
     public BeitConfig Clone() => FromJson(ToJson());
 
-    private static int Int(JsonNode? n)
-    {
-        if (n!.GetValueKind() != JsonValueKind.Number) throw new FormatException("not a number");
-        double d = n.GetValue<double>();
-        if (d != Math.Floor(d)) throw new FormatException("not an integer");
-        return checked((int)d);
-    }
-    private static double Dbl(JsonNode? n) => n!.GetValueKind() == JsonValueKind.Number ? n.GetValue<double>() : throw new FormatException("not a number");
-    private static bool Bool(JsonNode? n) => n!.GetValueKind() switch
-    {
-        JsonValueKind.True => true,
-        JsonValueKind.False => false,
-        _ => throw new FormatException("not a boolean"),
-    };
-    private static string Str(JsonNode? n) => n!.GetValueKind() == JsonValueKind.String ? n.GetValue<string>() : throw new FormatException("not a string");
-    private static int[] IntArray(JsonNode n) => n is JsonArray a ? a.Select(Int).ToArray() : [Int(n)];
-    private static string[] StrArray(JsonNode n) => n is JsonArray a ? a.Select(Str).ToArray() : [Str(n)];
+    // A null or mistyped value throws FormatException, which FromJsonObject turns into an error naming the field.
+    private static int Int(JsonNode? n) => UntrustedJson.Int(n);
+    private static double Dbl(JsonNode? n) => UntrustedJson.Double(n);
+    private static bool Bool(JsonNode? n) => UntrustedJson.Bool(n);
+    private static string Str(JsonNode? n) => UntrustedJson.String(n);
+    private static int[] IntArray(JsonNode? n) => n is JsonArray a ? a.Select(Int).ToArray() : [Int(n)];
+    private static string[] StrArray(JsonNode? n) => n is JsonArray a ? a.Select(Str).ToArray() : [Str(n)];
 
     private static int SquareInt(JsonNode? n, string key)
     {

@@ -1,4 +1,3 @@
-using System.IO.Compression;
 using System.Text;
 using Microsoft.ML.Beit.Checkpoints;
 
@@ -158,43 +157,6 @@ public class PyTorchCheckpointTests
         finally { Directory.Delete(dir, true); }
     }
 
-    private static Dictionary<string, TensorData> ReadCrafted(byte[] pickle, params (string Name, byte[] Data)[] extra)
-    {
-        var ms = new MemoryStream();
-        using (var zip = new ZipArchive(ms, ZipArchiveMode.Create, leaveOpen: true))
-        {
-            foreach (var (name, data) in extra.Prepend(("data.pkl", pickle)))
-            {
-                using var s = zip.CreateEntry("archive/" + name, CompressionLevel.NoCompression).Open();
-                s.Write(data);
-            }
-        }
-        ms.Position = 0;
-        return PyTorchCheckpoint.Read(ms, "crafted.bin");
-    }
-
-    /// <summary>Writes pickle opcodes by hand, to craft test files without Python.</summary>
-    private sealed class PickleWriter
-    {
-        private readonly List<byte> _b = new();
-        public byte[] Bytes() => _b.ToArray();
-        public PickleWriter Op(int op) { _b.Add((byte)op); return this; }
-        public PickleWriter Op(char op) => Op((int)op);
-        public PickleWriter Raw(string s) { _b.AddRange(Encoding.ASCII.GetBytes(s)); return this; }
-        public PickleWriter Proto(int v = 2) => Op(0x80).Op(v);
-        public PickleWriter Global(string module, string name) => Op('c').Raw(module + "\n" + name + "\n");
-        public PickleWriter Unicode(string s)
-        {
-            var u = Encoding.UTF8.GetBytes(s);
-            Op('X');
-            _b.AddRange(BitConverter.GetBytes(u.Length));
-            _b.AddRange(u);
-            return this;
-        }
-        public PickleWriter Int(int v) { Op('J'); _b.AddRange(BitConverter.GetBytes(v)); return this; }
-        public PickleWriter Tuple1() => Op(0x85);
-        public PickleWriter Tuple2() => Op(0x86);
-        public PickleWriter Reduce() => Op('R');
-        public PickleWriter Stop() => Op('.');
-    }
+    private static Dictionary<string, TensorData> ReadCrafted(byte[] pickle, params (string Name, byte[] Data)[] extra) =>
+        PickleWriter.ReadCrafted(pickle, extra);
 }

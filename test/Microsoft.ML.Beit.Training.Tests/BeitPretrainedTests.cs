@@ -147,6 +147,31 @@ public class BeitPretrainedTests
         Assert.Throws<ArgumentException>(() => new BeitForSemanticSegmentation(config));
     }
 
+    [Fact]
+    public void IntegerTensorForAFloatWeightIsRefusedOnTheTorchSharpPath()
+    {
+        // classifier.bias re-typed as I32 with the same bytes: copy_ would convert it and the model would predict nonsense.
+        static void Retype(Dictionary<string, TensorData> t) =>
+            t["classifier.bias"] = new TensorData(TensorDType.I32, t["classifier.bias"].Shape, t["classifier.bias"].Data);
+        var dir = CopyWith(Retype);
+        try
+        {
+            var e = Assert.Throws<CheckpointMismatchException>(() => BeitForImageClassification.FromPretrained(dir));
+            Assert.Contains(Path.Combine(dir, SafeTensors.ModelFileName), e.Message);
+            Assert.Contains("classifier.bias", e.Message);
+            Assert.Equal(("classifier.bias", TensorDType.I32), (Assert.Single(e.WrongType).Name, e.WrongType[0].Actual));
+        }
+        finally { Directory.Delete(dir, true); }
+
+        // In memory, with no file in between: LoadWeights itself refuses it, naming the source it is given.
+        var tensors = SafeTensors.Read(Path.Combine(Fixtures.Tiny("cls_relpos"), SafeTensors.ModelFileName));
+        Retype(tensors);
+        using var model = new BeitForImageClassification(BeitConfig.Load(Fixtures.Tiny("cls_relpos")));
+        var inMemory = Assert.Throws<CheckpointMismatchException>(() => model.LoadWeights(tensors, "my-tensors"));
+        Assert.Contains("my-tensors", inMemory.Message);
+        Assert.Contains("classifier.bias (checkpoint I32, model floating-point)", inMemory.Message);
+    }
+
     private static CheckpointMismatchException LoadModified(Action<Dictionary<string, TensorData>> change)
     {
         var dir = CopyWith(change);

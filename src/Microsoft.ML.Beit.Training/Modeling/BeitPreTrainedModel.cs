@@ -78,7 +78,7 @@ public abstract class BeitPreTrainedModel : nn.Module
     /// <param name="tensors">Checkpoint tensors by name.</param>
     /// <param name="source">Names the checkpoint in errors.</param>
     /// <param name="strict">Throw when tensors are missing or unexpected; otherwise record them in <see cref="LoadReport"/>.</param>
-    /// <exception cref="CheckpointMismatchException">Tensors have the wrong shape, or (strict) are missing or unexpected; every one is named.</exception>
+    /// <exception cref="CheckpointMismatchException">Tensors have the wrong shape or element type (an integer tensor for a float weight), or (strict) are missing or unexpected; every one is named.</exception>
     public void LoadWeights(IReadOnlyDictionary<string, TensorData> tensors, string source = "tensors", bool strict = true)
     {
         ArgumentNullException.ThrowIfNull(tensors);
@@ -111,8 +111,12 @@ public abstract class BeitPreTrainedModel : nn.Module
         var mismatched = checkpoint.Where(kv => target.TryGetValue(kv.Key, out var t) && !t.shape.SequenceEqual(kv.Value.Shape))
             .Select(kv => (kv.Key, target[kv.Key].shape, kv.Value.Shape))
             .OrderBy(m => m.Key, StringComparer.Ordinal).ToList();
-        if (mismatched.Count > 0 || (strict && (missing.Count > 0 || unexpected.Count > 0)))
-            throw new CheckpointMismatchException(source, missing, unexpected, mismatched);
+        // copy_ would convert an integer tensor into a float weight without a word; refuse it by name instead.
+        var wrongType = checkpoint.Where(kv => target.TryGetValue(kv.Key, out var t) && t.is_floating_point() != CheckpointMismatchException.IsFloat(kv.Value.DType))
+            .Select(kv => (kv.Key, target[kv.Key].is_floating_point() ? "floating-point" : target[kv.Key].dtype.ToString(), kv.Value.DType))
+            .OrderBy(w => w.Key, StringComparer.Ordinal).ToList();
+        if (mismatched.Count > 0 || wrongType.Count > 0 || (strict && (missing.Count > 0 || unexpected.Count > 0)))
+            throw new CheckpointMismatchException(source, missing, unexpected, mismatched, wrongType);
 
         using (no_grad())
         {

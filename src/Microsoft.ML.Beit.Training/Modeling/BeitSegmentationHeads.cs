@@ -172,6 +172,7 @@ public sealed class BeitForSemanticSegmentation : BeitPreTrainedModel
     /// <exception cref="ArgumentException">The configuration does not select exactly four feature maps.</exception>
     public BeitForSemanticSegmentation(BeitConfig config) : base(nameof(BeitForSemanticSegmentation), config)
     {
+        config.ValidateSegmentationHead();
         // Hugging Face keeps hidden_states[i] for each i with i+1 in out_indices: four distinct values in 1..L are needed.
         var outIndices = config.ResolvedOutIndices();
         if (outIndices.Length != 4 || outIndices.Where(i => i >= 1 && i <= config.NumHiddenLayers).Distinct().Count() != 4)

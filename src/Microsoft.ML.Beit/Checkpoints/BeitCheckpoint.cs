@@ -15,13 +15,18 @@ public static class BeitCheckpoint
     /// </summary>
     /// <exception cref="FileNotFoundException">The folder holds no weights file this reader understands.</exception>
     /// <exception cref="UnsafePickleException">A <c>pytorch_model.bin</c> names a global a state dict never needs.</exception>
+    /// <exception cref="InvalidDataException">A weights file is damaged or exceeds a limit; the message names it.</exception>
+    /// <exception cref="CheckpointMismatchException">A weight is not floating-point (for example I32); the message names it and the file.</exception>
     public static Dictionary<string, TensorData> ReadTensors(string folder)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
         folder = BeitHub.LocalPath(folder, BeitHubFiles.Weights);
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Checkpoint folder '{folder}' does not exist.");
-        var (path, tensors) = ReadRawTensors(folder);
-        return BeitWeightNames.ToClassic(BeitCheckpointFamilies.ToHuggingFace(tensors, path), path);
+        var (path, raw) = ReadRawTensors(folder);
+        // The one place both consumers (the ONNX exporter and the TorchSharp model) get file tensors from.
+        var tensors = BeitWeightNames.ToClassic(BeitCheckpointFamilies.ToHuggingFace(raw, path), path);
+        CheckpointMismatchException.ThrowIfNotFloat(tensors, path);
+        return tensors;
     }
 
     /// <summary>

@@ -36,9 +36,11 @@ public static class PyTorchCheckpoint
     /// <summary>Reads every tensor of a <c>pytorch_model.bin</c>, or of a sharded checkpoint when given its index JSON.</summary>
     /// <exception cref="UnsafePickleException">The pickle names a global or opcode a state dict never needs.</exception>
     /// <exception cref="InvalidDataException">The file is not a PyTorch zip checkpoint or is damaged; the message names the file.</exception>
-    public static Dictionary<string, TensorData> Read(string path)
+    public static Dictionary<string, TensorData> Read(string path) =>
+        path.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase) ? ShardedCheckpoint.Read(path, ReadFile) : ReadFile(path);
+
+    private static Dictionary<string, TensorData> ReadFile(string path)
     {
-        if (path.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase)) return ShardedCheckpoint.Read(path, Read);
         using var stream = File.OpenRead(path);
         return Read(stream, path);
     }
@@ -47,6 +49,19 @@ public static class PyTorchCheckpoint
     /// <param name="stream">The checkpoint bytes.</param>
     /// <param name="sourceName">Names the source in error messages.</param>
     public static Dictionary<string, TensorData> Read(Stream stream, string sourceName)
+    {
+        try
+        {
+            return ReadZip(stream, sourceName);
+        }
+        catch (InvalidDataException e) when (!e.Message.StartsWith($"'{sourceName}'", StringComparison.Ordinal))
+        {
+            // The zip reader's own errors (it reads the central directory lazily) name no file.
+            throw new InvalidDataException($"'{sourceName}': damaged zip archive: {e.Message}", e);
+        }
+    }
+
+    private static Dictionary<string, TensorData> ReadZip(Stream stream, string sourceName)
     {
         Span<byte> magic = stackalloc byte[4];
         long start = stream.Position;
@@ -59,6 +74,7 @@ public static class PyTorchCheckpoint
                 : "it is not a PyTorch zip checkpoint";
             throw new InvalidDataException($"'{sourceName}': {why}.");
         }
+        long archiveLength = stream.Length - start;
         ZipArchive zip;
         try
         {
@@ -74,7 +90,7 @@ public static class PyTorchCheckpoint
                 .OrderBy(e => e.FullName.Count(ch => ch == '/')).FirstOrDefault()
                 ?? throw new InvalidDataException($"'{sourceName}': the zip has no data.pkl; not a torch.save checkpoint.");
             string prefix = pkl.FullName[..^"data.pkl".Length];
-            bool bigEndian = zip.GetEntry(prefix + "byteorder") is { } bo && ReadEntry(bo, sourceName) is var b
+            bool bigEndian = zip.GetEntry(prefix + "byteorder") is { Length: <= 16 } bo && ReadEntry(bo, sourceName, archiveLength) is var b
                 && System.Text.Encoding.ASCII.GetString(b).Trim() == "big";
 
             var storages = new Dictionary<string, byte[]>();
@@ -83,15 +99,18 @@ public static class PyTorchCheckpoint
                 if (storages.TryGetValue(s.Key, out var cached)) return cached;
                 var entry = zip.GetEntry(prefix + "data/" + s.Key)
                     ?? throw new InvalidDataException($"'{sourceName}': storage '{s.Key}' is missing from the archive.");
-                var bytes = ReadEntry(entry, sourceName);
-                long need = s.Numel > long.MaxValue / 8 ? long.MaxValue : s.Numel * TensorData.ElementSize(s.DType);
-                if (bytes.LongLength < need)
-                    throw new InvalidDataException($"'{sourceName}': storage '{s.Key}' holds {bytes.LongLength} bytes, {need} expected.");
+                // The pickle's declared size is checked against the archive's record before the record is read.
+                long need = (Int128)s.Numel * TensorData.ElementSize(s.DType) is var n && n <= long.MaxValue ? (long)n : long.MaxValue;
+                if (entry.Length < need)
+                    throw new InvalidDataException($"'{sourceName}': storage '{s.Key}' declares {s.Numel} {s.DType} elements ({need} bytes) but its archive record holds {entry.Length} bytes.");
+                var bytes = ReadEntry(entry, sourceName, archiveLength);
                 if (bigEndian) SwapBytes(bytes, TensorData.ElementSize(s.DType));
                 storages[s.Key] = bytes;
                 return bytes;
             }
 
+            // Rebuilt tensors are copies; views that repeat elements (stride 0) could ask for far more than the file holds.
+            long budget = checked(archiveLength * BeitLimits.MaxPickleMaterializeFactor + BeitLimits.PickleMaterializeSlackBytes);
             object? Rebuild(object?[] a, int minArgs)
             {
                 if (a.Length < minArgs || a[0] is not StorageRef storage)
@@ -99,7 +118,7 @@ public static class PyTorchCheckpoint
                 long offset = AsLong(a[1], sourceName);
                 long[] size = AsLongs(a[2], sourceName);
                 long[] stride = AsLongs(a[3], sourceName);
-                return BuildTensor(storage, StorageBytes(storage), offset, size, stride, sourceName);
+                return BuildTensor(storage, StorageBytes(storage), offset, size, stride, sourceName, ref budget);
             }
 
             var callables = new Dictionary<string, Func<object?[], object?>>
@@ -128,7 +147,9 @@ public static class PyTorchCheckpoint
                 return new StorageRef(dtype.Value, key, numel);
             }
 
-            var data = ReadEntry(pkl, sourceName);
+            if (pkl.Length > BeitLimits.MaxPickleBytes)
+                throw new InvalidDataException($"'{sourceName}': data.pkl is {pkl.Length} bytes; at most {BeitLimits.MaxPickleBytes} are accepted.");
+            var data = ReadEntry(pkl, sourceName, archiveLength);
             var unpickler = new RestrictedUnpickler(data, sourceName, callables, s_storageTypes.Keys.ToHashSet(), PersistentLoad);
             var root = unpickler.Load();
             if (root is not RestrictedUnpickler.PickleDict dict)
@@ -149,11 +170,11 @@ public static class PyTorchCheckpoint
 
     private sealed record StorageRef(TensorDType DType, string Key, long Numel);
 
-    private static TensorData BuildTensor(StorageRef storage, byte[] bytes, long offset, long[] size, long[] stride, string source)
+    private static TensorData BuildTensor(StorageRef storage, byte[] bytes, long offset, long[] size, long[] stride, string source, ref long budget)
     {
         try
         {
-            return BuildTensorChecked(storage, bytes, offset, size, stride, source);
+            return BuildTensorChecked(storage, bytes, offset, size, stride, source, ref budget);
         }
         catch (OverflowException e)
         {
@@ -161,17 +182,28 @@ public static class PyTorchCheckpoint
         }
     }
 
-    private static TensorData BuildTensorChecked(StorageRef storage, byte[] bytes, long offset, long[] size, long[] stride, string source)
+    private static TensorData BuildTensorChecked(StorageRef storage, byte[] bytes, long offset, long[] size, long[] stride, string source, ref long budget)
     {
-        if (size.Length != stride.Length || size.Any(d => d < 0) || stride.Any(s => s < 0) || offset < 0)
-            throw new InvalidDataException($"'{source}': a tensor has an invalid size/stride/offset.");
+        if (size.Length != stride.Length || size.Length > BeitLimits.MaxTensorRank || size.Any(d => d < 0) || stride.Any(s => s < 0) || offset < 0)
+            throw new InvalidDataException($"'{source}': a tensor of storage '{storage.Key}' has an invalid size/stride/offset.");
         int es = TensorData.ElementSize(storage.DType);
         long count = size.Aggregate(1L, (a, d) => checked(a * d));
-        var data = new byte[checked(count * es)];
+        if (count > BeitLimits.MaxTensorElements)
+            throw new InvalidDataException($"'{source}': a tensor of storage '{storage.Key}' has {count} elements; at most {BeitLimits.MaxTensorElements} are accepted.");
+        long byteCount = checked(count * es);
+        if (count > 0)
+        {
+            // Every element the view reads must lie inside the storage, checked before anything is allocated.
+            long last = checked(offset + size.Zip(stride).Sum(p => checked((p.First - 1) * p.Second)));
+            if (last >= storage.Numel || checked((last + 1) * es) > bytes.LongLength)
+                throw new InvalidDataException($"'{source}': a tensor reaches element {last} of storage '{storage.Key}', which holds {storage.Numel}.");
+        }
+        if (byteCount > budget)
+            throw new InvalidDataException($"'{source}': a tensor of storage '{storage.Key}' ({storage.DType}[{string.Join(",", size)}], strides [{string.Join(",", stride)}]) " +
+                                           $"would take the tensors rebuilt from this file past {BeitLimits.MaxPickleMaterializeFactor}× its size; refused.");
+        budget -= byteCount;
+        var data = new byte[byteCount];
         if (count == 0) return new TensorData(storage.DType, size, data);
-        long last = checked(offset + size.Zip(stride).Sum(p => checked((p.First - 1) * p.Second)));
-        if (last >= storage.Numel || checked((last + 1) * es) > bytes.LongLength)
-            throw new InvalidDataException($"'{source}': a tensor reaches element {last} of storage '{storage.Key}', which holds {storage.Numel}.");
 
         bool contiguous = true;
         long expect = 1;
@@ -201,12 +233,26 @@ public static class PyTorchCheckpoint
         return new TensorData(storage.DType, size, data);
     }
 
-    private static byte[] ReadEntry(ZipArchiveEntry entry, string source)
+    private static byte[] ReadEntry(ZipArchiveEntry entry, string source, long archiveLength)
     {
-        if (entry.Length > Array.MaxLength) throw new InvalidDataException($"'{source}': archive entry '{entry.FullName}' is too large.");
+        // The sizes in the zip directory are the file's claims: a record can neither be larger than the file when stored
+        // (torch.save stores, never compresses) nor inflate past deflate's maximum ratio.
+        if (entry.Length > Array.MaxLength || entry.CompressedLength > archiveLength
+            || (entry.Length > entry.CompressedLength && entry.Length / BeitLimits.MaxDeflateRatio > entry.CompressedLength))
+            throw new InvalidDataException($"'{source}': archive entry '{entry.FullName}' claims {entry.Length} bytes from {entry.CompressedLength} in a {archiveLength}-byte file.");
         var buffer = new byte[entry.Length];
-        using var s = entry.Open();
-        if (s.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false) != buffer.Length)
+        int read;
+        try
+        {
+            using var s = entry.Open();
+            read = s.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
+        }
+        catch (InvalidDataException e)
+        {
+            // The zip reader's own message (a corrupt local header, bad deflate data, a CRC mismatch) names no file.
+            throw new InvalidDataException($"'{source}': archive entry '{entry.FullName}' is damaged: {e.Message}", e);
+        }
+        if (read != buffer.Length)
             throw new InvalidDataException($"'{source}': archive entry '{entry.FullName}' is truncated.");
         return buffer;
     }
@@ -231,11 +277,5 @@ public static class PyTorchCheckpoint
         _ => throw new InvalidDataException($"'{source}': expected a tuple of integers, found {Describe(o)}."),
     };
 
-    private static string Describe(object? o) => o switch
-    {
-        null => "None",
-        string s => $"'{s}'",
-        object?[] t => "(" + string.Join(", ", t.Select(Describe)) + ")",
-        _ => o.GetType().Name,
-    };
+    private static string Describe(object? o) => RestrictedUnpickler.Describe(o);
 }

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Globalization;
-using System.Numerics;
 using System.Text;
 
 namespace Microsoft.ML.Beit.Checkpoints;
@@ -10,6 +9,8 @@ namespace Microsoft.ML.Beit.Checkpoints;
 /// plus what its caller allows by name: a few callables (evaluated by the caller's own code) and a few type globals
 /// (used as values only). Any other global, and every opcode that instantiates arbitrary classes (INST, OBJ, NEWOBJ,
 /// NEWOBJ_EX, EXT*), raises <see cref="UnsafePickleException"/>. This mirrors PyTorch's <c>weights_only=True</c> loader.
+/// The machine is a loop, never a recursion, and its work and memory are bounded by <see cref="BeitLimits"/> (values,
+/// memo entries, containers, tuple depth, integer width), so a few hundred hostile bytes cannot exhaust the process.
 /// </summary>
 internal sealed class RestrictedUnpickler
 {
@@ -30,7 +31,10 @@ internal sealed class RestrictedUnpickler
     private readonly Func<object?, object?> _persistentLoad;
     private readonly List<object?> _stack = new();
     private readonly Stack<int> _marks = new();
+    // Nesting depth of every tuple built, by reference: tuples are immutable, so the depth is exact and bounded as it is built.
+    private readonly Dictionary<object?[], int> _tupleDepth = new(ReferenceEqualityComparer.Instance);
     private int _pos;
+    private int _values, _containers;
 
     /// <param name="data">The pickle bytes.</param>
     /// <param name="source">Names the file in error messages.</param>
@@ -55,8 +59,14 @@ internal sealed class RestrictedUnpickler
         stack.Clear();
         marks.Clear();
         var memo = new Dictionary<long, object?>();
+        int lastCount = 0;
         while (true)
         {
+            // Every value enters through a net push of some opcode, so summing the growth bounds all values built.
+            if (stack.Count > lastCount && (_values += stack.Count - lastCount) > BeitLimits.MaxPickleValues)
+                throw Bad($"more than {BeitLimits.MaxPickleValues} values");
+            lastCount = stack.Count;
+            if (memo.Count > BeitLimits.MaxPickleMemo) throw Bad($"more than {BeitLimits.MaxPickleMemo} memo entries");
             int at = _pos;
             byte op = ReadByte();
             switch (op)
@@ -74,11 +84,11 @@ internal sealed class RestrictedUnpickler
                 case (byte)'J': stack.Add((long)BinaryPrimitives.ReadInt32LittleEndian(Read(4))); break;  // BININT
                 case (byte)'K': stack.Add((long)ReadByte()); break;                                      // BININT1
                 case (byte)'M': stack.Add((long)BinaryPrimitives.ReadUInt16LittleEndian(Read(2))); break; // BININT2
-                case (byte)'I': stack.Add(ParseTextInt(ReadLine())); break;                               // INT
-                case (byte)'L': stack.Add(Normalize(BigInteger.Parse(ReadLine().TrimEnd('L'), CultureInfo.InvariantCulture))); break; // LONG
-                case 0x8a: stack.Add(ReadLong(ReadByte())); break;                                        // LONG1
-                case 0x8b: stack.Add(ReadLong(ReadLength(4))); break;                                     // LONG4
-                case (byte)'F': stack.Add(double.Parse(ReadLine(), CultureInfo.InvariantCulture)); break; // FLOAT
+                case (byte)'I': stack.Add(ParseTextInt(ReadIntegerLine("INT"))); break;                     // INT
+                case (byte)'L': stack.Add(ParseLong(ReadIntegerLine("LONG").TrimEnd('L'), "LONG")); break;  // LONG
+                case 0x8a: stack.Add(ReadLong(ReadByte(), "LONG1")); break;                               // LONG1
+                case 0x8b: stack.Add(ReadLong(ReadLength(4), "LONG4")); break;                            // LONG4
+                case (byte)'F': stack.Add(ParseFloat(ReadLine())); break;                                 // FLOAT
                 case (byte)'G': stack.Add(BinaryPrimitives.ReadDoubleBigEndian(Read(8))); break;          // BINFLOAT
                 case (byte)'X': stack.Add(Encoding.UTF8.GetString(Read(ReadLength(4)))); break;           // BINUNICODE
                 case 0x8c: stack.Add(Encoding.UTF8.GetString(Read(ReadByte()))); break;                   // SHORT_BINUNICODE
@@ -92,26 +102,26 @@ internal sealed class RestrictedUnpickler
                 case 0x8e: stack.Add(Read(ReadLength(8)).ToArray()); break;                               // BINBYTES8
                 case 0x96: stack.Add(Read(ReadLength(8)).ToArray()); break;                               // BYTEARRAY8
                 case (byte)')': stack.Add(Array.Empty<object?>()); break;                                 // EMPTY_TUPLE
-                case (byte)'t': stack.Add(PopMark(stack, marks).ToArray()); break;                        // TUPLE
-                case 0x85: stack.Add(new[] { Pop(stack) }); break;                                        // TUPLE1
-                case 0x86: { var b = Pop(stack); var a = Pop(stack); stack.Add(new[] { a, b }); break; } // TUPLE2
-                case 0x87: { var c = Pop(stack); var b = Pop(stack); var a = Pop(stack); stack.Add(new[] { a, b, c }); break; } // TUPLE3
-                case (byte)']': stack.Add(new List<object?>()); break;                                    // EMPTY_LIST
-                case (byte)'l': stack.Add(PopMark(stack, marks)); break;                                  // LIST
+                case (byte)'t': stack.Add(Tuple(PopMark(stack, marks).ToArray())); break;                 // TUPLE
+                case 0x85: stack.Add(Tuple([Pop(stack)])); break;                                         // TUPLE1
+                case 0x86: { var b = Pop(stack); var a = Pop(stack); stack.Add(Tuple([a, b])); break; }   // TUPLE2
+                case 0x87: { var c = Pop(stack); var b = Pop(stack); var a = Pop(stack); stack.Add(Tuple([a, b, c])); break; } // TUPLE3
+                case (byte)']': stack.Add(Container(new List<object?>())); break;                         // EMPTY_LIST
+                case (byte)'l': stack.Add(Container(PopMark(stack, marks))); break;                       // LIST
                 case (byte)'a': { var v = Pop(stack); AsList(Peek(stack)).Add(v); break; }             // APPEND
                 case (byte)'e': { var items = PopMark(stack, marks); AsList(Peek(stack)).AddRange(items); break; } // APPENDS
-                case (byte)'}': stack.Add(new PickleDict()); break;                                       // EMPTY_DICT
-                case (byte)'d': stack.Add(ToDict(PopMark(stack, marks))); break;                          // DICT
+                case (byte)'}': stack.Add(Container(new PickleDict())); break;                            // EMPTY_DICT
+                case (byte)'d': stack.Add(Container(ToDict(PopMark(stack, marks)))); break;               // DICT
                 case (byte)'s': { var v = Pop(stack); var k = Pop(stack); AsDict(Peek(stack))[Key(k)] = v; break; } // SETITEM
                 case (byte)'u': { var items = PopMark(stack, marks); var d = AsDict(Peek(stack)); for (int i = 0; i + 1 < items.Count; i += 2) d[Key(items[i])] = items[i + 1]; break; } // SETITEMS
-                case 0x8f: stack.Add(new List<object?>()); break;                                         // EMPTY_SET (as a list)
+                case 0x8f: stack.Add(Container(new List<object?>())); break;                              // EMPTY_SET (as a list)
                 case 0x90: { var items = PopMark(stack, marks); AsList(Peek(stack)).AddRange(items); break; } // ADDITEMS
-                case 0x91: stack.Add(PopMark(stack, marks)); break;                                       // FROZENSET
-                case (byte)'p': memo[long.Parse(ReadLine(), CultureInfo.InvariantCulture)] = Peek(stack); break; // PUT
+                case 0x91: stack.Add(Container(PopMark(stack, marks))); break;                            // FROZENSET
+                case (byte)'p': memo[ParseLong(ReadIntegerLine("PUT"), "PUT")] = Peek(stack); break;        // PUT
                 case (byte)'q': memo[ReadByte()] = Peek(stack); break;                                    // BINPUT
                 case (byte)'r': memo[BinaryPrimitives.ReadUInt32LittleEndian(Read(4))] = Peek(stack); break; // LONG_BINPUT
                 case 0x94: memo[memo.Count] = Peek(stack); break;                                         // MEMOIZE
-                case (byte)'g': stack.Add(Memo(memo, long.Parse(ReadLine(), CultureInfo.InvariantCulture))); break; // GET
+                case (byte)'g': stack.Add(Memo(memo, ParseLong(ReadIntegerLine("GET"), "GET"))); break;      // GET
                 case (byte)'h': stack.Add(Memo(memo, ReadByte())); break;                                 // BINGET
                 case (byte)'j': stack.Add(Memo(memo, BinaryPrimitives.ReadUInt32LittleEndian(Read(4)))); break; // LONG_BINGET
                 case (byte)'c':                                                                            // GLOBAL
@@ -136,7 +146,8 @@ internal sealed class RestrictedUnpickler
                     if (fn is not Global g || !_callables.TryGetValue(g.FullName, out var call))
                         throw new UnsafePickleException(fn?.ToString() ?? "None",
                             $"'{_source}': the pickle calls '{fn}', which is not a state-dict rebuild function; refused.");
-                    stack.Add(call(args));
+                    var result = call(args);
+                    stack.Add(result is PickleDict or List<object?> or object?[] ? Container(result) : result);
                     break;
                 }
                 case (byte)'b':                                                                            // BUILD
@@ -198,21 +209,65 @@ internal sealed class RestrictedUnpickler
         return s;
     }
 
-    private object ReadLong(int n)
+    /// <summary>
+    /// LONG1/LONG4: a little-endian two's-complement integer of <paramref name="n"/> bytes. Anything wider than 64 bits
+    /// is refused before it is decoded: no tensor size, stride or offset needs it, and arbitrary precision would cost
+    /// quadratic time on a huge literal.
+    /// </summary>
+    private long ReadLong(int n, string opcode)
     {
-        if (n == 0) return 0L;
-        var v = new BigInteger(Read(n), isUnsigned: false, isBigEndian: false);
-        return Normalize(v);
+        if (n > BeitLimits.MaxPickleIntegerBytes) throw Bad($"{opcode} integer of {n} bytes; at most {BeitLimits.MaxPickleIntegerBytes} are accepted");
+        var bytes = Read(n);
+        long v = 0;
+        for (int i = n - 1; i >= 0; i--) v = (v << 8) | bytes[i];
+        // Sign-extend from the top byte written.
+        if (n is > 0 and < 8 && (bytes[n - 1] & 0x80) != 0) v |= -1L << (8 * n);
+        return v;
     }
 
-    private static object Normalize(BigInteger v) => v >= long.MinValue && v <= long.MaxValue ? (long)v : v;
+    /// <summary>The text line of an INT, LONG, PUT or GET opcode, refused when longer than any 64-bit integer.</summary>
+    private string ReadIntegerLine(string opcode)
+    {
+        int end = Array.IndexOf(_data, (byte)'\n', _pos, Math.Min(_data.Length - _pos, BeitLimits.MaxPickleIntegerDigits + 2));
+        if (end < 0)
+        {
+            if (Array.IndexOf(_data, (byte)'\n', _pos) < 0) throw Bad("truncated line");
+            throw Bad($"{opcode} literal longer than {BeitLimits.MaxPickleIntegerDigits + 1} characters");
+        }
+        return ReadLine();
+    }
 
-    private static object ParseTextInt(string s) => s switch
+    private long ParseLong(string s, string opcode) =>
+        long.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long v) ? v : throw Bad($"{opcode} literal '{s}' is not a 64-bit integer");
+
+    private object ParseTextInt(string s) => s switch
     {
         "00" => false,
         "01" => true,
-        _ => long.Parse(s, CultureInfo.InvariantCulture),
+        _ => ParseLong(s, "INT"),
     };
+
+    private double ParseFloat(string s) =>
+        s.Length <= 64 && double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v : throw Bad("FLOAT literal is not a number");
+
+    private T Container<T>(T container)
+    {
+        if (++_containers > BeitLimits.MaxPickleContainers) throw Bad($"more than {BeitLimits.MaxPickleContainers} containers");
+        return container;
+    }
+
+    private object?[] Tuple(object?[] items)
+    {
+        Container(items);
+        int depth = 1;
+        foreach (var item in items)
+        {
+            if (item is object?[] inner) depth = Math.Max(depth, (_tupleDepth.TryGetValue(inner, out int d) ? d : 1) + 1);
+        }
+        if (depth > BeitLimits.MaxPickleNesting) throw Bad($"tuples nested more than {BeitLimits.MaxPickleNesting} deep");
+        if (depth > 1) _tupleDepth[items] = depth;
+        return items;
+    }
 
     private static string Unquote(string s) =>
         s.Length >= 2 && (s[0] == '\'' || s[0] == '"') && s[^1] == s[0] ? s[1..^1] : s;
@@ -245,7 +300,19 @@ internal sealed class RestrictedUnpickler
 
     private PickleDict AsDict(object? o) => o as PickleDict ?? throw Bad("SETITEM on a non-dict");
 
-    private object Key(object? k) => k ?? throw Bad("None as a dict key is not supported");
+    /// <summary>
+    /// Dict keys are scalars or flat tuples of scalars (a state dict's are strings). Refusing nested keys keeps hashing
+    /// and comparing keys O(1), however the pickle shares tuples through its memo.
+    /// </summary>
+    private object Key(object? k) => k switch
+    {
+        null => throw Bad("None as a dict key is not supported"),
+        object?[] t when t.All(IsScalar) => t,
+        _ when IsScalar(k) => k,
+        _ => throw Bad($"a dict key of type {Describe(k)} is not supported"),
+    };
+
+    private static bool IsScalar(object? o) => o is null or string or long or bool or double or Global;
 
     private PickleDict ToDict(List<object?> items)
     {
@@ -254,19 +321,36 @@ internal sealed class RestrictedUnpickler
         return d;
     }
 
+    /// <summary>
+    /// A short description of a pickled value for error messages: at most three levels and eight items per level, so
+    /// a deep or memo-shared value (a DAG whose full expansion is exponential) still describes in constant time.
+    /// </summary>
+    internal static string Describe(object? o) => Describe(o, 3);
+
+    private static string Describe(object? o, int levels) => o switch
+    {
+        null => "None",
+        string s => s.Length <= 64 ? $"'{s}'" : $"'{s[..64]}…'",
+        object?[] t when levels == 0 => $"({t.Length} items)",
+        object?[] t => "(" + string.Join(", ", t.Take(8).Select(x => Describe(x, levels - 1))) + (t.Length > 8 ? ", …" : "") + ")",
+        long or bool or double or Global => Convert.ToString(o, CultureInfo.InvariantCulture)!,
+        _ => o.GetType().Name,
+    };
+
     /// <summary>Equality for dict keys: tuples (object arrays) by value, everything else by Equals.</summary>
     private sealed class StructuralComparer : IEqualityComparer<object>
     {
         public static readonly StructuralComparer Instance = new();
 
+        // Keys are scalars or flat tuples of scalars (see Key), so neither method recurses.
         public new bool Equals(object? x, object? y) =>
-            x is object?[] a && y is object?[] b ? a.Length == b.Length && a.Zip(b).All(p => Equals(p.First, p.Second)) : object.Equals(x, y);
+            x is object?[] a && y is object?[] b ? a.Length == b.Length && a.Zip(b).All(p => object.Equals(p.First, p.Second)) : object.Equals(x, y);
 
         public int GetHashCode(object o)
         {
             if (o is not object?[] a) return o.GetHashCode();
             var h = new HashCode();
-            foreach (var e in a) h.Add(e is null ? 0 : GetHashCode(e));
+            foreach (var e in a) h.Add(e);
             return h.ToHashCode();
         }
     }

@@ -17,13 +17,15 @@ public static class SafeTensors
     /// <summary>The index file of a sharded checkpoint.</summary>
     public const string IndexFileName = "model.safetensors.index.json";
 
-    private const long MaxHeaderBytes = 100L * 1024 * 1024;
+    private static readonly Dictionary<string, TensorDType> s_dtypes = Enum.GetValues<TensorDType>().ToDictionary(d => d.ToString());
 
     /// <summary>Reads every tensor of a safetensors file, or of a sharded checkpoint when given its index JSON.</summary>
     /// <exception cref="InvalidDataException">The file is truncated or its header is invalid; the message names the file.</exception>
-    public static Dictionary<string, TensorData> Read(string path)
+    public static Dictionary<string, TensorData> Read(string path) =>
+        path.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase) ? ShardedCheckpoint.Read(path, ReadFile) : ReadFile(path);
+
+    private static Dictionary<string, TensorData> ReadFile(string path)
     {
-        if (path.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase)) return ShardedCheckpoint.Read(path, Read);
         using var stream = File.OpenRead(path);
         try
         {
@@ -35,74 +37,140 @@ public static class SafeTensors
         }
     }
 
-    /// <summary>Reads every tensor from a safetensors stream, returning the <c>__metadata__</c> map too.</summary>
+    /// <summary>
+    /// Reads every tensor from a safetensors stream, returning the <c>__metadata__</c> map too. The header is validated
+    /// as the format requires before any tensor is allocated: known dtype names, non-negative shapes whose byte size
+    /// matches the offsets, and offsets that tile the data buffer exactly (contiguous, no overlap, no hole, no tail),
+    /// string-only metadata and no duplicate keys.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The data is not a valid safetensors file.</exception>
     public static Dictionary<string, TensorData> Read(Stream stream, out Dictionary<string, string> metadata)
     {
+        ArgumentNullException.ThrowIfNull(stream);
         Span<byte> lenBytes = stackalloc byte[8];
         if (stream.ReadAtLeast(lenBytes, 8, throwOnEndOfStream: false) != 8)
             throw new InvalidDataException("safetensors file is shorter than its 8-byte header length.");
         long headerLen = BinaryPrimitives.ReadInt64LittleEndian(lenBytes);
-        if (headerLen <= 1 || headerLen > MaxHeaderBytes)
+        if (headerLen <= 1 || headerLen > BeitLimits.MaxSafeTensorsHeaderBytes)
             throw new InvalidDataException($"safetensors header length {headerLen} is invalid; not a safetensors file?");
+        if (stream.CanSeek && headerLen > stream.Length - stream.Position)
+            throw new InvalidDataException($"safetensors header length {headerLen} runs past the end of the file ({stream.Length} bytes).");
         var headerBytes = new byte[headerLen];
         if (stream.ReadAtLeast(headerBytes, (int)headerLen, throwOnEndOfStream: false) != headerLen)
             throw new InvalidDataException("safetensors header is truncated.");
-        JsonObject header;
-        try
+        var (entries, meta) = ParseHeader(UntrustedJson.ParseObject(headerBytes, "safetensors header"));
+        metadata = meta;
+
+        // The format requires the offsets to tile the data buffer: sorted by offset, each tensor starts where the
+        // previous one ends (huggingface/safetensors, safetensors/src/tensor.rs, Metadata::validate).
+        entries.Sort((a, b) => a.Begin != b.Begin ? a.Begin.CompareTo(b.Begin) : a.End.CompareTo(b.End));
+        long covered = 0;
+        foreach (var e in entries)
         {
-            header = JsonNode.Parse(headerBytes) as JsonObject ?? throw new InvalidDataException("safetensors header is not a JSON object.");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException("safetensors header is not valid JSON: " + e.Message, e);
+            if (e.Begin != covered)
+                throw new InvalidDataException(e.Begin < covered
+                    ? $"tensor '{e.Name}' overlaps the tensor before it (data_offsets [{e.Begin}, {e.End}], previous ends at {covered})."
+                    : $"tensor '{e.Name}' leaves a hole in the data (data_offsets [{e.Begin}, {e.End}], previous ends at {covered}).");
+            covered = e.End;
         }
 
-        metadata = new Dictionary<string, string>();
-        var entries = new List<(string Name, TensorDType DType, long[] Shape, long Begin, long End)>();
+        // A stream that cannot seek is copied first, but never past what the header declares (plus one byte to see a tail).
+        Stream data = stream;
+        if (!stream.CanSeek)
+        {
+            var buffer = new MemoryStream();
+            CopyAtMost(stream, buffer, checked(covered + 1));
+            buffer.Position = 0;
+            data = buffer;
+        }
+        long dataLen = data.Length - data.Position;
+        if (dataLen != covered)
+            throw new InvalidDataException(dataLen < covered
+                ? $"safetensors data is truncated: the header declares {covered} bytes, the file holds {dataLen}."
+                : $"safetensors data has {dataLen - covered} bytes that no tensor covers.");
+
+        var result = new Dictionary<string, TensorData>(entries.Count);
+        foreach (var e in entries)
+        {
+            var bytes = new byte[e.End - e.Begin];
+            data.ReadExactly(bytes);
+            result[e.Name] = new TensorData(e.DType, e.Shape, bytes);
+        }
+        return result;
+    }
+
+    private readonly record struct Entry(string Name, TensorDType DType, long[] Shape, long Begin, long End);
+
+    private static (List<Entry>, Dictionary<string, string>) ParseHeader(JsonObject header)
+    {
+        var metadata = new Dictionary<string, string>();
+        var entries = new List<Entry>(header.Count);
         foreach (var (name, node) in header)
         {
             if (name == "__metadata__")
             {
-                if (node is JsonObject meta)
-                    foreach (var (k, v) in meta) metadata[k] = v?.GetValue<string>() ?? "";
+                if (node is null) continue;
+                if (node is not JsonObject meta) throw new InvalidDataException("safetensors __metadata__ is not an object.");
+                foreach (var (k, v) in meta)
+                    metadata[k] = UntrustedJson.Kind(v) == JsonValueKind.String ? v!.GetValue<string>()
+                        : throw new InvalidDataException($"safetensors __metadata__ value '{k}' is not a string.");
                 continue;
             }
             if (node is not JsonObject t) throw new InvalidDataException($"safetensors entry '{name}' is not an object.");
-            var dtypeName = t["dtype"]?.GetValue<string>() ?? throw new InvalidDataException($"tensor '{name}' has no dtype.");
-            if (!Enum.TryParse<TensorDType>(dtypeName, out var dtype))
+            var dtypeNode = t["dtype"];
+            if (UntrustedJson.Kind(dtypeNode) != JsonValueKind.String)
+                throw new InvalidDataException($"tensor '{name}' has no dtype string.");
+            string dtypeName = dtypeNode!.GetValue<string>();
+            if (!s_dtypes.TryGetValue(dtypeName, out var dtype))
                 throw new InvalidDataException($"tensor '{name}' has unsupported dtype '{dtypeName}'.");
-            var shape = (t["shape"] as JsonArray)?.Select(x => x!.GetValue<long>()).ToArray() ?? throw new InvalidDataException($"tensor '{name}' has no shape.");
-            var offs = (t["data_offsets"] as JsonArray)?.Select(x => x!.GetValue<long>()).ToArray();
-            if (offs is not { Length: 2 } || offs[0] < 0 || offs[1] < offs[0])
-                throw new InvalidDataException($"tensor '{name}' has invalid data_offsets.");
-            entries.Add((name, dtype, shape, offs[0], offs[1]));
+            if (t["shape"] is not JsonArray shapeNode) throw new InvalidDataException($"tensor '{name}' has no shape array.");
+            if (shapeNode.Count > BeitLimits.MaxTensorRank)
+                throw new InvalidDataException($"tensor '{name}' has {shapeNode.Count} dimensions; at most {BeitLimits.MaxTensorRank} are accepted.");
+            var shape = new long[shapeNode.Count];
+            for (int i = 0; i < shape.Length; i++) shape[i] = NonNegativeLong(shapeNode[i], name, "shape");
+            if (t["data_offsets"] is not JsonArray { Count: 2 } offs)
+                throw new InvalidDataException($"tensor '{name}' has no [begin, end] data_offsets.");
+            long begin = NonNegativeLong(offs[0], name, "data_offsets"), end = NonNegativeLong(offs[1], name, "data_offsets");
+            if (end < begin) throw new InvalidDataException($"tensor '{name}' has data_offsets [{begin}, {end}] that end before they begin.");
+            long bytes = ByteSize(dtype, shape, name);
+            if (end - begin != bytes)
+                throw new InvalidDataException($"tensor '{name}' {dtype}[{string.Join(",", shape)}] needs {bytes} bytes but its offsets span {end - begin}.");
+            entries.Add(new Entry(name, dtype, shape, begin, end));
         }
+        return (entries, metadata);
+    }
 
-        long dataStart = 8 + headerLen;
-        var result = new Dictionary<string, TensorData>(entries.Count);
-        bool canSeek = stream.CanSeek;
-        long position = 0;
-        foreach (var e in entries.OrderBy(e => e.Begin))
+    private static long NonNegativeLong(JsonNode? node, string tensor, string field)
+    {
+        if (UntrustedJson.Kind(node) == JsonValueKind.Number && node is JsonValue v && v.TryGetValue<long>(out long n) && n >= 0) return n;
+        throw new InvalidDataException($"tensor '{tensor}' has {field} entry {node?.ToJsonString() ?? "null"}, not a non-negative integer.");
+    }
+
+    /// <summary>The byte size of a tensor, refusing element counts that overflow or exceed <see cref="BeitLimits.MaxTensorElements"/>.</summary>
+    private static long ByteSize(TensorDType dtype, long[] shape, string name)
+    {
+        long count = 1;
+        foreach (long d in shape)
         {
-            long expected = e.Shape.Aggregate(1L, (a, d) => checked(a * d)) * TensorData.ElementSize(e.DType);
-            if (e.End - e.Begin != expected)
-                throw new InvalidDataException($"tensor '{e.Name}' {e.DType}[{string.Join(",", e.Shape)}] needs {expected} bytes but its offsets span {e.End - e.Begin}.");
-            if (canSeek)
-            {
-                stream.Position = dataStart + e.Begin;
-            }
-            else
-            {
-                if (e.Begin < position) throw new InvalidDataException($"tensor '{e.Name}' overlaps another tensor.");
-                stream.ReadExactly(new byte[e.Begin - position]);
-            }
-            var data = new byte[expected];
-            if (stream.ReadAtLeast(data, data.Length, throwOnEndOfStream: false) != data.Length)
-                throw new InvalidDataException($"safetensors data is truncated in tensor '{e.Name}'.");
-            position = e.End;
-            result[e.Name] = new TensorData(e.DType, e.Shape, data);
+            // Checked in 128 bits so that a product wrapping around to 0 (for example 2^32 · 2^32) cannot slip through.
+            var wide = (Int128)count * d;
+            if (wide > BeitLimits.MaxTensorElements)
+                throw new InvalidDataException($"tensor '{name}' shape [{string.Join(",", shape)}] has more than {BeitLimits.MaxTensorElements} elements.");
+            count = (long)wide;
         }
-        return result;
+        return count * TensorData.ElementSize(dtype);
+    }
+
+    private static void CopyAtMost(Stream from, Stream to, long max)
+    {
+        var chunk = new byte[81920];
+        while (max > 0)
+        {
+            int n = from.Read(chunk, 0, (int)Math.Min(chunk.Length, max));
+            if (n == 0) break;
+            to.Write(chunk, 0, n);
+            max -= n;
+        }
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace Microsoft.ML.Beit.Checkpoints;
@@ -5,26 +6,42 @@ namespace Microsoft.ML.Beit.Checkpoints;
 /// <summary>Reads a sharded checkpoint through its <c>*.index.json</c> (<c>weight_map</c>: tensor name → shard file), whatever the shard format.</summary>
 internal static class ShardedCheckpoint
 {
+    /// <summary>
+    /// Reads every shard the index names with <paramref name="readShard"/>, which must read one single-file checkpoint
+    /// (never another index, so a <c>weight_map</c> naming an index, itself included, cannot recurse). Shard names must be
+    /// plain file names in the index's folder, as transformers writes them.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The index is invalid or names a shard that is not a plain file name; the message names the index.</exception>
+    /// <exception cref="FileNotFoundException">A shard the index names does not exist.</exception>
     public static Dictionary<string, TensorData> Read(string indexPath, Func<string, Dictionary<string, TensorData>> readShard)
     {
-        JsonObject index;
-        try
-        {
-            index = JsonNode.Parse(File.ReadAllText(indexPath)) as JsonObject
-                ?? throw new InvalidDataException($"'{indexPath}' is not a JSON object.");
-        }
-        catch (System.Text.Json.JsonException e)
-        {
-            throw new InvalidDataException($"'{indexPath}' is not valid JSON: {e.Message}", e);
-        }
-        var map = index["weight_map"] as JsonObject ?? throw new InvalidDataException($"'{indexPath}' has no weight_map.");
+        var index = UntrustedJson.ReadObjectFile(indexPath, BeitLimits.MaxIndexFileBytes);
+        var map = index["weight_map"] as JsonObject ?? throw new InvalidDataException($"'{indexPath}' has no weight_map object.");
         string dir = Path.GetDirectoryName(Path.GetFullPath(indexPath))!;
-        var result = new Dictionary<string, TensorData>();
-        foreach (var shard in map.Select(kv => kv.Value!.GetValue<string>()).Distinct())
+        string self = Path.GetFileName(indexPath);
+        var shards = new List<string>();
+        foreach (var (tensor, node) in map)
         {
-            if (shard.Contains("..") || Path.IsPathRooted(shard))
-                throw new InvalidDataException($"'{indexPath}' names shard '{shard}' outside its folder.");
-            foreach (var (k, v) in readShard(Path.Combine(dir, shard))) result[k] = v;
+            string shard = UntrustedJson.Kind(node) == JsonValueKind.String ? node!.GetValue<string>()
+                : throw new InvalidDataException($"'{indexPath}': weight_map entry '{tensor}' is not a file name string.");
+            if (!shards.Contains(shard, StringComparer.Ordinal)) shards.Add(shard);
+        }
+        foreach (var shard in shards)
+        {
+            if (shard.Length == 0 || shard is "." or ".." || Path.GetFileName(shard) != shard || shard.Contains('\\') || shard.Contains('\0') || Path.IsPathRooted(shard))
+                throw new InvalidDataException($"'{indexPath}' names shard '{shard}', which is not a plain file name in its folder.");
+            if (string.Equals(shard, self, StringComparison.OrdinalIgnoreCase) || shard.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase))
+                throw new InvalidDataException($"'{indexPath}' names the index '{shard}' as a shard; shards must be weight files.");
+            string path = Path.Combine(dir, shard);
+            if (!File.Exists(path)) throw new FileNotFoundException($"'{indexPath}' names shard '{shard}', which does not exist.", path);
+        }
+        var result = new Dictionary<string, TensorData>();
+        foreach (var shard in shards)
+        {
+            foreach (var (k, v) in readShard(Path.Combine(dir, shard)))
+            {
+                if (!result.TryAdd(k, v)) throw new InvalidDataException($"'{indexPath}': tensor '{k}' appears in more than one shard.");
+            }
         }
         var missing = map.Select(kv => kv.Key).Where(k => !result.ContainsKey(k)).ToList();
         if (missing.Count > 0)

@@ -23,15 +23,18 @@ internal sealed class BeitCheckpointWeights
 
     public bool Has(string name) => _tensors.ContainsKey(name);
 
-    /// <summary>The tensor as float32, checking its shape; throws <see cref="InvalidDataException"/> naming the tensor.</summary>
+    /// <summary>
+    /// The tensor as float32, checking its shape (<see cref="InvalidDataException"/> naming the tensor) and that it is
+    /// floating-point (<see cref="CheckpointMismatchException"/>).
+    /// </summary>
     public float[] Get(string name, params long[] shape)
     {
         if (!_tensors.TryGetValue(name, out var t))
             throw new InvalidDataException($"The checkpoint has no tensor '{name}'.");
         if (!t.Shape.SequenceEqual(shape))
             throw new InvalidDataException($"Checkpoint tensor '{name}' has shape [{string.Join(",", t.Shape)}], expected [{string.Join(",", shape)}] from the configuration.");
-        if (t.DType is not (TensorDType.F32 or TensorDType.F16 or TensorDType.BF16 or TensorDType.F64))
-            throw new InvalidDataException($"Checkpoint tensor '{name}' is {t.DType}, not a floating-point type.");
+        if (!CheckpointMismatchException.IsFloat(t.DType))
+            throw new CheckpointMismatchException("the checkpoint tensors", [], [], [], [(name, "floating-point", t.DType)]);
         return t.ToFloatArray();
     }
 

@@ -93,6 +93,7 @@ public static class BeitOnnxExporter
             throw new NotSupportedException("SegmentationLabels applies only to the SemanticSegmentation task.");
         if (task == BeitOnnxTask.SemanticSegmentation)
         {
+            config.ValidateSegmentationHead();
             BeitSegmentationExport.Taps(config);
             if (h / p < 2 || w / p < 2)
                 throw new NotSupportedException($"Semantic segmentation needs a patch grid of at least 2x2 (got {h / p}x{w / p}).");

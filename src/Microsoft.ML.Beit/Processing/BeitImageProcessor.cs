@@ -331,45 +331,47 @@ public sealed class BeitImageProcessor
             throw new FileNotFoundException(Directory.Exists(path)
                 ? $"The checkpoint folder '{path}' has no {ConfigFileName}."
                 : $"The preprocessor config '{path}' does not exist.", file);
-        return FromJson(File.ReadAllText(file), file);
+        return FromJsonObject(UntrustedJson.ReadObjectFile(file, BeitLimits.MaxPreprocessorConfigFileBytes), file);
     }
 
     /// <summary>Parses the JSON of a <c>preprocessor_config.json</c>; <paramref name="sourceName"/> names it in errors.</summary>
     public static BeitImageProcessor FromJson(string json, string sourceName = "<json>")
     {
         ArgumentNullException.ThrowIfNull(json);
-        JsonObject root;
-        try
+        return FromJsonObject(UntrustedJson.ParseObject(json, sourceName), sourceName);
+    }
+
+    private static BeitImageProcessor FromJsonObject(JsonObject root, string sourceName)
+    {
+        // A key that is absent or JSON null takes the default, as Python's None does in transformers' processors.
+        T Field<T>(string key, Func<JsonNode, T> parse, T fallback)
         {
-            root = JsonNode.Parse(json) as JsonObject ?? throw new InvalidDataException($"'{sourceName}' is not a JSON object.");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"'{sourceName}' is not valid JSON: {e.Message}", e);
-        }
-        try
-        {
-            var d = new BeitImageProcessor();
-            return new BeitImageProcessor
+            if (root[key] is not { } node) return fallback;
+            try
             {
-                DoResize = Bool(root, "do_resize") ?? d.DoResize,
-                Size = root["size"] is { } size ? ParseResizeSize(size) : d.Size,
-                Resample = root["resample"] is { } r ? ParseResample(r) : d.Resample,
-                DoCenterCrop = Bool(root, "do_center_crop") ?? d.DoCenterCrop,
-                CropSize = root["crop_size"] is { } crop ? ParseCropSize(crop) : d.CropSize,
-                DoRescale = Bool(root, "do_rescale") ?? d.DoRescale,
-                RescaleFactor = root["rescale_factor"] is { } f ? f.GetValue<double>() : d.RescaleFactor,
-                DoNormalize = Bool(root, "do_normalize") ?? d.DoNormalize,
-                ImageMean = root["image_mean"] is { } m ? ParseChannels(m, "image_mean") : d.ImageMean,
-                ImageStd = root["image_std"] is { } s ? ParseChannels(s, "image_std") : d.ImageStd,
-                // Old configs say reduce_labels; transformers renamed it do_reduce_labels.
-                DoReduceLabels = Bool(root, "do_reduce_labels") ?? Bool(root, "reduce_labels") ?? d.DoReduceLabels,
-            };
+                return parse(node);
+            }
+            catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException or InvalidDataException)
+            {
+                throw new InvalidDataException($"'{sourceName}': field '{key}': {e.Message}", e);
+            }
         }
-        catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException or InvalidDataException)
+        var d = new BeitImageProcessor();
+        return new BeitImageProcessor
         {
-            throw new InvalidDataException($"'{sourceName}': {e.Message}", e);
-        }
+            DoResize = Field("do_resize", UntrustedJson.Bool, d.DoResize),
+            Size = Field("size", ParseResizeSize, d.Size),
+            Resample = Field("resample", ParseResample, d.Resample),
+            DoCenterCrop = Field("do_center_crop", UntrustedJson.Bool, d.DoCenterCrop),
+            CropSize = Field("crop_size", ParseCropSize, d.CropSize),
+            DoRescale = Field("do_rescale", UntrustedJson.Bool, d.DoRescale),
+            RescaleFactor = Field("rescale_factor", UntrustedJson.Double, d.RescaleFactor),
+            DoNormalize = Field("do_normalize", UntrustedJson.Bool, d.DoNormalize),
+            ImageMean = Field<IReadOnlyList<double>>("image_mean", m => ParseChannels(m, "image_mean"), d.ImageMean),
+            ImageStd = Field<IReadOnlyList<double>>("image_std", s => ParseChannels(s, "image_std"), d.ImageStd),
+            // Old configs say reduce_labels; transformers renamed it do_reduce_labels.
+            DoReduceLabels = Field("do_reduce_labels", UntrustedJson.Bool, Field("reduce_labels", UntrustedJson.Bool, d.DoReduceLabels)),
+        };
     }
 
     /// <summary>This processor as a Hugging Face <c>preprocessor_config.json</c> (<c>image_processor_type</c> <c>BeitImageProcessor</c>).</summary>
@@ -404,20 +406,21 @@ public sealed class BeitImageProcessor
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
-    private static bool? Bool(JsonObject root, string key) => root[key] is { } v ? v.GetValue<bool>() : null;
+    // Sizes are bounded before anything is allocated from them (BeitLimits.MaxImageSide).
+    private static int Side(JsonNode? node) => UntrustedJson.Int(node, 1, BeitLimits.MaxImageSide);
 
     private static ResizeSize ParseResizeSize(JsonNode node)
     {
         switch (node)
         {
             case JsonValue v:
-                int s = v.GetValue<int>();
+                int s = Side(v);
                 return ResizeSize.Exact(s, s);
             case JsonArray a when a.Count == 2:
-                return ResizeSize.Exact(a[0]!.GetValue<int>(), a[1]!.GetValue<int>());
+                return ResizeSize.Exact(Side(a[0]), Side(a[1]));
             case JsonObject o:
-                if (o["height"] is { } h && o["width"] is { } w) return ResizeSize.Exact(h.GetValue<int>(), w.GetValue<int>());
-                if (o["shortest_edge"] is { } se) return ResizeSize.Shortest(se.GetValue<int>(), o["longest_edge"]?.GetValue<int>());
+                if (o["height"] is { } h && o["width"] is { } w) return ResizeSize.Exact(Side(h), Side(w));
+                if (o["shortest_edge"] is { } se) return ResizeSize.Shortest(Side(se), o["longest_edge"] is { } le ? Side(le) : null);
                 throw new InvalidDataException($"size {o.ToJsonString()} needs height and width, or shortest_edge.");
             default:
                 throw new InvalidDataException($"size {node.ToJsonString()} is not an int, [height, width] or an object.");
@@ -428,9 +431,9 @@ public sealed class BeitImageProcessor
     {
         var (h, w) = node switch
         {
-            JsonValue v => (v.GetValue<int>(), v.GetValue<int>()),
-            JsonArray { Count: 2 } a => (a[0]!.GetValue<int>(), a[1]!.GetValue<int>()),
-            JsonObject o when o["height"] is { } hh && o["width"] is { } ww => (hh.GetValue<int>(), ww.GetValue<int>()),
+            JsonValue v => (Side(v), Side(v)),
+            JsonArray { Count: 2 } a => (Side(a[0]), Side(a[1])),
+            JsonObject o when o["height"] is { } hh && o["width"] is { } ww => (Side(hh), Side(ww)),
             _ => throw new InvalidDataException($"crop_size {node.ToJsonString()} needs height and width."),
         };
         if (h <= 0 || w <= 0) throw new InvalidDataException($"crop_size must be positive, got {h}x{w}.");
@@ -445,7 +448,7 @@ public sealed class BeitImageProcessor
             if (int.TryParse(name, NumberStyles.Integer, CultureInfo.InvariantCulture, out int n2)) return CheckResample(n2);
             throw new InvalidDataException($"resample '{name}' is not a Pillow filter.");
         }
-        return CheckResample(node.GetValue<int>());
+        return CheckResample(UntrustedJson.Int(node));
     }
 
     private static PillowResample CheckResample(int n) =>
@@ -453,7 +456,8 @@ public sealed class BeitImageProcessor
 
     private static double[] ParseChannels(JsonNode node, string key)
     {
-        double[] values = node is JsonArray a ? a.Select(x => x!.GetValue<double>()).ToArray() : [node.GetValue<double>()];
+        if (node is JsonArray { Count: > 3 } many) throw new InvalidDataException($"{key} has {many.Count} values; RGB needs 3.");
+        double[] values = node is JsonArray a ? a.Select(UntrustedJson.Double).ToArray() : [UntrustedJson.Double(node)];
         if (values.Length == 1) values = [values[0], values[0], values[0]];
         if (values.Length != 3) throw new InvalidDataException($"{key} has {values.Length} values; RGB needs 3.");
         return values;
