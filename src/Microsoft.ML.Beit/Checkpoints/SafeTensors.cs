@@ -38,6 +38,66 @@ public static class SafeTensors
     /// <summary>Reads every tensor from a safetensors stream, returning the <c>__metadata__</c> map too.</summary>
     public static Dictionary<string, TensorData> Read(Stream stream, out Dictionary<string, string> metadata)
     {
+        var (headerLen, entries) = ReadHeader(stream, out metadata);
+        long dataStart = 8 + headerLen;
+        var result = new Dictionary<string, TensorData>(entries.Count);
+        bool canSeek = stream.CanSeek;
+        long position = 0;
+        foreach (var e in entries.OrderBy(e => e.Begin))
+        {
+            if (canSeek)
+            {
+                stream.Position = dataStart + e.Begin;
+            }
+            else
+            {
+                if (e.Begin < position) throw new InvalidDataException($"tensor '{e.Name}' overlaps another tensor.");
+                stream.ReadExactly(new byte[e.Begin - position]);
+            }
+            var data = new byte[e.End - e.Begin];
+            if (stream.ReadAtLeast(data, data.Length, throwOnEndOfStream: false) != data.Length)
+                throw new InvalidDataException($"safetensors data is truncated in tensor '{e.Name}'.");
+            position = e.End;
+            result[e.Name] = new TensorData(e.DType, e.Shape, data);
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// The dtype and shape of every tensor of a safetensors file (or of a sharded checkpoint's index, whose shard file names
+    /// are added to <paramref name="shardsRead"/>), from the JSON headers alone: no tensor data is read. Checks that
+    /// each tensor's bytes lie within the file, so a truncated file is reported as <see cref="Read(string)"/> would.
+    /// </summary>
+    internal static Dictionary<string, (TensorDType DType, long[] Shape)> ReadShapes(string path, List<string>? shardsRead = null)
+    {
+        if (path.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase))
+            return ShardedCheckpoint.Read(path, shard => ReadShapes(shard), shardsRead);
+        using var stream = File.OpenRead(path);
+        try
+        {
+            var (headerLen, entries) = ReadHeader(stream, out _);
+            long dataLength = stream.Length - 8 - headerLen;
+            var result = new Dictionary<string, (TensorDType DType, long[] Shape)>(entries.Count);
+            foreach (var e in entries)
+            {
+                if (e.End > dataLength) throw new InvalidDataException($"safetensors data is truncated in tensor '{e.Name}'.");
+                result[e.Name] = (e.DType, e.Shape);
+            }
+            return result;
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"'{path}': {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// Parses the 8-byte length and the JSON header, leaving <paramref name="stream"/> at the start of the data; checks
+    /// each entry's dtype, shape and that its <c>data_offsets</c> span exactly the bytes its shape needs.
+    /// </summary>
+    private static (long HeaderLength, List<(string Name, TensorDType DType, long[] Shape, long Begin, long End)> Entries) ReadHeader(
+        Stream stream, out Dictionary<string, string> metadata)
+    {
         Span<byte> lenBytes = stackalloc byte[8];
         if (stream.ReadAtLeast(lenBytes, 8, throwOnEndOfStream: false) != 8)
             throw new InvalidDataException("safetensors file is shorter than its 8-byte header length.");
@@ -72,37 +132,24 @@ public static class SafeTensors
             if (!Enum.TryParse<TensorDType>(dtypeName, out var dtype))
                 throw new InvalidDataException($"tensor '{name}' has unsupported dtype '{dtypeName}'.");
             var shape = (t["shape"] as JsonArray)?.Select(x => x!.GetValue<long>()).ToArray() ?? throw new InvalidDataException($"tensor '{name}' has no shape.");
+            if (shape.Any(d => d < 0)) throw new InvalidDataException($"tensor '{name}' has a negative dimension.");
             var offs = (t["data_offsets"] as JsonArray)?.Select(x => x!.GetValue<long>()).ToArray();
             if (offs is not { Length: 2 } || offs[0] < 0 || offs[1] < offs[0])
                 throw new InvalidDataException($"tensor '{name}' has invalid data_offsets.");
+            long expected;
+            try
+            {
+                expected = checked(shape.Aggregate(1L, (a, d) => checked(a * d)) * TensorData.ElementSize(dtype));
+            }
+            catch (OverflowException)
+            {
+                throw new InvalidDataException($"tensor '{name}' {dtype}[{string.Join(",", shape)}] is too large.");
+            }
+            if (offs[1] - offs[0] != expected)
+                throw new InvalidDataException($"tensor '{name}' {dtype}[{string.Join(",", shape)}] needs {expected} bytes but its offsets span {offs[1] - offs[0]}.");
             entries.Add((name, dtype, shape, offs[0], offs[1]));
         }
-
-        long dataStart = 8 + headerLen;
-        var result = new Dictionary<string, TensorData>(entries.Count);
-        bool canSeek = stream.CanSeek;
-        long position = 0;
-        foreach (var e in entries.OrderBy(e => e.Begin))
-        {
-            long expected = e.Shape.Aggregate(1L, (a, d) => checked(a * d)) * TensorData.ElementSize(e.DType);
-            if (e.End - e.Begin != expected)
-                throw new InvalidDataException($"tensor '{e.Name}' {e.DType}[{string.Join(",", e.Shape)}] needs {expected} bytes but its offsets span {e.End - e.Begin}.");
-            if (canSeek)
-            {
-                stream.Position = dataStart + e.Begin;
-            }
-            else
-            {
-                if (e.Begin < position) throw new InvalidDataException($"tensor '{e.Name}' overlaps another tensor.");
-                stream.ReadExactly(new byte[e.Begin - position]);
-            }
-            var data = new byte[expected];
-            if (stream.ReadAtLeast(data, data.Length, throwOnEndOfStream: false) != data.Length)
-                throw new InvalidDataException($"safetensors data is truncated in tensor '{e.Name}'.");
-            position = e.End;
-            result[e.Name] = new TensorData(e.DType, e.Shape, data);
-        }
-        return result;
+        return (headerLen, entries);
     }
 
     /// <summary>
