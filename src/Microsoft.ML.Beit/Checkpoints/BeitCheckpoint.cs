@@ -1,4 +1,5 @@
 using Microsoft.ML.Beit.Hub;
+using Microsoft.ML.Beit.Processing;
 
 namespace Microsoft.ML.Beit.Checkpoints;
 
@@ -45,18 +46,22 @@ public static class BeitCheckpoint
             return (input, safetensors ? SafeTensors.Read(input) : PyTorchCheckpoint.Read(input));
         }
         if (!Directory.Exists(input)) throw new FileNotFoundException($"Checkpoint '{input}' is neither a folder nor a file.", input);
-        foreach (var (name, read) in new (string, Func<string, Dictionary<string, TensorData>>)[]
+        string path = FindWeights(input);
+        return (path, Path.GetFileName(path) is SafeTensors.ModelFileName or SafeTensors.IndexFileName ? SafeTensors.Read(path) : PyTorchCheckpoint.Read(path));
+    }
+
+    /// <summary>
+    /// The weights file of a checkpoint folder by Hugging Face's precedence: <c>model.safetensors</c>,
+    /// <c>model.safetensors.index.json</c>, <c>pytorch_model.bin</c>, then <c>pytorch_model.bin.index.json</c>.
+    /// </summary>
+    private static string FindWeights(string folder)
+    {
+        foreach (string name in new[] { SafeTensors.ModelFileName, SafeTensors.IndexFileName, PyTorchCheckpoint.ModelFileName, PyTorchCheckpoint.IndexFileName })
         {
-            (SafeTensors.ModelFileName, SafeTensors.Read),
-            (SafeTensors.IndexFileName, SafeTensors.Read),
-            (PyTorchCheckpoint.ModelFileName, PyTorchCheckpoint.Read),
-            (PyTorchCheckpoint.IndexFileName, PyTorchCheckpoint.Read),
-        })
-        {
-            string path = Path.Combine(input, name);
-            if (File.Exists(path)) return (path, read(path));
+            string path = Path.Combine(folder, name);
+            if (File.Exists(path)) return path;
         }
-        throw new FileNotFoundException($"Checkpoint folder '{input}' has no {SafeTensors.ModelFileName}, {SafeTensors.IndexFileName}, " +
+        throw new FileNotFoundException($"Checkpoint folder '{folder}' has no {SafeTensors.ModelFileName}, {SafeTensors.IndexFileName}, " +
                                         $"{PyTorchCheckpoint.ModelFileName} or {PyTorchCheckpoint.IndexFileName}.");
     }
 
@@ -76,6 +81,57 @@ public static class BeitCheckpoint
     /// <exception cref="FileNotFoundException">No weights, or a non-timm checkpoint without <c>config.json</c>.</exception>
     public static BeitCheckpointFamily Convert(string input, string outputFolder, int? numAttentionHeads = null) =>
         BeitCheckpointConverter.Convert(input, outputFolder, numAttentionHeads);
+
+    /// <summary>
+    /// Describes a checkpoint folder (or Hugging Face model id, see <see cref="BeitHub"/>) without building a model: its
+    /// configuration, <c>preprocessor_config.json</c> when present, labels, and every tensor's name, dtype and shape, from
+    /// the weights file <see cref="ReadTensors"/> would pick. Safetensors files (single or sharded) are read by their JSON
+    /// headers only; a <c>pytorch_model.bin</c> is read whole, through the restricted unpickler.
+    /// </summary>
+    /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
+    /// <exception cref="FileNotFoundException">The folder has no <c>config.json</c> or no weights file this reader understands.</exception>
+    /// <exception cref="InvalidDataException">A file is damaged or invalid; the message names it.</exception>
+    /// <exception cref="UnsafePickleException">A <c>pytorch_model.bin</c> names a global a state dict never needs.</exception>
+    public static BeitCheckpointInfo Describe(string folder)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(folder);
+        folder = BeitHub.LocalPath(folder, BeitHubFiles.All);
+        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Checkpoint folder '{folder}' does not exist.");
+        var config = BeitConfig.Load(folder);
+        // BeitConfig keeps no model_type (it also accepts data2vec-vision and timm files); Load has already parsed the file.
+        var modelType = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(folder, BeitConfig.FileName)))?["model_type"] is
+            System.Text.Json.Nodes.JsonValue v && v.TryGetValue(out string? mt) ? mt : null;
+        var preprocessor = File.Exists(Path.Combine(folder, BeitImageProcessor.ConfigFileName)) ? BeitImageProcessor.FromPretrained(folder) : null;
+
+        // Without id2label, transformers names classes LABEL_i; bound num_labels before allocating that many names.
+        const int MaxUnnamedLabels = 1 << 20;
+        if (config.Id2Label.Count == 0 && config.NumLabels > MaxUnnamedLabels)
+            throw new InvalidDataException($"'{Path.Combine(folder, BeitConfig.FileName)}': num_labels {config.NumLabels} exceeds {MaxUnnamedLabels}.");
+        var labels = Enumerable.Range(0, config.NumLabels).Select(config.LabelName).ToArray();
+
+        string weights = FindWeights(folder);
+        var shards = new List<string>();
+        var shapes = Path.GetFileName(weights) switch
+        {
+            SafeTensors.ModelFileName or SafeTensors.IndexFileName => SafeTensors.ReadShapes(weights, shards),
+            PyTorchCheckpoint.ModelFileName => ShapesOf(PyTorchCheckpoint.Read(weights)),
+            _ => ShardedCheckpoint.Read(weights, shard => ShapesOf(PyTorchCheckpoint.Read(shard)), shards),
+        };
+        return new BeitCheckpointInfo
+        {
+            Folder = folder,
+            ModelType = modelType,
+            Config = config,
+            Preprocessor = preprocessor,
+            Labels = labels,
+            Tensors = shapes.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => (kv.Key, kv.Value.DType, kv.Value.Shape)).ToArray(),
+            WeightFiles = [Path.GetFileName(weights), .. shards],
+        };
+
+        // The .bin reader has no header-only mode; the data is dropped as soon as each shard's shapes are taken.
+        static Dictionary<string, (TensorDType DType, long[] Shape)> ShapesOf(Dictionary<string, TensorData> tensors) =>
+            tensors.ToDictionary(kv => kv.Key, kv => (kv.Value.DType, kv.Value.Shape));
+    }
 
     /// <summary>Reads both the configuration and the weights of a checkpoint folder or Hugging Face model id.</summary>
     public static (BeitConfig Config, Dictionary<string, TensorData> Tensors) Load(string folder)

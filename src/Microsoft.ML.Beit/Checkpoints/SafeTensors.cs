@@ -24,12 +24,31 @@ public static class SafeTensors
     public static Dictionary<string, TensorData> Read(string path) =>
         path.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase) ? ShardedCheckpoint.Read(path, ReadFile) : ReadFile(path);
 
-    private static Dictionary<string, TensorData> ReadFile(string path)
+    private static Dictionary<string, TensorData> ReadFile(string path) => WithPath(path, stream => Read(stream, out _));
+
+    /// <summary>
+    /// The dtype and shape of every tensor of a safetensors file (or of a sharded checkpoint's index, whose shard file names
+    /// are added to <paramref name="shardsRead"/>), from the JSON headers alone: no tensor data is read. The header and the
+    /// file length are validated as <see cref="Read(string)"/> does, so a truncated file is reported the same way.
+    /// </summary>
+    internal static Dictionary<string, (TensorDType DType, long[] Shape)> ReadShapes(string path, List<string>? shardsRead = null) =>
+        path.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase)
+            ? ShardedCheckpoint.Read(path, ReadFileShapes, shardsRead)
+            : ReadFileShapes(path);
+
+    private static Dictionary<string, (TensorDType DType, long[] Shape)> ReadFileShapes(string path) => WithPath(path, stream =>
+    {
+        var (entries, covered) = ReadHeader(stream, out _);
+        CheckDataLength(stream.Length - stream.Position, covered);
+        return entries.ToDictionary(e => e.Name, e => (e.DType, e.Shape));
+    });
+
+    private static T WithPath<T>(string path, Func<Stream, T> read)
     {
         using var stream = File.OpenRead(path);
         try
         {
-            return Read(stream, out _);
+            return read(stream);
         }
         catch (InvalidDataException e)
         {
@@ -47,6 +66,43 @@ public static class SafeTensors
     public static Dictionary<string, TensorData> Read(Stream stream, out Dictionary<string, string> metadata)
     {
         ArgumentNullException.ThrowIfNull(stream);
+        var (entries, covered) = ReadHeader(stream, out metadata);
+
+        // A stream that cannot seek is copied first, but never past what the header declares (plus one byte to see a tail).
+        Stream data = stream;
+        if (!stream.CanSeek)
+        {
+            var buffer = new MemoryStream();
+            CopyAtMost(stream, buffer, checked(covered + 1));
+            buffer.Position = 0;
+            data = buffer;
+        }
+        CheckDataLength(data.Length - data.Position, covered);
+
+        var result = new Dictionary<string, TensorData>(entries.Count);
+        foreach (var e in entries)
+        {
+            var bytes = new byte[e.End - e.Begin];
+            data.ReadExactly(bytes);
+            result[e.Name] = new TensorData(e.DType, e.Shape, bytes);
+        }
+        return result;
+    }
+
+    private static void CheckDataLength(long dataLen, long covered)
+    {
+        if (dataLen != covered)
+            throw new InvalidDataException(dataLen < covered
+                ? $"safetensors data is truncated: the header declares {covered} bytes, the file holds {dataLen}."
+                : $"safetensors data has {dataLen - covered} bytes that no tensor covers.");
+    }
+
+    /// <summary>
+    /// Reads the 8-byte length and the JSON header, leaving <paramref name="stream"/> at the start of the data, and returns
+    /// the entries sorted by offset with the number of data bytes they cover.
+    /// </summary>
+    private static (List<Entry> Entries, long Covered) ReadHeader(Stream stream, out Dictionary<string, string> metadata)
+    {
         Span<byte> lenBytes = stackalloc byte[8];
         if (stream.ReadAtLeast(lenBytes, 8, throwOnEndOfStream: false) != 8)
             throw new InvalidDataException("safetensors file is shorter than its 8-byte header length.");
@@ -73,30 +129,7 @@ public static class SafeTensors
                     : $"tensor '{e.Name}' leaves a hole in the data (data_offsets [{e.Begin}, {e.End}], previous ends at {covered}).");
             covered = e.End;
         }
-
-        // A stream that cannot seek is copied first, but never past what the header declares (plus one byte to see a tail).
-        Stream data = stream;
-        if (!stream.CanSeek)
-        {
-            var buffer = new MemoryStream();
-            CopyAtMost(stream, buffer, checked(covered + 1));
-            buffer.Position = 0;
-            data = buffer;
-        }
-        long dataLen = data.Length - data.Position;
-        if (dataLen != covered)
-            throw new InvalidDataException(dataLen < covered
-                ? $"safetensors data is truncated: the header declares {covered} bytes, the file holds {dataLen}."
-                : $"safetensors data has {dataLen - covered} bytes that no tensor covers.");
-
-        var result = new Dictionary<string, TensorData>(entries.Count);
-        foreach (var e in entries)
-        {
-            var bytes = new byte[e.End - e.Begin];
-            data.ReadExactly(bytes);
-            result[e.Name] = new TensorData(e.DType, e.Shape, bytes);
-        }
-        return result;
+        return (entries, covered);
     }
 
     private readonly record struct Entry(string Name, TensorDType DType, long[] Shape, long Begin, long End);
