@@ -85,7 +85,7 @@ internal static class BeitEncoderExport
         {
             var table = w.Get(p + "attention.attention.relative_position_bias.relative_position_bias_table",
                 BeitGeometry.RelativeTableRows(c.GridSize, c.GridSize), c.NumAttentionHeads);
-            bias = BeitRelativePositionBias.Compute(table, c.NumAttentionHeads, c.GridSize, ctx.GridHeight, ctx.GridWidth);
+            bias = SizedTable(ctx, table);
         }
 
         return new LayerWeights(
@@ -102,18 +102,40 @@ internal static class BeitEncoderExport
         if (!c.UseSharedRelativePositionBias) return null;
         var table = ctx.Weights.Get(ctx.Weights.Backbone("encoder.relative_position_bias.relative_position_bias_table"),
             BeitGeometry.RelativeTableRows(c.GridSize, c.GridSize), c.NumAttentionHeads);
-        return BeitRelativePositionBias.Compute(table, c.NumAttentionHeads, c.GridSize, ctx.GridHeight, ctx.GridWidth);
+        return SizedTable(ctx, table);
     }
 
-    /// <summary>The layer's attention bias initializer (per-layer + shared, summed), or null when the model has none.</summary>
-    private static string? AttentionBias(BeitExportContext ctx, int l, float[]? layerBias, float[]? shared, ref string? sharedName)
+    /// <summary>A checkpoint's relative position table <c>[M, nH]</c> resized (if needed) for the exported patch grid.</summary>
+    private static float[] SizedTable(BeitExportContext ctx, float[] table) =>
+        BeitRelativePositionBias.InterpolateTable(table, ctx.Config.NumAttentionHeads, ctx.Config.GridSize, ctx.Config.GridSize, ctx.GridHeight, ctx.GridWidth);
+
+    /// <summary>
+    /// The layer's attention bias <c>[1, nH, N+1, N+1]</c> (per-layer + shared, summed), or null when the model has none.
+    /// Float graphs store it dense. Int8 graphs, whose weights shrink 4×, would otherwise be a fifth dense bias for BEiT-base
+    /// (12 × 1.9 MB): they store each table <c>[M, nH]</c> and the relative position index, and Gather → Transpose →
+    /// Reshape, which ONNX Runtime's constant folding turns back into the dense bias when the session is created, so
+    /// nothing of it runs per image.
+    /// </summary>
+    private static string? AttentionBias(BeitExportContext ctx, int l, float[]? layerTable, float[]? sharedTable, ref string? sharedName)
     {
         int h = ctx.Config.NumAttentionHeads, t = ctx.Tokens;
-        if (layerBias == null && shared == null) return null;
-        if (layerBias == null)
-            return sharedName ??= ctx.B.Initializer("beit.encoder.relative_position_bias", shared!, 1, h, t, t);
-        var total = shared == null ? layerBias : layerBias.Select((v, i) => v + shared[i]).ToArray();
-        return ctx.B.Initializer($"beit.encoder.layer.{l}.attention.attention.relative_position_bias", total, 1, h, t, t);
+        if (layerTable == null && sharedTable == null) return null;
+        if (layerTable == null)
+            return sharedName ??= Bias(ctx, "beit.encoder.relative_position_bias", sharedTable!);
+        var total = sharedTable == null ? layerTable : layerTable.Select((v, i) => v + sharedTable[i]).ToArray();
+        return Bias(ctx, $"beit.encoder.layer.{l}.attention.attention.relative_position_bias", total);
+
+        string Bias(BeitExportContext ctx, string name, float[] table)
+        {
+            if (ctx.Int8 == null)
+                return ctx.B.Initializer(name, BeitRelativePositionBias.Gather(table, h, ctx.GridHeight, ctx.GridWidth), 1, h, t, t);
+            var b = ctx.B;
+            var index = ctx.Shared("beit.encoder.relative_position_index", () =>
+                b.Initializer("beit.encoder.relative_position_index", BeitGeometry.RelativePositionIndex(ctx.GridHeight, ctx.GridWidth), (long)t * t));
+            var shape = ctx.Shared("beit.encoder.bias_shape", () => b.Int64s("beit.encoder.bias_shape", 1, h, t, t));
+            var rows = b.Op("Gather", name + ".gather", [b.Initializer(name + "_table", table, table.Length / h, h), index], Int("axis", 0));
+            return b.Op("Reshape", name, b.Op("Transpose", name + ".transpose", [rows], Ints("perm", 1, 0)), shape);
+        }
     }
 
     // ---- ONNX Runtime fused operators ---------------------------------------------------------------------------
