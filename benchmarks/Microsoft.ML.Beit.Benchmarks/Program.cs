@@ -16,7 +16,8 @@
 //     --profile          print ONNX Runtime's per-operator time profile of each variant and exit
 //     --quantized        instead: float32 vs int8 (Precision = Int8) BEiT-base, img/s, ratios, file sizes, logit cosine
 //                        similarity, and fp32 MatMul vs int8 DynamicQuantizeMatMul alone on BEiT-base's projection
-//                        shapes (the int8 limit), with the CPU's instruction sets and the load average
+//                        shapes (the int8 limit), with the CPU's instruction sets and the load average; with
+//                        --profile, the per-operator profile of float32 and int8 (separate DynamicQuantizeLinear)
 //     --cpu-time         also report throughput from CPU time (idle ORT threads do not spin), which other processes
 //                        on a shared machine disturb less than wall-clock time
 using System.Diagnostics;
@@ -65,7 +66,7 @@ try
 {
     if (quantized)
     {
-        QuantizedBenchmark.Run(config, tensors, threads, batches, rounds, tmp);
+        QuantizedBenchmark.Run(config, tensors, threads, batches, rounds, profile, tmp);
         return 0;
     }
     var fusedOptions = new BeitOnnxExportOptions { OperatorSet = BeitOnnxOperatorSet.OnnxRuntimeFused };

@@ -25,7 +25,7 @@ internal static class QuantizedBenchmark
         ("MLP fc2 [3072, 768]", 3072, 768),
     ];
 
-    public static void Run(BeitConfig config, Dictionary<string, TensorData> tensors, int threads, int[] batches, int[] rounds, string tmp)
+    public static void Run(BeitConfig config, Dictionary<string, TensorData> tensors, int threads, int[] batches, int[] rounds, bool profile, string tmp)
     {
         Console.WriteLine($"CPU instruction sets: {string.Join(", ", CpuInstructionSets.Present)}; load average at start: {LoadAverage()}");
         var sw = Stopwatch.StartNew();
@@ -37,6 +37,15 @@ internal static class QuantizedBenchmark
             ("int8, DynamicQuantizeMatMul + standard attention subgraph", Int8(config, tensors, BeitInt8MatMul.DynamicQuantizeMatMul, false)),
         };
         Console.WriteLine($"Exported {graphs.Count} graphs in {sw.Elapsed.TotalSeconds:F1} s");
+        if (profile)
+        {
+            // Where int8 time goes, with the activation quantization as its own node (DynamicQuantizeLinear).
+            foreach (int batch in batches)
+                foreach (int v in new[] { 0, 2 })
+                    Profiling.Run(graphs[v].Name, graphs[v].Model, GraphOptimizationLevel.ORT_ENABLE_ALL, threads, batch, config.ImageSize,
+                        BeitBaseCheckpoint.Pixels(batch, config.ImageSize), 3, tmp);
+            return;
+        }
         Console.WriteLine("| Graph | ONNX file size (MB) | size / float32 |");
         Console.WriteLine("|---|---|---|");
         foreach (var (name, model) in graphs)

@@ -19,18 +19,6 @@ public sealed class QuantizedExportTests(ITestOutputHelper output)
 {
     private static (BeitConfig Config, Dictionary<string, TensorData> Tensors) Load(string fixture) => BeitCheckpoint.Load(Fixtures.Tiny(fixture));
 
-    private static float MaxAbs(float[] a, float[] b)
-    {
-        Assert.Equal(b.Length, a.Length);
-        float max = 0;
-        for (int i = 0; i < a.Length; i++)
-        {
-            Assert.False(float.IsNaN(a[i]), $"NaN at {i}");
-            max = Math.Max(max, Math.Abs(a[i] - b[i]));
-        }
-        return max;
-    }
-
     private static void AssertSameTop1(float[] a, float[] b, int classes)
     {
         for (int row = 0; row < a.Length / classes; row++)
@@ -60,7 +48,7 @@ public sealed class QuantizedExportTests(ITestOutputHelper output)
         var expected = io["logits"].ToFloatArray();
         var logits = session.Run(io["pixel_values"].ToFloatArray(), 2)["logits"].ToFloatArray();
         double bound = QuantizationBounds.Int8LogitBound(config, tensors, expected, reduceRange);
-        float diff = MaxAbs(logits, expected);
+        float diff = Beit.Tests.Estimators.PipelineData.MaxAbsDiff(logits, expected);
         output.WriteLine($"int8 ({set}, {op}, attention op {attentionOperator}, reduce range {reduceRange}): max |Δlogit| {diff:E3}, bound {bound:E3} (rms logits {QuantizationBounds.Rms(expected):E3})");
         Assert.True(diff <= bound, $"max |Δlogit| {diff} exceeds the quantization bound {bound}");
         Assert.True(diff > 0, "the int8 graph computed exactly the float32 logits: its projections were not quantized");
@@ -159,7 +147,7 @@ public sealed class QuantizedExportTests(ITestOutputHelper output)
         var logits = results.Single(r => r.Name == BeitOnnxNames.Logits).AsEnumerable<float>().ToArray();
         var expected = io["logits"].ToFloatArray();
         double bound = QuantizationBounds.Float16LogitBound(config, expected);
-        float diff = MaxAbs(logits, expected);
+        float diff = Beit.Tests.Estimators.PipelineData.MaxAbsDiff(logits, expected);
         output.WriteLine($"float16 (CPU provider, run directly): max |Δlogit| {diff:E3}, bound {bound:E3}");
         Assert.True(diff <= bound, $"max |Δlogit| {diff} exceeds the float16 bound {bound}");
         AssertSameTop1(logits, expected, config.NumLabels);
@@ -195,7 +183,7 @@ public sealed class QuantizedExportTests(ITestOutputHelper output)
         var logits = Beit.Tests.Estimators.PipelineData.Floats(classifier.Transform(data), "Logits").SelectMany(v => v).ToArray();
         var expected = io["logits"].ToFloatArray();
         double bound = QuantizationBounds.Int8LogitBound(config, tensors, expected, reduceRange: !CpuInstructionSets.HasInt8DotProduct);
-        float diff = MaxAbs(logits, expected);
+        float diff = Beit.Tests.Estimators.PipelineData.MaxAbsDiff(logits, expected);
         output.WriteLine($"int8 classifier stage: max |Δlogit| {diff:E3}, bound {bound:E3}");
         Assert.True(diff > 0 && diff <= bound, $"max |Δlogit| {diff}, bound {bound}");
 
