@@ -23,7 +23,8 @@ internal static class QuantizationBounds
     /// </list>
     /// A wrong scale, a transposed weight or an unquantized input would be off by about rms(logits) or more, far above it.
     /// </summary>
-    public static double Int8LogitBound(BeitConfig config, IReadOnlyDictionary<string, TensorData> tensors, float[] logits, bool reduceRange)
+    public static double Int8LogitBound(BeitConfig config, IReadOnlyDictionary<string, TensorData> tensors, float[] logits, bool reduceRange,
+        bool classifier = true)
     {
         double qmax = reduceRange ? 63 : 127;
         double rw = 0;
@@ -43,7 +44,8 @@ internal static class QuantizationBounds
         }
         const double ra = 16;
         double rho = Math.Sqrt(Math.Pow(ra / 255, 2) + Math.Pow(rw / qmax, 2)) / Math.Sqrt(12);
-        int projections = 4 * config.NumHiddenLayers + 1;
+        // The classifier is the one head the int8 graph quantizes; features and the float heads add no projection.
+        int projections = 4 * config.NumHiddenLayers + (classifier ? 1 : 0);
         return 4 * rho * Math.Sqrt(projections) * Rms(logits);
     }
 

@@ -55,6 +55,27 @@ public sealed class QuantizedExportTests(ITestOutputHelper output)
         AssertSameTop1(logits, expected, config.NumLabels);
     }
 
+    [Theory]
+    [InlineData("cls_relpos", BeitOnnxTask.Features, "last_hidden_state", "hidden_states.4")]
+    [InlineData("mim_shared", BeitOnnxTask.MaskedImageModeling, "logits", "logits")]
+    public void Int8EncoderOfTheOtherTasksIsWithinTheQuantizationBound(string fixture, BeitOnnxTask task, string outputName, string reference)
+    {
+        // The encoder's projections are int8 for every task; the heads other than the classifier stay float.
+        var io = Io(fixture);
+        var (config, tensors) = Load(fixture);
+        using var session = Session(fixture, task, BeitOnnxOperatorSet.OnnxRuntimeFused,
+            new BeitOnnxExportOptions { Precision = BeitOnnxPrecision.Int8, Int8ReduceRange = false });
+        var r = task == BeitOnnxTask.MaskedImageModeling
+            ? session.Run(io["pixel_values"].ToFloatArray(), 2, io["bool_masked_pos"].ToBoolArray())
+            : session.Run(io["pixel_values"].ToFloatArray(), 2);
+        var expected = io[reference].ToFloatArray();
+        var actual = r[outputName].ToFloatArray();
+        double bound = QuantizationBounds.Int8LogitBound(config, tensors, expected, reduceRange: false, classifier: false);
+        float diff = Beit.Tests.Estimators.PipelineData.MaxAbsDiff(actual, expected);
+        output.WriteLine($"int8 {fixture} {outputName}: max |Δ| {diff:E3}, bound {bound:E3}");
+        Assert.True(diff > 0 && diff <= bound, $"max |Δ| {diff}, bound {bound}");
+    }
+
     [Fact]
     public void Int8GraphStoresEveryProjectionAsInt8WithPerChannelScales()
     {
