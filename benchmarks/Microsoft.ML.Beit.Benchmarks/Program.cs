@@ -14,6 +14,10 @@
 //                        6 ours fused with the standard attention subgraph (ALL), 7 --hf-onnx; default 0-5 (+7)
 //     --no-node-counts   skip saving and counting ONNX Runtime's optimised graphs (faster session loads)
 //     --profile          print ONNX Runtime's per-operator time profile of each variant and exit
+//     --quantized        instead: float32 vs int8 (Precision = Int8) BEiT-base, img/s, ratios, file sizes, logit cosine
+//                        similarity, and fp32 MatMul vs int8 DynamicQuantizeMatMul alone on BEiT-base's projection
+//                        shapes (the int8 limit), with the CPU's instruction sets and the load average; with
+//                        --profile, the per-operator profile of float32 and int8 (separate DynamicQuantizeLinear)
 //     --cpu-time         also report throughput from CPU time (idle ORT threads do not spin), which other processes
 //                        on a shared machine disturb less than wall-clock time
 using System.Diagnostics;
@@ -29,7 +33,7 @@ int threads = 2;
 int[] rounds = [20, 8];
 int[] batches = [1, 8];
 string? hfOnnx = null;
-bool keepOptimized = false, nodeCounts = true, cpuTime = false, profile = false;
+bool keepOptimized = false, nodeCounts = true, cpuTime = false, profile = false, quantized = false;
 int[]? only = null;
 for (int i = 0; i < args.Length; i++)
 {
@@ -44,6 +48,7 @@ for (int i = 0; i < args.Length; i++)
         case "--no-node-counts": nodeCounts = false; break;
         case "--cpu-time": cpuTime = true; break;
         case "--profile": profile = true; break;
+        case "--quantized": quantized = true; break;
         default: Console.Error.WriteLine($"Unknown option {args[i]}; see the comment at the top of Program.cs."); return 2;
     }
 }
@@ -59,6 +64,11 @@ string tmp = Path.Combine(Path.GetTempPath(), "beit-bench-" + Guid.NewGuid().ToS
 Directory.CreateDirectory(tmp);
 try
 {
+    if (quantized)
+    {
+        QuantizedBenchmark.Run(config, tensors, threads, batches, rounds, profile, tmp);
+        return 0;
+    }
     var fusedOptions = new BeitOnnxExportOptions { OperatorSet = BeitOnnxOperatorSet.OnnxRuntimeFused };
     var standardOptions = new BeitOnnxExportOptions { OperatorSet = BeitOnnxOperatorSet.Standard };
     // The realistic path: a Hugging Face folder on disk (config.json + model.safetensors) to an ONNX file.

@@ -68,6 +68,12 @@ public abstract class BeitTrainerOptions
     public string Device { get; set; } = "cpu";
     /// <summary>Run linear layers in bfloat16 while training (<see cref="BeitAutocast"/>); weights and the exported model stay float32.</summary>
     public bool Bf16Autocast { get; set; }
+    /// <summary>
+    /// Precision of the ONNX graph the fine-tuning trainers export for scoring (<c>Fit</c>'s transformer, <c>ToTransformer</c>,
+    /// the saved <c>model.zip</c>): <see cref="Onnx.BeitOnnxPrecision.Int8"/> for the fastest CPU scoring. Float16 needs a
+    /// GPU to score on and is refused there on the CPU. Pre-training exports nothing and ignores it.
+    /// </summary>
+    public Onnx.BeitOnnxPrecision ExportPrecision { get; set; } = Onnx.BeitOnnxPrecision.Float32;
     /// <summary>libtorch intra-op threads; null keeps the current setting.</summary>
     public int? NumThreads { get; set; }
     /// <summary>Called after every epoch.</summary>

@@ -93,6 +93,53 @@ public class BeitTrainerEstimatorTests
     }
 
     [Fact]
+    public void Int8ExportOfATrainedModelIsWithinTheQuantizationBoundOfTorchSharp()
+    {
+        var images = BeitImageClassificationTrainerTests.PatternImages(32, 33);
+        var options = new BeitImageClassificationTrainer.Options
+        {
+            Config = BeitImageClassificationTrainerTests.TinyConfig(), Epochs = 1, BatchSize = 16, ValidationFraction = 0, Augment = false, Seed = 5,
+            ExportPrecision = Microsoft.ML.Beit.Onnx.BeitOnnxPrecision.Int8,
+        };
+        var ml = new MLContext();
+        var data = ml.Data.LoadFromEnumerable(Rows(images));
+        // The trainer's option reaches Fit's transformer.
+        var trainer = new BeitImageClassificationTrainer(options);
+        var keyed = ml.Transforms.Conversion.MapValueToKey("Label").Fit(data).Transform(data);
+        using var fitted = trainer.Fit(keyed);
+        var result = trainer.LastResult!;
+        using var transformer = BeitImageClassificationTrainer.ToTransformer(result.Model, logitsColumnName: "Logits",
+            precision: Microsoft.ML.Beit.Onnx.BeitOnnxPrecision.Int8);
+        var int8 = transformer.Transform(data).GetColumn<float[]>("Logits").SelectMany(v => v).ToArray();
+
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var (x, _) = images.Batch(Enumerable.Range(0, images.Count).ToArray());
+        var torchLogits = result.Model.forward(x).Logits.data<float>().ToArray();
+        // The bound per image (ML.NET scores one image per run, so each image's activations are quantized on their own).
+        int k = result.Model.Config.NumLabels;
+        var tensors = result.Model.ToTensorData();
+        double worst = 0;
+        for (int i = 0; i < images.Count; i++)
+        {
+            var expected = torchLogits.AsSpan(i * k, k).ToArray();
+            double bound = QuantizationBounds.Int8LogitBound(result.Model.Config, tensors, expected,
+                reduceRange: !Microsoft.ML.Beit.Onnx.CpuInstructionSets.HasInt8DotProduct);
+            for (int c = 0; c < k; c++)
+            {
+                double d = Math.Abs(int8[i * k + c] - expected[c]);
+                worst = Math.Max(worst, d / bound);
+                Assert.True(d <= bound, $"image {i} class {c}: int8 {int8[i * k + c]}, TorchSharp {expected[c]}, bound {bound}");
+            }
+        }
+        Assert.True(worst > 0, "int8 logits equal float32 exactly: nothing was quantized");
+        // Fit's transformer is the same int8 graph: identical scores.
+        var fromFit = fitted.Transform(keyed).GetColumn<float[]>("Score").ToArray();
+        var fromToTransformer = transformer.Transform(data).GetColumn<float[]>("Score").ToArray();
+        for (int i = 0; i < fromFit.Length; i++) Assert.Equal(fromToTransformer[i], fromFit[i]);
+    }
+
+    [Fact]
     public void CancelledModelBuilderRunWritesNoZipAndNoTempFiles()
     {
         var dir = Fixtures.TempDir();

@@ -2,11 +2,12 @@ using System.CommandLine;
 using System.Diagnostics;
 using Microsoft.ML;
 using Microsoft.ML.Beit.Estimators;
+using Microsoft.ML.Beit.Onnx;
 
 namespace Beit.Cli.Commands;
 
 /// <summary>
-/// <c>beit package &lt;checkpoint-folder&gt; --task &lt;image-classification|features|semantic-segmentation&gt; --out model.zip</c>:
+/// <c>beit package &lt;checkpoint-folder&gt; --task &lt;image-classification|features|semantic-segmentation&gt; --out model.zip [--precision float32|int8]</c>:
 /// builds the ML.NET pipeline (image paths → decoded images → pixel values → the model) and saves it as a model.zip
 /// that <c>mlContext.Model.Load</c> reads with nothing registered.
 /// </summary>
@@ -23,7 +24,10 @@ internal static class PackageCommand
         var task = new Option<string>("--task") { Description = "The pipeline's last stage: " + string.Join(" | ", s_tasks) + ".", Required = true };
         task.AcceptOnlyFromAmong(s_tasks);
         var output = new Option<string>("--out") { Description = "The model.zip to write (atomically).", Required = true };
-        var cmd = new Command("package", "Build the ML.NET pipeline for a checkpoint and save it as model.zip.") { folder, task, output };
+        // float16 is not offered: ML.NET does not save the GPU choice in model.zip, so a float16 graph loaded later would run on
+        // the CPU provider, slower than float32.
+        var precision = ExportOnnxCommand.PrecisionOption(float16: false);
+        var cmd = new Command("package", "Build the ML.NET pipeline for a checkpoint and save it as model.zip.") { folder, task, output, precision };
         cmd.SetAction(pr =>
         {
             string zip = pr.GetValue(output)!, t = pr.GetValue(task)!;
@@ -34,11 +38,17 @@ internal static class PackageCommand
                 var ml = new MLContext();
                 var input = ml.Data.LoadFromEnumerable(Array.Empty<PathRow>());
                 var load = ml.Transforms.LoadBeitImages("Image", InputColumn).Append(ml.Transforms.BeitImageProcessor(checkpoint));
+                var p = ExportOnnxCommand.Precisions[pr.GetValue(precision)!];
+                var source = BeitModelSource.FromPath(checkpoint);
+                var export = new BeitOnnxExportOptions { Precision = p };
                 (ITransformer model, string outputs) = t switch
                 {
-                    "image-classification" => Fit(load.Append(ml.Transforms.BeitClassifier(checkpoint)), input, m => $"Score, PredictedLabel ({m.LastTransformer.LabelNames.Count} labels)"),
-                    "features" => Fit(load.Append(ml.Transforms.BeitFeaturizer(checkpoint)), input, m => $"Features ({m.LastTransformer.FeatureSize} floats)"),
-                    _ => Fit(load.Append(ml.Transforms.BeitSegmenter(checkpoint)), input, m => $"PredictedLabel, PredictedLabelSize ({m.LastTransformer.LabelNames.Count} classes)"),
+                    "image-classification" => Fit(load.Append(ml.Transforms.BeitClassifier(new BeitClassifierEstimator.Options { Model = source, ExportOptions = export })),
+                        input, m => $"Score, PredictedLabel ({m.LastTransformer.LabelNames.Count} labels)"),
+                    "features" => Fit(load.Append(ml.Transforms.BeitFeaturizer(new BeitFeaturizerEstimator.Options { Model = source, ExportOptions = export })),
+                        input, m => $"Features ({m.LastTransformer.FeatureSize} floats)"),
+                    _ => Fit(load.Append(ml.Transforms.BeitSegmenter(new BeitSegmenterEstimator.Options { Model = source, ExportOptions = export })),
+                        input, m => $"PredictedLabel, PredictedLabelSize ({m.LastTransformer.LabelNames.Count} classes)"),
                 };
                 string full = Path.GetFullPath(zip);
                 string tmp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
@@ -52,7 +62,7 @@ internal static class PackageCommand
                     (model as IDisposable)?.Dispose();
                     if (File.Exists(tmp)) File.Delete(tmp);
                 }
-                Console.WriteLine($"Wrote {zip} ({new FileInfo(full).Length / 1e6:F1} MB) in {sw.Elapsed.TotalSeconds:F1} s: {InputColumn} → Image → PixelValues → {outputs}");
+                Console.WriteLine($"Wrote {zip} ({new FileInfo(full).Length / 1e6:F1} MB) in {sw.Elapsed.TotalSeconds:F1} s, {p}: {InputColumn} → Image → PixelValues → {outputs}");
                 return 0;
             }
             catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or NotSupportedException or UnauthorizedAccessException or TimeoutException)

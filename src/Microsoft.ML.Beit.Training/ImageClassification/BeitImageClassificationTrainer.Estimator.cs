@@ -34,12 +34,19 @@ public sealed partial class BeitImageClassificationTrainer : IEstimator<BeitClas
         using var channel = Environment?.Register(nameof(BeitImageClassificationTrainer)).Start("Training");
         var result = TrainCore(train, valid, cancellationToken, channel);
         LastResult = result;
-        return ToTransformer(result.Model, o.FeatureColumnName, o.ScoreColumnName, o.PredictedLabelColumnName);
+        return ToTransformer(result.Model, o.FeatureColumnName, o.ScoreColumnName, o.PredictedLabelColumnName, precision: o.ExportPrecision);
     }
 
     /// <summary>The ML.NET scoring transformer of a trained TorchSharp model (exported to ONNX in memory).</summary>
+    /// <param name="model">The trained model.</param>
+    /// <param name="featureColumnName">The pixel-values column.</param>
+    /// <param name="scoreColumnName">The class-probabilities column to create.</param>
+    /// <param name="predictedLabelColumnName">The predicted-label key column to create.</param>
+    /// <param name="logitsColumnName">A logits column to create as well; null for none.</param>
+    /// <param name="precision">The exported graph's precision (<see cref="Onnx.BeitOnnxPrecision.Int8"/>: the fastest on the CPU).</param>
     public static BeitClassifierTransformer ToTransformer(BeitForImageClassification model, string featureColumnName = "PixelValues",
-        string scoreColumnName = "Score", string predictedLabelColumnName = "PredictedLabel", string? logitsColumnName = null)
+        string scoreColumnName = "Score", string predictedLabelColumnName = "PredictedLabel", string? logitsColumnName = null,
+        Onnx.BeitOnnxPrecision precision = Onnx.BeitOnnxPrecision.Float32)
     {
         var source = BeitModelSource.FromTensors(model.Config, model.ToTensorData(), "trained BEiT");
         var estimator = s_ml.Transforms.BeitClassifier(new BeitClassifierEstimator.Options
@@ -49,6 +56,7 @@ public sealed partial class BeitImageClassificationTrainer : IEstimator<BeitClas
             ScoreColumnName = scoreColumnName,
             PredictedLabelColumnName = predictedLabelColumnName,
             LogitsColumnName = logitsColumnName,
+            ExportOptions = new Onnx.BeitOnnxExportOptions { Precision = precision },
         });
         var empty = s_ml.Data.LoadFromEnumerable(Array.Empty<PixelRow>(), SchemaFor(featureColumnName));
         return estimator.Fit(empty);

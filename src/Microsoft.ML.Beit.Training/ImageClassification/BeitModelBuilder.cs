@@ -67,7 +67,7 @@ public static class BeitModelBuilder
         var result = new BeitImageClassificationTrainer(options).Train(train, null, cancellationToken);
         var elapsed = clock.Elapsed;
         cancellationToken.ThrowIfCancellationRequested();
-        Save(result.Model, modelPath);
+        Save(result.Model, modelPath, options.ExportPrecision);
 
         var ml = new MLContext(seed: 0);
         var loaded = ml.Model.Load(modelPath, out _);
@@ -80,7 +80,10 @@ public static class BeitModelBuilder
     /// Saves a trained model as <c>model.zip</c>: <c>ImagePath</c> → <c>LoadBeitImages</c> → <c>BeitImageProcessor</c>
     /// (resize to the model's size, bicubic, mean/std 0.5, as the trainer saw the images) → <c>BeitClassifier</c>.
     /// </summary>
-    public static void Save(BeitForImageClassification model, string modelPath)
+    /// <param name="model">The trained model.</param>
+    /// <param name="modelPath">The <c>model.zip</c> to write (atomically).</param>
+    /// <param name="precision">The ONNX graph's precision (<see cref="Onnx.BeitOnnxPrecision.Int8"/>: the fastest on the CPU, about 4× smaller).</param>
+    public static void Save(BeitForImageClassification model, string modelPath, Onnx.BeitOnnxPrecision precision = Onnx.BeitOnnxPrecision.Float32)
     {
         var ml = new MLContext(seed: 0);
         var paths = ml.Data.LoadFromEnumerable(Array.Empty<PathRow>());
@@ -92,7 +95,7 @@ public static class BeitModelBuilder
                 Processor = BeitImageProcessorEstimator.ForConfig(model.Config),
             }))
             .Fit(paths);
-        using var classifier = BeitImageClassificationTrainer.ToTransformer(model);
+        using var classifier = BeitImageClassificationTrainer.ToTransformer(model, precision: precision);
         var chain = new TransformerChain<ITransformer>(preprocessing, classifier);
         string full = Path.GetFullPath(modelPath);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);

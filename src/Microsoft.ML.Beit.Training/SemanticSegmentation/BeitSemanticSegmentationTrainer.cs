@@ -137,7 +137,10 @@ public sealed class BeitSemanticSegmentationTrainer
     /// <c>BeitImageProcessor</c> (resize to the model's size, mean/std 0.5, as in training) → <c>BeitSegmenter</c>
     /// (a label map at each image's own size). Written atomically.
     /// </summary>
-    public static void Save(BeitForSemanticSegmentation model, string modelPath)
+    /// <param name="model">The trained model.</param>
+    /// <param name="modelPath">The <c>model.zip</c> to write.</param>
+    /// <param name="precision">The ONNX graph's precision (<see cref="Onnx.BeitOnnxPrecision.Int8"/>: the fastest on the CPU).</param>
+    public static void Save(BeitForSemanticSegmentation model, string modelPath, Onnx.BeitOnnxPrecision precision = Onnx.BeitOnnxPrecision.Float32)
     {
         var ml = new MLContext(seed: 0);
         var paths = ml.Data.LoadFromEnumerable(Array.Empty<PathRow>());
@@ -151,6 +154,7 @@ public sealed class BeitSemanticSegmentationTrainer
             .Append(ml.Transforms.BeitSegmenter(new Estimators.BeitSegmenterEstimator.Options
             {
                 Model = Estimators.BeitModelSource.FromTensors(model.Config, model.ToTensorData(), "trained BEiT segmenter"),
+                ExportOptions = new Onnx.BeitOnnxExportOptions { Precision = precision },
             }));
         using var fitted = pipeline.Fit(paths);
         string full = Path.GetFullPath(modelPath);

@@ -53,7 +53,7 @@ public sealed class BeitClassifierEstimator : IEstimator<BeitClassifierTransform
         _catalog = catalog;
         _options = options;
 
-        var graph = options.Model.Load(BeitOnnxTask.ImageClassification, StageName, options.ExportOptions);
+        var graph = options.Model.Load(BeitOnnxTask.ImageClassification, StageName, options);
         var g = graph.Model.Graph;
         var outputs = new List<(string, string, long[])>();
         long classes;

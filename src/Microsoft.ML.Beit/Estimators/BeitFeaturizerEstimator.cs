@@ -49,7 +49,7 @@ public sealed class BeitFeaturizerEstimator : IEstimator<BeitFeaturizerTransform
         _options = options;
 
         const BeitOnnxTask task = BeitOnnxTask.Features;
-        var graph = options.Model.Load(task, StageName, options.ExportOptions);
+        var graph = options.Model.Load(task, StageName, options);
         var g = graph.Model.Graph;
         long hidden = graph.RequireOutput(BeitOnnxNames.PoolerOutput, 2, StageName, task)[1];
         var outputs = new List<(string, string, long[])> { (BeitOnnxNames.PoolerOutput, BeitColumns.Pooled, [-1, hidden]) };

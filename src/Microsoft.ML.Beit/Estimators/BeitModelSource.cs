@@ -87,7 +87,20 @@ public sealed class BeitModelSource
     /// The graph computing <paramref name="task"/>: exported for checkpoints and tensors, parsed (and checked) for ONNX.
     /// Errors name the source and say which model the stage needs.
     /// </summary>
-    internal BeitScoringGraph Load(BeitOnnxTask task, string stage, BeitOnnxExportOptions? exportOptions)
+    internal BeitScoringGraph Load(BeitOnnxTask task, string stage, BeitOnnxStageOptions stageOptions)
+    {
+        var graph = Load(task, stage, stageOptions.ExportOptions);
+        // A float16 graph on ONNX Runtime's CPU provider would run with Casts around most nodes (few CPU float16
+        // kernels), slower than float32: refuse it rather than be silently slow.
+        if (stageOptions.GpuDeviceId == null
+            && graph.Model.MetadataProps.Any(p => p.Key == BeitOnnxNames.MetadataPrecision && p.Value == nameof(BeitOnnxPrecision.Float16)))
+            throw new NotSupportedException(
+                $"{stage}: '{Name}' is a Float16 graph, which is for ONNX Runtime's CUDA provider; set GpuDeviceId to run it on a GPU, " +
+                "or use Precision Float32 or Int8 on the CPU.");
+        return graph;
+    }
+
+    private BeitScoringGraph Load(BeitOnnxTask task, string stage, BeitOnnxExportOptions? exportOptions)
     {
         if (_onnxPath != null || _onnx != null)
         {
@@ -102,6 +115,8 @@ public sealed class BeitModelSource
             ImageHeight = exportOptions?.ImageHeight,
             ImageWidth = exportOptions?.ImageWidth,
             OperatorSet = exportOptions?.OperatorSet ?? BeitOnnxOperatorSet.OnnxRuntimeFused,
+            Precision = exportOptions?.Precision ?? BeitOnnxPrecision.Float32,
+            Int8ReduceRange = exportOptions?.Int8ReduceRange,
         };
         ModelProto model;
         try

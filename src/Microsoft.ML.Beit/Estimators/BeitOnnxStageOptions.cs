@@ -15,6 +15,9 @@ public abstract class BeitOnnxStageOptions
     /// <summary>Threads running independent ONNX operators; null lets ONNX Runtime choose. Not stored in a saved model.</summary>
     public int? InterOpNumThreads { get; set; }
 
-    /// <summary>Export settings (operator set, another input resolution) when the model is a checkpoint or tensors; ignored for ONNX sources.</summary>
+    /// <summary>
+    /// Export settings (operator set, another input resolution, <see cref="Onnx.BeitOnnxExportOptions.Precision"/>: Int8 for
+    /// the CPU, Float16 for a GPU) when the model is a checkpoint or tensors; ignored for ONNX sources.
+    /// </summary>
     public Onnx.BeitOnnxExportOptions? ExportOptions { get; set; }
 }

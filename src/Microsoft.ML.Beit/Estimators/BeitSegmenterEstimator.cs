@@ -60,7 +60,7 @@ public sealed class BeitSegmenterEstimator : IEstimator<BeitSegmenterTransformer
         _options = options;
 
         const BeitOnnxTask task = BeitOnnxTask.SemanticSegmentation;
-        var graph = options.Model.Load(task, StageName, options.ExportOptions);
+        var graph = options.Model.Load(task, StageName, options);
         var g = graph.Model.Graph;
         var logits = graph.RequireOutput(BeitOnnxNames.Logits, 4, StageName, task);
         var outputs = new List<(string, string, long[])> { (BeitOnnxNames.Logits, BeitColumns.Logits, logits) };

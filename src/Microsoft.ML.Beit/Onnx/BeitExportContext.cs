@@ -10,8 +10,10 @@ namespace Microsoft.ML.Beit.Onnx;
 /// </summary>
 internal sealed class BeitExportContext
 {
-    public BeitExportContext(BeitConfig config, BeitCheckpointWeights weights, int imageHeight, int imageWidth, bool fused, bool attentionOperator = true)
+    public BeitExportContext(BeitConfig config, BeitCheckpointWeights weights, int imageHeight, int imageWidth, bool fused, bool attentionOperator = true,
+        Int8Settings? int8 = null)
     {
+        Int8 = int8;
         UseAttentionOperator = attentionOperator;
         Config = config;
         Weights = weights;
@@ -23,6 +25,8 @@ internal sealed class BeitExportContext
     }
 
     public OnnxGraphBuilder B { get; } = new();
+    /// <summary>How the projections are quantized; null for float graphs.</summary>
+    public Int8Settings? Int8 { get; }
     public BeitConfig Config { get; }
     public BeitCheckpointWeights Weights { get; }
     /// <summary>True for <see cref="BeitOnnxOperatorSet.OnnxRuntimeFused"/>.</summary>
@@ -72,6 +76,66 @@ internal sealed class BeitExportContext
     public static float[] Mul(float[] a, float[] b) => a.Select((x, i) => x * b[i]).ToArray();
 
     // ---- building blocks ----------------------------------------------------------------------------------------
+
+    /// <summary>Int8 projection settings: 7-bit weights on CPUs without VNNI, and the operators used.</summary>
+    public sealed record Int8Settings(bool ReduceRange, BeitInt8MatMul MatMul);
+
+    /// <summary>
+    /// Symmetric per-output-channel quantization of a <c>[in, out]</c> weight: <c>scale[o] = max_i |w[i, o]| / qmax</c>
+    /// (qmax = 127, or 63 with reduce-range), <c>q = round(w / scale)</c> (round half to even), zero point 0. Each weight
+    /// is then off by at most <c>scale[o] / 2</c>. An all-zero column gets scale 1 so that nothing divides by zero.
+    /// </summary>
+    public static (sbyte[] Values, float[] Scales) QuantizeWeights(float[] weightInOut, int inFeatures, int outFeatures, bool reduceRange)
+    {
+        int qmax = reduceRange ? 63 : 127;
+        var scales = new float[outFeatures];
+        for (int i = 0; i < inFeatures; i++)
+            for (int o = 0; o < outFeatures; o++)
+                scales[o] = Math.Max(scales[o], Math.Abs(weightInOut[i * outFeatures + o]));
+        for (int o = 0; o < outFeatures; o++)
+        {
+            if (!float.IsFinite(scales[o])) throw new InvalidDataException($"A projection weight column holds {scales[o]}; it cannot be quantized.");
+            scales[o] = scales[o] > 0 ? scales[o] / qmax : 1f;
+        }
+        var q = new sbyte[weightInOut.Length];
+        for (int i = 0; i < inFeatures; i++)
+            for (int o = 0; o < outFeatures; o++)
+                q[i * outFeatures + o] = (sbyte)Math.Clamp(MathF.Round(weightInOut[i * outFeatures + o] / scales[o]), -qmax, qmax);
+        return (q, scales);
+    }
+
+    private readonly Dictionary<string, string[]> _quantized = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// A transformer projection <c>x·W (+ b)</c>: a float MatMul, or with <see cref="Int8"/> an int8 GEMM whose weights are
+    /// quantized here and whose input is quantized per tensor at run time (uint8, asymmetric, by ONNX Runtime's
+    /// <c>DynamicQuantizeLinear</c> rule: scale = (max(x, 0) − min(x, 0)) / 255). A value feeding several projections is
+    /// quantized once.
+    /// </summary>
+    public string Projection(string x, string name, float[] weightInOut, int inFeatures, int outFeatures, float[]? bias)
+    {
+        if (Int8 is not { } q) return Linear(x, name, weightInOut, inFeatures, outFeatures, bias);
+        var (values, scales) = QuantizeWeights(weightInOut, inFeatures, outFeatures, q.ReduceRange);
+        var w = B.Initializer(name + ".weight_quantized", values, inFeatures, outFeatures);
+        var ws = B.Initializer(name + ".weight_scale", scales, outFeatures);
+        var b = bias == null ? "" : B.Initializer(name + ".bias", bias, outFeatures);
+        var op = Fused ? q.MatMul : BeitInt8MatMul.MatMulInteger;
+        if (op == BeitInt8MatMul.DynamicQuantizeMatMul)
+            return B.MsOp("DynamicQuantizeMatMul", name + ".DynamicQuantizeMatMul", bias == null ? [x, w, ws] : [x, w, ws, "", b]);
+
+        // DynamicQuantizeLinear outputs (x_q uint8, x_scale, x_zero_point), shared by every projection of x.
+        if (!_quantized.TryGetValue(x, out var xq))
+            _quantized[x] = xq = B.Node("DynamicQuantizeLinear", x + ".DynamicQuantizeLinear", [x], 3);
+        if (op == BeitInt8MatMul.MatMulIntegerToFloat)
+            return B.MsOp("MatMulIntegerToFloat", name + ".MatMulIntegerToFloat",
+                bias == null ? [xq[0], w, xq[1], ws, xq[2]] : [xq[0], w, xq[1], ws, xq[2], "", b]);
+
+        // Standard ONNX: int32 = (x_q − x_zp)·w_q; y = int32 · x_scale · w_scale (+ b). ONNX Runtime fuses this to MatMulIntegerToFloat.
+        var acc = B.Op("MatMulInteger", name + ".MatMulInteger", xq[0], w, xq[2]);
+        var f = B.Op("Cast", name + ".Cast", [acc], OnnxGraphBuilder.Int("to", (long)TensorProto.Types.DataType.Float));
+        var y = B.Op("Mul", name + ".weight_scale.Mul", B.Op("Mul", name + ".input_scale.Mul", f, xq[1]), ws);
+        return bias == null ? y : B.Op("Add", name + ".Add", y, b);
+    }
 
     /// <summary><c>x·Wᵀ (+ b)</c> for a PyTorch Linear weight <c>[out, in]</c> already transposed to <c>[in, out]</c>.</summary>
     public string Linear(string x, string name, float[] weightInOut, int inFeatures, int outFeatures, float[]? bias)

@@ -80,6 +80,9 @@ public static class BeitOnnxExporter
         config.Validate();
         if (!Enum.IsDefined(task)) throw new ArgumentOutOfRangeException(nameof(task), task, "Unknown BeitOnnxTask.");
         if (!Enum.IsDefined(options.OperatorSet)) throw new ArgumentOutOfRangeException(nameof(options), options.OperatorSet, "Unknown BeitOnnxOperatorSet.");
+        if (!Enum.IsDefined(options.Precision)) throw new ArgumentOutOfRangeException(nameof(options), options.Precision, "Unknown BeitOnnxPrecision.");
+        if (options.Int8ReduceRange != null && options.Precision != BeitOnnxPrecision.Int8)
+            throw new NotSupportedException("Int8ReduceRange applies only to Precision = Int8.");
         int h = options.ImageHeight ?? config.ImageSize, w = options.ImageWidth ?? config.ImageSize;
         int p = config.PatchSize;
         if (h <= 0 || w <= 0) throw new ArgumentOutOfRangeException(nameof(options), $"Image size {h}x{w} must be positive.");
@@ -108,8 +111,10 @@ public static class BeitOnnxExporter
     {
         ArgumentNullException.ThrowIfNull(tensors);
         var (h, w) = Validate(config, task, options);
+        bool reduceRange = options.Int8ReduceRange ?? !CpuInstructionSets.HasInt8DotProduct;
+        var int8 = options.Precision == BeitOnnxPrecision.Int8 ? new BeitExportContext.Int8Settings(reduceRange, options.Int8MatMul) : null;
         var ctx = new BeitExportContext(config, new BeitCheckpointWeights(tensors), h, w,
-            options.OperatorSet == BeitOnnxOperatorSet.OnnxRuntimeFused, options.AttentionOperator);
+            options.OperatorSet == BeitOnnxOperatorSet.OnnxRuntimeFused, options.AttentionOperator, int8);
         var b = ctx.B;
         const string batch = BeitExportContext.Batch;
         var f32 = BeitExportContext.Float32;
@@ -167,6 +172,8 @@ public static class BeitOnnxExporter
             }
         }
 
+        if (options.Precision == BeitOnnxPrecision.Float16) OnnxFloat16Converter.Convert(b.Graph);
+
         long bytes = b.Graph.Initializer.Sum(t => (long)t.RawData.Length);
         if (bytes > MaxModelBytes)
             throw new NotSupportedException(
@@ -185,6 +192,9 @@ public static class BeitOnnxExporter
         model.MetadataProps.Add(new StringStringEntryProto { Key = BeitOnnxNames.MetadataTask, Value = task.ToString() });
         model.MetadataProps.Add(new StringStringEntryProto { Key = BeitOnnxNames.MetadataImageSize, Value = $"{h}x{w}" });
         model.MetadataProps.Add(new StringStringEntryProto { Key = BeitOnnxNames.MetadataOperatorSet, Value = options.OperatorSet.ToString() });
+        model.MetadataProps.Add(new StringStringEntryProto { Key = BeitOnnxNames.MetadataPrecision, Value = options.Precision.ToString() });
+        if (int8 != null)
+            model.MetadataProps.Add(new StringStringEntryProto { Key = BeitOnnxNames.MetadataInt8WeightBits, Value = int8.ReduceRange ? "7" : "8" });
         model.MetadataProps.Add(new StringStringEntryProto { Key = BeitOnnxNames.MetadataConfig, Value = config.ToJson() });
         return model;
     }

@@ -26,4 +26,8 @@ public static class BeitOnnxNames
     public const string MetadataImageSize = "beit.image_size";
     /// <summary>Metadata key: the operator set (<see cref="BeitOnnxOperatorSet"/> name).</summary>
     public const string MetadataOperatorSet = "beit.operator_set";
+    /// <summary>Metadata key: the numeric precision (<see cref="BeitOnnxPrecision"/> name).</summary>
+    public const string MetadataPrecision = "beit.precision";
+    /// <summary>Metadata key of int8 graphs: the weight bits, 8 or 7 (reduce-range, for CPUs without VNNI).</summary>
+    public const string MetadataInt8WeightBits = "beit.int8_weight_bits";
 }

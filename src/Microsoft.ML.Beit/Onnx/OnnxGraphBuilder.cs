@@ -40,6 +40,10 @@ internal sealed class OnnxGraphBuilder
     public string Initializer(string name, long[] values, params long[] dims) =>
         Raw(name, TensorProto.Types.DataType.Int64, MemoryMarshal.AsBytes(values.AsSpan()).ToArray(), values.LongLength, dims);
 
+    /// <summary>An int8 initializer (quantized weights).</summary>
+    public string Initializer(string name, sbyte[] values, params long[] dims) =>
+        Raw(name, TensorProto.Types.DataType.Int8, MemoryMarshal.AsBytes(values.AsSpan()).ToArray(), values.LongLength, dims);
+
     /// <summary>An int64 vector constant, e.g. a Reshape target.</summary>
     public string Int64s(string name, params long[] values) => Initializer(name, values, values.Length);
 

@@ -49,6 +49,12 @@ public sealed class BeitOnnxSession : IDisposable
             if (_session.InputMetadata.TryGetValue(BeitOnnxNames.BoolMaskedPos, out var mask)) NumPatches = mask.Dimensions[1];
             _outputNames = _session.OutputNames.ToArray();
             Metadata = new Dictionary<string, string>(_session.ModelMetadata.CustomMetadataMap);
+            // ONNX Runtime's CPU provider has float16 kernels for few of the graph's operators and would wrap the rest in
+            // Casts, running slower than float32: refuse rather than be silently slow.
+            if (ExecutionProvider == BeitExecutionProvider.Cpu && Metadata.TryGetValue(BeitOnnxNames.MetadataPrecision, out var precision)
+                && precision == nameof(BeitOnnxPrecision.Float16))
+                throw new NotSupportedException("BeitOnnxSession: this is a Float16 graph, which is for the CUDA execution provider; on the CPU " +
+                    "export it with Precision Float32 or Int8 (Int8 is the fastest there).");
         }
         catch
         {

@@ -35,6 +35,52 @@ public sealed class CliPackagePredictTests(ITestOutputHelper output)
     }
 
     [Fact]
+    [Trait("Category", "Slow")]
+    public void PackageWithPrecisionInt8WritesASmallerZipThatPredictsTheSameLabels()
+    {
+        string dir = Fixtures.TempDir();
+        try
+        {
+            string checkpoint = Fixtures.Tiny("cls_relpos"), fp32 = Path.Combine(dir, "fp32.zip"), int8 = Path.Combine(dir, "int8.zip");
+            Assert.Equal(0, Run("package", checkpoint, "--task", "image-classification", "--out", fp32).Code);
+            var package = Run("package", checkpoint, "--task", "image-classification", "--out", int8, "--precision", "int8");
+            Assert.Equal(0, package.Code);
+            Assert.Contains("Int8", package.Stdout);
+            output.WriteLine($"model.zip: float32 {new FileInfo(fp32).Length} B, int8 {new FileInfo(int8).Length} B");
+            Assert.True(new FileInfo(int8).Length < new FileInfo(fp32).Length);
+            Assert.NotEqual(0, Run("package", checkpoint, "--task", "image-classification", "--out", int8, "--precision", "float16").Code);
+
+            // Softmax turns logit errors of at most δ into |Δpᵢ| ≤ pᵢ·(|Δzᵢ| + Σⱼ pⱼ|Δzⱼ|) ≤ 2δ·pᵢ (first order); δ is the int8 bound
+            // for this model at the scale of its logits on the fixture's inputs (the random tiny model's top-1 has near-ties,
+            // so labels alone are not a fair check).
+            var (config, tensors) = Microsoft.ML.Beit.Checkpoints.BeitCheckpoint.Load(checkpoint);
+            var io = PipelineData.Io("cls_relpos");
+            double delta = QuantizationBounds.Int8LogitBound(config, tensors, io["logits"].ToFloatArray(), reduceRange: false);
+            string[] images = PipelineData.PhotoPaths();
+            var a = Parse(Run(["predict", "--model", fp32, "--top-k", "5", "--json", .. images]).Stdout);
+            var b = Parse(Run(["predict", "--model", int8, "--top-k", "5", "--json", .. images]).Stdout);
+            Assert.Equal(images.Length, b.Count);
+            for (int i = 0; i < images.Length; i++)
+            {
+                var q = b[i].Predictions.ToDictionary(p => p.Label, p => p.Probability);
+                foreach (var (label, p) in a[i].Predictions)
+                    Assert.True(Math.Abs(q[label] - p) <= 2 * delta * p, $"{images[i]} {label}: float32 {p}, int8 {q[label]}, bound {2 * delta * p}");
+            }
+
+            string onnx = Path.Combine(dir, "int8.onnx");
+            var export = Run("export-onnx", checkpoint, onnx, "--task", "image-classification", "--precision", "int8");
+            Assert.Equal(0, export.Code);
+            Assert.Contains("Int8", export.Stdout);
+            using var session = new Microsoft.ML.Beit.Scoring.BeitOnnxSession(onnx);
+            Assert.Equal("Int8", session.Metadata[Microsoft.ML.Beit.Onnx.BeitOnnxNames.MetadataPrecision]);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
     public void PackageThenPredictWithBothEnginesAndBothModelForms()
     {
         string dir = Fixtures.TempDir();

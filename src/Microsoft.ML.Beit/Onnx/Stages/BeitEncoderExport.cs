@@ -85,7 +85,7 @@ internal static class BeitEncoderExport
         {
             var table = w.Get(p + "attention.attention.relative_position_bias.relative_position_bias_table",
                 BeitGeometry.RelativeTableRows(c.GridSize, c.GridSize), c.NumAttentionHeads);
-            bias = BeitRelativePositionBias.Compute(table, c.NumAttentionHeads, c.GridSize, ctx.GridHeight, ctx.GridWidth);
+            bias = SizedTable(ctx, table);
         }
 
         return new LayerWeights(
@@ -102,18 +102,40 @@ internal static class BeitEncoderExport
         if (!c.UseSharedRelativePositionBias) return null;
         var table = ctx.Weights.Get(ctx.Weights.Backbone("encoder.relative_position_bias.relative_position_bias_table"),
             BeitGeometry.RelativeTableRows(c.GridSize, c.GridSize), c.NumAttentionHeads);
-        return BeitRelativePositionBias.Compute(table, c.NumAttentionHeads, c.GridSize, ctx.GridHeight, ctx.GridWidth);
+        return SizedTable(ctx, table);
     }
 
-    /// <summary>The layer's attention bias initializer (per-layer + shared, summed), or null when the model has none.</summary>
-    private static string? AttentionBias(BeitExportContext ctx, int l, float[]? layerBias, float[]? shared, ref string? sharedName)
+    /// <summary>A checkpoint's relative position table <c>[M, nH]</c> resized (if needed) for the exported patch grid.</summary>
+    private static float[] SizedTable(BeitExportContext ctx, float[] table) =>
+        BeitRelativePositionBias.InterpolateTable(table, ctx.Config.NumAttentionHeads, ctx.Config.GridSize, ctx.Config.GridSize, ctx.GridHeight, ctx.GridWidth);
+
+    /// <summary>
+    /// The layer's attention bias <c>[1, nH, N+1, N+1]</c> (per-layer + shared, summed), or null when the model has none.
+    /// Float graphs store it dense. Int8 graphs, whose weights shrink 4×, would otherwise be a fifth dense bias for BEiT-base
+    /// (12 × 1.9 MB): they store each table <c>[M, nH]</c> and the relative position index, and Gather → Transpose →
+    /// Reshape, which ONNX Runtime's constant folding turns back into the dense bias when the session is created, so
+    /// nothing of it runs per image.
+    /// </summary>
+    private static string? AttentionBias(BeitExportContext ctx, int l, float[]? layerTable, float[]? sharedTable, ref string? sharedName)
     {
         int h = ctx.Config.NumAttentionHeads, t = ctx.Tokens;
-        if (layerBias == null && shared == null) return null;
-        if (layerBias == null)
-            return sharedName ??= ctx.B.Initializer("beit.encoder.relative_position_bias", shared!, 1, h, t, t);
-        var total = shared == null ? layerBias : layerBias.Select((v, i) => v + shared[i]).ToArray();
-        return ctx.B.Initializer($"beit.encoder.layer.{l}.attention.attention.relative_position_bias", total, 1, h, t, t);
+        if (layerTable == null && sharedTable == null) return null;
+        if (layerTable == null)
+            return sharedName ??= Bias(ctx, "beit.encoder.relative_position_bias", sharedTable!);
+        var total = sharedTable == null ? layerTable : layerTable.Select((v, i) => v + sharedTable[i]).ToArray();
+        return Bias(ctx, $"beit.encoder.layer.{l}.attention.attention.relative_position_bias", total);
+
+        string Bias(BeitExportContext ctx, string name, float[] table)
+        {
+            if (ctx.Int8 == null)
+                return ctx.B.Initializer(name, BeitRelativePositionBias.Gather(table, h, ctx.GridHeight, ctx.GridWidth), 1, h, t, t);
+            var b = ctx.B;
+            var index = ctx.Shared("beit.encoder.relative_position_index", () =>
+                b.Initializer("beit.encoder.relative_position_index", BeitGeometry.RelativePositionIndex(ctx.GridHeight, ctx.GridWidth), (long)t * t));
+            var shape = ctx.Shared("beit.encoder.bias_shape", () => b.Int64s("beit.encoder.bias_shape", 1, h, t, t));
+            var rows = b.Op("Gather", name + ".gather", [b.Initializer(name + "_table", table, table.Length / h, h), index], Int("axis", 0));
+            return b.Op("Reshape", name, b.Op("Transpose", name + ".transpose", [rows], Ints("perm", 1, 0)), shape);
+        }
     }
 
     // ---- ONNX Runtime fused operators ---------------------------------------------------------------------------
@@ -138,7 +160,19 @@ internal static class BeitEncoderExport
             string n = $"beit.encoder.layer.{l}";
             var bias = AttentionBias(ctx, l, lw.Bias, shared, ref sharedName);
             string context;
-            if (ctx.UseAttentionOperator)
+            if (ctx.UseAttentionOperator && ctx.Int8 != null)
+            {
+                // com.microsoft.Attention takes float weights only (QAttention has no attention-bias input), so the int8
+                // QKV projection runs first and MultiHeadAttention, which takes the relative bias, does the rest.
+                var qkv = ctx.Projection(normed, n + ".attention.attention.qkv", lw.QkvInOut, d, 3 * d, lw.QkvBias);
+                var split = ctx.Shared("beit.encoder.qkv_split", () => b.Int64s("beit.encoder.qkv_split", d, d, d));
+                var parts = b.Node("Split", n + ".attention.attention.split", [qkv, split], 3, "", Int("axis", -1));
+                var mhaInputs = new List<string> { parts[0], parts[1], parts[2] };
+                if (bias != null) mhaInputs.AddRange(["", "", bias]);
+                context = b.MsOp("MultiHeadAttention", n + ".attention.attention", mhaInputs.ToArray(),
+                    Int("num_heads", heads), Float("scale", 1f));
+            }
+            else if (ctx.UseAttentionOperator)
             {
                 var attnInputs = new List<string>
                 {
@@ -155,17 +189,16 @@ internal static class BeitEncoderExport
             {
                 context = SelfAttention(ctx, normed, n, lw, bias);
             }
-            var attnOut = b.Op("MatMul", n + ".attention.output.dense.MatMul", context,
-                b.Initializer(n + ".attention.output.dense.weight", lw.OutInOut, d, d));
+            var attnOut = ctx.Projection(context, n + ".attention.output.dense", lw.OutInOut, d, d, null);
             // SkipLayerNormalization: x1 = x + attn + bo (output 3) and layernorm_after(x1) (output 0) in one pass.
             var skip1 = b.Node("SkipLayerNormalization", n + ".layernorm_after",
                 [attnOut, residual!, b.Initializer(n + ".layernorm_after.weight", lw.LnAfterG, d),
                  b.Initializer(n + ".layernorm_after.bias", lw.LnAfterB, d), b.Initializer(n + ".attention.output.dense.bias", lw.OutBias, d)],
                 [true, false, false, true], OnnxGraphBuilder.MicrosoftDomain, Float("epsilon", eps));
             string x1 = skip1[3]!;
-            var fc = b.Op("MatMul", n + ".intermediate.dense.MatMul", skip1[0]!, b.Initializer(n + ".intermediate.dense.weight", lw.FcInOut, d, m));
+            var fc = ctx.Projection(skip1[0]!, n + ".intermediate.dense", lw.FcInOut, d, m, null);
             var act = ctx.BiasActivation(fc, lw.FcBias, n + ".intermediate.intermediate_act_fn");
-            var mlp = b.Op("MatMul", n + ".output.dense.MatMul", act, b.Initializer(n + ".output.dense.weight", lw.Fc2InOut, m, d));
+            var mlp = ctx.Projection(act, n + ".output.dense", lw.Fc2InOut, m, d, null);
             var outBias = b.Initializer(n + ".output.dense.bias", lw.Fc2Bias, d);
 
             bool lastLayer = l == layers - 1;
@@ -215,7 +248,7 @@ internal static class BeitEncoderExport
         var headShape = ctx.Shared("beit.encoder.head_shape", () => b.Int64s("beit.encoder.head_shape", 0, 0, heads, dh));
         var mergedShape = ctx.Shared("beit.encoder.merged_shape", () => b.Int64s("beit.encoder.merged_shape", 0, 0, d));
         var split = ctx.Shared("beit.encoder.qkv_split", () => b.Int64s("beit.encoder.qkv_split", d, d, d));
-        var qkv = ctx.Linear(x, n + ".attention.attention.qkv", lw.QkvInOut, d, 3 * d, lw.QkvBias);
+        var qkv = ctx.Projection(x, n + ".attention.attention.qkv", lw.QkvInOut, d, 3 * d, lw.QkvBias);
         var parts = b.Node("Split", n + ".attention.attention.split", [qkv, split], 3, "", Int("axis", -1));
         var q = b.Op("Transpose", n + ".attention.attention.query.heads",
             [b.Op("Reshape", n + ".attention.attention.query.reshape", parts[0], headShape)], Ints("perm", 0, 2, 1, 3));
@@ -245,13 +278,13 @@ internal static class BeitEncoderExport
             var a = ctx.LayerNorm(x, n + ".layernorm_before", lw.LnBeforeG, lw.LnBeforeB);
 
             var merged = SelfAttention(ctx, a, n, lw, AttentionBias(ctx, l, lw.Bias, shared, ref sharedName));
-            var attnOut = ctx.Linear(merged, n + ".attention.output.dense", lw.OutInOut, d, d, lw.OutBias);
+            var attnOut = ctx.Projection(merged, n + ".attention.output.dense", lw.OutInOut, d, d, lw.OutBias);
             var x1 = b.Op("Add", n + ".attention.residual", attnOut, x);
 
             var a2 = ctx.LayerNorm(x1, n + ".layernorm_after", lw.LnAfterG, lw.LnAfterB);
-            var fc = ctx.Linear(a2, n + ".intermediate.dense", lw.FcInOut, d, m, null);
+            var fc = ctx.Projection(a2, n + ".intermediate.dense", lw.FcInOut, d, m, null);
             var act = ctx.BiasActivation(fc, lw.FcBias, n + ".intermediate.intermediate_act_fn");
-            var mlp = ctx.Linear(act, n + ".output.dense", lw.Fc2InOut, m, d, lw.Fc2Bias);
+            var mlp = ctx.Projection(act, n + ".output.dense", lw.Fc2InOut, m, d, lw.Fc2Bias);
             x = b.Op("Add", n + ".output.residual", mlp, x1);
             hidden[l + 1] = x;
         }

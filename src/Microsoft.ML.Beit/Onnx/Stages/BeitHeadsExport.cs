@@ -24,7 +24,7 @@ internal static class BeitHeadsExport
         return ctx.LayerNorm(mean, n + ".layernorm", gamma, beta);
     }
 
-    /// <summary><c>classifier</c>: <c>logits = pooled·Wᵀ + b</c> (a Gemm) and their softmax.</summary>
+    /// <summary><c>classifier</c>: <c>logits = pooled·Wᵀ + b</c> (a Gemm, or an int8 projection) and their softmax.</summary>
     public static (string Logits, string Probabilities) Classifier(BeitExportContext ctx, string pooled)
     {
         var b = ctx.B;
@@ -33,9 +33,11 @@ internal static class BeitHeadsExport
             throw new InvalidDataException("The checkpoint has no classifier (classifier.weight); it cannot be exported for image classification. Export it as Features instead.");
         var w = ctx.Weights.Get("classifier.weight", labels, d);
         var bias = ctx.Weights.Get("classifier.bias", labels);
-        var logits = b.Op("Gemm", "classifier",
-            [pooled, b.Initializer("classifier.weight", w, labels, d), b.Initializer("classifier.bias", bias, labels)],
-            Int("transB", 1));
+        var logits = ctx.Int8 != null
+            ? ctx.Projection(pooled, "classifier", BeitExportContext.Transpose(w, labels, d), d, labels, bias)
+            : b.Op("Gemm", "classifier",
+                [pooled, b.Initializer("classifier.weight", w, labels, d), b.Initializer("classifier.bias", bias, labels)],
+                Int("transB", 1));
         var probs = b.Op("Softmax", "classifier.softmax", [logits], Int("axis", -1));
         return (logits, probs);
     }
