@@ -23,7 +23,7 @@ internal sealed class DecodedImageOrErrorOutput
     [ColumnName(BeitColumns.Error)]
     public string Error { get; set; } = "";
 
-    /// <summary>Writes the image and an empty reason, or the missing-image marker and <paramref name="error"/>'s message.</summary>
+    /// <summary>Writes the loaded image and an empty reason, or the missing-image marker and the failure's message.</summary>
     public void Set(Func<RgbImage> load)
     {
         try
