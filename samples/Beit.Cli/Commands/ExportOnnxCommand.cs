@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using Microsoft.ML.Beit.IO;
 using Microsoft.ML.Beit.Onnx;
 
 namespace Beit.Cli.Commands;
@@ -74,15 +75,8 @@ internal static class ExportOnnxCommand
             var t = s_tasks[pr.GetValue(task)!];
             string path = pr.GetValue(output)!;
             var sw = Stopwatch.StartNew();
-            try
-            {
-                BeitOnnxExporter.Export(pr.GetValue(folder)!, t, path, options);
-            }
-            catch (Exception e) when (e is InvalidDataException or NotSupportedException or FileNotFoundException or DirectoryNotFoundException or ArgumentException)
-            {
-                Console.Error.WriteLine($"export-onnx: {e.Message}");
-                return 1;
-            }
+            AtomicFile.CheckWritable(path);
+            BeitOnnxExporter.Export(pr.GetValue(folder)!, t, path, options);
             Console.WriteLine($"Wrote {path} ({new FileInfo(path).Length / 1e6:F1} MB, {t}, {options.OperatorSet}) in {sw.Elapsed.TotalSeconds:F1} s");
             return 0;
         });

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using Microsoft.ML;
 using Microsoft.ML.Beit.Estimators;
+using Microsoft.ML.Beit.IO;
 
 namespace Beit.Cli.Commands;
 
@@ -28,37 +29,27 @@ internal static class PackageCommand
         {
             string checkpoint = pr.GetValue(folder)!, zip = pr.GetValue(output)!, t = pr.GetValue(task)!;
             var sw = Stopwatch.StartNew();
+            // Before the (slow) export: a path that cannot be written fails now.
+            AtomicFile.CheckWritable(zip);
+            var ml = new MLContext();
+            var input = ml.Data.LoadFromEnumerable(Array.Empty<PathRow>());
+            var load = ml.Transforms.LoadBeitImages("Image", InputColumn).Append(ml.Transforms.BeitImageProcessor(checkpoint));
+            (ITransformer model, string outputs) = t switch
+            {
+                "image-classification" => Fit(load.Append(ml.Transforms.BeitClassifier(checkpoint)), input, m => $"Score, PredictedLabel ({m.LastTransformer.LabelNames.Count} labels)"),
+                "features" => Fit(load.Append(ml.Transforms.BeitFeaturizer(checkpoint)), input, m => $"Features ({m.LastTransformer.FeatureSize} floats)"),
+                _ => Fit(load.Append(ml.Transforms.BeitSegmenter(checkpoint)), input, m => $"PredictedLabel, PredictedLabelSize ({m.LastTransformer.LabelNames.Count} classes)"),
+            };
             try
             {
-                var ml = new MLContext();
-                var input = ml.Data.LoadFromEnumerable(Array.Empty<PathRow>());
-                var load = ml.Transforms.LoadBeitImages("Image", InputColumn).Append(ml.Transforms.BeitImageProcessor(checkpoint));
-                (ITransformer model, string outputs) = t switch
-                {
-                    "image-classification" => Fit(load.Append(ml.Transforms.BeitClassifier(checkpoint)), input, m => $"Score, PredictedLabel ({m.LastTransformer.LabelNames.Count} labels)"),
-                    "features" => Fit(load.Append(ml.Transforms.BeitFeaturizer(checkpoint)), input, m => $"Features ({m.LastTransformer.FeatureSize} floats)"),
-                    _ => Fit(load.Append(ml.Transforms.BeitSegmenter(checkpoint)), input, m => $"PredictedLabel, PredictedLabelSize ({m.LastTransformer.LabelNames.Count} classes)"),
-                };
-                string full = Path.GetFullPath(zip);
-                string tmp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-                try
-                {
-                    ml.Model.Save(model, input.Schema, tmp);
-                    File.Move(tmp, full, overwrite: true);
-                }
-                finally
-                {
-                    (model as IDisposable)?.Dispose();
-                    if (File.Exists(tmp)) File.Delete(tmp);
-                }
-                Console.WriteLine($"Wrote {zip} ({new FileInfo(full).Length / 1e6:F1} MB) in {sw.Elapsed.TotalSeconds:F1} s: {InputColumn} → Image → PixelValues → {outputs}");
-                return 0;
+                AtomicFile.Write(zip, tmp => ml.Model.Save(model, input.Schema, tmp));
             }
-            catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or NotSupportedException or UnauthorizedAccessException)
+            finally
             {
-                Console.Error.WriteLine($"beit package: {e.Message}");
-                return 1;
+                (model as IDisposable)?.Dispose();
             }
+            Console.WriteLine($"Wrote {zip} ({new FileInfo(zip).Length / 1e6:F1} MB) in {sw.Elapsed.TotalSeconds:F1} s: {InputColumn} → Image → PixelValues → {outputs}");
+            return 0;
         });
         return cmd;
     }
