@@ -59,6 +59,7 @@ public static class BeitModelZip
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             BeitTempFiles.DeleteQuietly(folder);
+            LastFailedLoadFolder = folder;
             throw Explain(path, e, onnxEntries);
         }
         finally
@@ -66,6 +67,10 @@ public static class BeitModelZip
             mlContext.TempFilePath = previous;
         }
     }
+
+    /// <summary>The temporary folder of this thread's last failed load (deleted by then; the tests check).</summary>
+    [ThreadStatic]
+    internal static string? LastFailedLoadFolder;
 
     /// <summary>Checks the zip's structure, sizes and CRCs; returns the names of the entries holding ONNX models.</summary>
     internal static List<string> Validate(string path)
@@ -156,7 +161,8 @@ public static class BeitModelZip
         if (onnxEntries.Count > 0)
         {
             stage = FindInvalidOnnx(path, onnxEntries) is { } bad ? $"stage '{Stage(bad.Entry)}' (ApplyOnnxModel): invalid ONNX model: {bad.Problem}" : null;
-            if (stage == null && innermost.GetType().Name.StartsWith("OnnxRuntime", StringComparison.Ordinal))
+            // ML.NET's message does not say which stage failed, but its stack does when it was the ONNX transformer.
+            if (stage == null && (innermost.GetType().Name.StartsWith("OnnxRuntime", StringComparison.Ordinal) || e.ToString().Contains(".Onnx", StringComparison.Ordinal)))
                 stage = $"stage{(onnxEntries.Count > 1 ? "s" : "")} {string.Join(", ", onnxEntries.Select(n => $"'{Stage(n)}'"))} (ApplyOnnxModel): invalid ONNX model: {innermost.Message}";
         }
         return Invalid(path, stage ?? $"{innermost.GetType().Name}: {innermost.Message}", e);

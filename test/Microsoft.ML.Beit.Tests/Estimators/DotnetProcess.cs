@@ -17,7 +17,18 @@ internal static class DotnetProcess
         return path;
     }
 
-    public static (int ExitCode, string Stdout, string Stderr) Run(string dll, IEnumerable<string> args, string? workingDirectory = null)
+    public static (int ExitCode, string Stdout, string Stderr) Run(string dll, IEnumerable<string> args, string? workingDirectory = null,
+        IReadOnlyDictionary<string, string>? environment = null)
+    {
+        using var process = Start(dll, args, workingDirectory, environment);
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        Assert.True(process.WaitForExit(180_000), $"{Path.GetFileName(dll)} did not finish in 3 minutes");
+        return (process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    /// <summary>Starts the process with redirected output (the caller reads or kills it).</summary>
+    public static Process Start(string dll, IEnumerable<string> args, string? workingDirectory = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var psi = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
         {
@@ -28,10 +39,7 @@ internal static class DotnetProcess
         };
         psi.ArgumentList.Add(dll);
         foreach (var a in args) psi.ArgumentList.Add(a);
-        using var process = Process.Start(psi)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        Assert.True(process.WaitForExit(180_000), $"{Path.GetFileName(dll)} did not finish in 3 minutes");
-        return (process.ExitCode, stdout.Result, stderr.Result);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) psi.Environment[name] = value;
+        return Process.Start(psi)!;
     }
 }
