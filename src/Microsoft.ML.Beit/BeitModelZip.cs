@@ -97,28 +97,41 @@ public static class BeitModelZip
             }
             using (zip)
             {
-                if (zip.Entries.Count > MaxEntries) throw Invalid(path, $"it has {zip.Entries.Count:N0} entries, more than {MaxEntries:N0}.");
-                long total = 0;
-                var onnx = new List<string>();
-                foreach (var entry in zip.Entries)
+                try
                 {
-                    string name = entry.FullName;
-                    if (name.Length == 0 || name.StartsWith('/') || name.StartsWith('\\') || name.Contains(':') ||
-                        name.Split('/', '\\').Any(part => part == ".."))
-                        throw Invalid(path, $"entry '{name}' is not a relative path inside the archive.");
-                    if (entry.Length < 0 || entry.Length > MaxEntryBytes)
-                        throw Invalid(path, $"entry '{name}' declares {entry.Length:N0} bytes, more than the limit of {MaxEntryBytes:N0} (BeitModelZip.MaxEntryBytes).");
-                    total += entry.Length;
-                    if (total > MaxTotalBytes)
-                        throw Invalid(path, $"its entries declare more than {MaxTotalBytes:N0} bytes in all (BeitModelZip.MaxTotalBytes).");
-                    if (entry.Length > RatioExemptBytes && entry.Length / Math.Max(1, entry.CompressedLength) > MaxCompressionRatio)
-                        throw Invalid(path, $"entry '{name}' inflates {entry.CompressedLength:N0} bytes to {entry.Length:N0}, more than {MaxCompressionRatio} to one (BeitModelZip.MaxCompressionRatio): a zip bomb.");
-                    if (name.EndsWith("/OnnxModel", StringComparison.Ordinal) || name == "OnnxModel") onnx.Add(name);
+                    return CheckEntries(path, zip);
                 }
-                foreach (var entry in zip.Entries) CheckContent(path, entry);
-                return onnx;
+                catch (InvalidDataException e) when (!e.Message.StartsWith($"Model '{path}'", StringComparison.Ordinal))
+                {
+                    // ZipArchive reads the central directory lazily: its errors surface here.
+                    throw Invalid(path, $"the zip directory is corrupt ({e.Message})", e);
+                }
             }
         }
+    }
+
+    private static List<string> CheckEntries(string path, ZipArchive zip)
+    {
+        if (zip.Entries.Count > MaxEntries) throw Invalid(path, $"it has {zip.Entries.Count:N0} entries, more than {MaxEntries:N0}.");
+        long total = 0;
+        var onnx = new List<string>();
+        foreach (var entry in zip.Entries)
+        {
+            string name = entry.FullName;
+            if (name.Length == 0 || name.StartsWith('/') || name.StartsWith('\\') || name.Contains(':') ||
+                name.Split('/', '\\').Any(part => part == ".."))
+                throw Invalid(path, $"entry '{name}' is not a relative path inside the archive.");
+            if (entry.Length < 0 || entry.Length > MaxEntryBytes)
+                throw Invalid(path, $"entry '{name}' declares {entry.Length:N0} bytes, more than the limit of {MaxEntryBytes:N0} (BeitModelZip.MaxEntryBytes).");
+            total += entry.Length;
+            if (total > MaxTotalBytes)
+                throw Invalid(path, $"its entries declare more than {MaxTotalBytes:N0} bytes in all (BeitModelZip.MaxTotalBytes).");
+            if (entry.Length > RatioExemptBytes && entry.Length / Math.Max(1, entry.CompressedLength) > MaxCompressionRatio)
+                throw Invalid(path, $"entry '{name}' inflates {entry.CompressedLength:N0} bytes to {entry.Length:N0}, more than {MaxCompressionRatio} to one (BeitModelZip.MaxCompressionRatio): a zip bomb.");
+            if (name.EndsWith("/OnnxModel", StringComparison.Ordinal) || name == "OnnxModel") onnx.Add(name);
+        }
+        foreach (var entry in zip.Entries) CheckContent(path, entry);
+        return onnx;
     }
 
     /// <summary>Inflates an entry, never past its declared size, and compares its length and CRC-32 with the directory's.</summary>
