@@ -31,6 +31,32 @@ internal static class AtomicFile
         }
     }
 
+    /// <summary>
+    /// Writes a whole folder (e.g. a checkpoint) under a temporary name next to it and swaps it in, so a crash or
+    /// cancel never leaves half of one; the previous folder is removed only after the new one is in place.
+    /// </summary>
+    public static void WriteFolder(string folder, Action<string> write)
+    {
+        string full = Path.GetFullPath(folder);
+        string parent = Path.GetDirectoryName(full)!;
+        Directory.CreateDirectory(parent);
+        SweepStale(full);
+        string pid = Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        string tmp = Path.Combine(parent, $"{Prefix(full)}{pid}-{Guid.NewGuid():N}.tmp");
+        string old = Path.Combine(parent, $"{Prefix(full)}{pid}-{Guid.NewGuid():N}.old.tmp");
+        try
+        {
+            write(tmp);
+            if (Directory.Exists(full)) Directory.Move(full, old);
+            Directory.Move(tmp, full);
+        }
+        finally
+        {
+            if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+            if (Directory.Exists(old)) Directory.Delete(old, true);
+        }
+    }
+
     /// <summary>Writes <paramref name="bytes"/> to <paramref name="target"/> atomically.</summary>
     public static void WriteAllBytes(string target, ReadOnlySpan<byte> bytes)
     {
@@ -65,14 +91,14 @@ internal static class AtomicFile
         }
     }
 
-    /// <summary>Deletes temporary files left next to <paramref name="target"/> by processes that no longer run.</summary>
+    /// <summary>Deletes temporary files (or folders) left next to <paramref name="target"/> by processes that no longer run.</summary>
     public static int SweepStale(string target)
     {
         string full = Path.GetFullPath(target);
         string dir = Path.GetDirectoryName(full)!, prefix = Prefix(full);
         if (!Directory.Exists(dir)) return 0;
         int swept = 0;
-        foreach (var file in Directory.EnumerateFiles(dir, prefix + "*.tmp"))
+        foreach (var file in Directory.EnumerateFileSystemEntries(dir, prefix + "*.tmp"))
         {
             string rest = Path.GetFileName(file)[prefix.Length..];
             int dash = rest.IndexOf('-');
