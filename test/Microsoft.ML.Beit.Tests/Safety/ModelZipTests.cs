@@ -96,14 +96,7 @@ public sealed class ModelZipTests(ITestOutputHelper output) : IDisposable
     {
         string zip = TinyZip(_dir);
         string entry = OnnxEntry(zip);
-        byte[] onnx;
-        using (var archive = ZipFile.OpenRead(zip))
-        using (var s = archive.GetEntry(entry)!.Open())
-        using (var ms = new MemoryStream())
-        {
-            s.CopyTo(ms);
-            onnx = ms.ToArray();
-        }
+        var onnx = ReadEntry(zip, entry);
         // Keep ML.NET's length prefix, garble the protobuf after it.
         var garbled = (byte[])onnx.Clone();
         for (int i = 4; i < garbled.Length; i += 7) garbled[i] ^= 0x5A;
