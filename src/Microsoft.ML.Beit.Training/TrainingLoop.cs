@@ -70,6 +70,8 @@ internal static class TrainingLoop
         int startEpoch = 0, bestEpoch = 0, badEpochs = 0;
         double bestScore = double.NegativeInfinity;
         Dictionary<string, TensorData>? bestWeights = null;
+        // An unwritable checkpoint folder fails now, not after the first epoch.
+        if (o.CheckpointDirectory is string dir) AtomicFile.CheckWritable(Path.Combine(dir, "last"));
         if (o.CheckpointDirectory is string ckptDir && File.Exists(Path.Combine(ckptDir, "last", TrainerStateFile)))
         {
             var state = Resume(Path.Combine(ckptDir, "last"), model, optimizer);

@@ -66,7 +66,6 @@ public static class BeitModelBuilder
     {
         // Fail before the first epoch, not after the last, when the outputs cannot be written.
         AtomicFile.CheckWritable(modelPath);
-        if (options.CheckpointDirectory is { } checkpoints) AtomicFile.CheckWritable(Path.Combine(checkpoints, "last"));
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var result = new BeitImageClassificationTrainer(options).Train(train, null, cancellationToken);
         var elapsed = clock.Elapsed;
