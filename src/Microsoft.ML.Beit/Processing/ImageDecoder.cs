@@ -13,7 +13,9 @@ namespace Microsoft.ML.Beit.Processing;
 /// <remarks>
 /// Every failure is an <see cref="ImageDecodingException"/> whose message names the source and whose
 /// <see cref="ImageDecodingException.Error"/> says why (empty, not an image, truncated, corrupt, too large,
-/// unsupported). A missing file is a <see cref="FileNotFoundException"/>.
+/// unsupported, not a regular file). A missing file is a <see cref="FileNotFoundException"/>. A path must lead (after
+/// symbolic links) to a regular file — a device such as <c>/dev/zero</c> would be read until memory runs out, and
+/// opening a FIFO blocks forever — and no file longer than <see cref="ImageDecoderOptions.MaxFileBytes"/> is read.
 /// </remarks>
 public static class ImageDecoder
 {

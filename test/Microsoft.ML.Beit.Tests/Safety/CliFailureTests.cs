@@ -123,6 +123,12 @@ public sealed class CliFailureTests(ITestOutputHelper output) : IDisposable
         Assert.Equal($"beit predict: Model '{zip}': it is not a zip archive, or it is truncated", run.Stderr.Trim().Split(" (")[0]);
         Assert.Single(run.Stderr.Trim().Split('\n'));
         Assert.Empty(Files(tmp));
+
+        // --verbose (global, before or after the command) adds the stack trace.
+        var verbose = Run(tmp, "--verbose", "predict", "--model", zip, Fixtures.Preproc("camera.png"));
+        Assert.Equal(1, verbose.Code);
+        Assert.StartsWith($"beit predict: Model '{zip}'", verbose.Stderr);
+        Assert.Contains("   at Microsoft.ML.Beit.BeitModelZip.", verbose.Stderr);
     }
 
     [Fact]

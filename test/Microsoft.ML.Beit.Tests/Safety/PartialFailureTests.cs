@@ -102,6 +102,32 @@ public sealed class PartialFailureTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public void EncodedBytesWithAnErrorColumnGiveTheMissingImageAndTheReason()
+    {
+        var ml = new MLContext();
+        var data = ml.Data.LoadFromEnumerable(new[]
+        {
+            new BytesRow { Bytes = File.ReadAllBytes(Fixtures.Preproc("camera.png")) },
+            new BytesRow { Bytes = "junk"u8.ToArray() },
+        });
+        var load = ml.Transforms.LoadBeitImages(new LoadBeitImagesEstimator.Options { InputColumnName = "Bytes", ErrorColumnName = "Error" }).Fit(data);
+        var loaded = load.Transform(data);
+        var images = PipelineData.Bytes(loaded, "Image");
+        Assert.True(BeitImageColumn.TryGetSize(images[0], out _, out _));
+        Assert.True(BeitImageColumn.IsMissing(images[1]));
+        Assert.Equal(["", "Column 'Bytes': cannot decode the image: not a PNG, JPEG, BMP, GIF or WebP image: unrecognised leading bytes 6A756E6B."],
+            PipelineData.Strings(loaded, "Error"));
+        var pixels = PipelineData.Floats(ml.Transforms.BeitImageProcessor().Fit(loaded).Transform(loaded), "PixelValues");
+        Assert.Equal(3 * 224 * 224, pixels[0].Length);
+        Assert.True(BeitImageColumn.IsMissing(images[1]) && pixels[1] is [float nan] && float.IsNaN(nan));
+    }
+
+    private sealed class BytesRow
+    {
+        public byte[] Bytes { get; set; } = [];
+    }
+
     private sealed class ErrorRow
     {
         public string Error { get; set; } = "";
