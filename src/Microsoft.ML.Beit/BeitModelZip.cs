@@ -48,19 +48,22 @@ public static class BeitModelZip
     {
         ArgumentNullException.ThrowIfNull(mlContext);
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var onnxEntries = Validate(path);
+        // One open file for the checks and the load, so the file cannot be swapped in between.
+        using var file = Open(path);
+        var onnxEntries = Validate(path, file);
+        file.Position = 0;
         string previous = mlContext.TempFilePath;
         string folder = BeitTempFiles.NewFolder("load");
         mlContext.TempFilePath = folder;
         try
         {
-            return mlContext.Model.Load(path, out inputSchema);
+            return mlContext.Model.Load(file, out inputSchema);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             BeitTempFiles.DeleteQuietly(folder);
             LastFailedLoadFolder = folder;
-            throw Explain(path, e, onnxEntries);
+            throw Explain(path, file, e, onnxEntries);
         }
         finally
         {
@@ -72,40 +75,47 @@ public static class BeitModelZip
     [ThreadStatic]
     internal static string? LastFailedLoadFolder;
 
-    /// <summary>Checks the zip's structure, sizes and CRCs; returns the names of the entries holding ONNX models.</summary>
-    internal static List<string> Validate(string path)
+    private static FileStream Open(string path)
     {
-        FileStream file;
         try
         {
-            file = BeitFiles.OpenRead(path, MaxTotalBytes);
+            return BeitFiles.OpenRead(path, MaxTotalBytes);
         }
         catch (BeitFiles.RefusedException e)
         {
             throw Invalid(path, e.Message + ".", e);
         }
-        using (file)
+    }
+
+    /// <summary>Checks the zip file at <paramref name="path"/> (see <see cref="Validate(string, Stream)"/>).</summary>
+    internal static List<string> Validate(string path)
+    {
+        using var file = Open(path);
+        return Validate(path, file);
+    }
+
+    /// <summary>Checks the zip's structure, sizes and CRCs; returns the names of the entries holding ONNX models.</summary>
+    internal static List<string> Validate(string path, Stream file)
+    {
+        ZipArchive zip;
+        try
         {
-            ZipArchive zip;
+            zip = new ZipArchive(file, ZipArchiveMode.Read, leaveOpen: true);
+        }
+        catch (InvalidDataException e)
+        {
+            throw Invalid(path, $"it is not a zip archive, or it is truncated ({e.Message})", e);
+        }
+        using (zip)
+        {
             try
             {
-                zip = new ZipArchive(file, ZipArchiveMode.Read, leaveOpen: true);
+                return CheckEntries(path, zip);
             }
-            catch (InvalidDataException e)
+            catch (InvalidDataException e) when (!e.Message.StartsWith($"Model '{path}'", StringComparison.Ordinal))
             {
-                throw Invalid(path, $"it is not a zip archive, or it is truncated ({e.Message})", e);
-            }
-            using (zip)
-            {
-                try
-                {
-                    return CheckEntries(path, zip);
-                }
-                catch (InvalidDataException e) when (!e.Message.StartsWith($"Model '{path}'", StringComparison.Ordinal))
-                {
-                    // ZipArchive reads the central directory lazily: its errors surface here.
-                    throw Invalid(path, $"the zip directory is corrupt ({e.Message})", e);
-                }
+                // ZipArchive reads the central directory lazily: its errors surface here.
+                throw Invalid(path, $"the zip directory is corrupt ({e.Message})", e);
             }
         }
     }
@@ -163,8 +173,8 @@ public static class BeitModelZip
             throw Invalid(path, $"entry '{entry.FullName}' fails its CRC-32 check (the file is corrupt).");
     }
 
-    /// <summary>One clear error for a zip that passed <see cref="Validate"/> but that ML.NET could not load.</summary>
-    private static InvalidDataException Explain(string path, Exception e, List<string> onnxEntries)
+    /// <summary>One clear error for a zip that passed <see cref="Validate(string, Stream)"/> but that ML.NET could not load.</summary>
+    private static InvalidDataException Explain(string path, Stream file, Exception e, List<string> onnxEntries)
     {
         var innermost = e;
         while (innermost.InnerException != null) innermost = innermost.InnerException;
@@ -173,7 +183,8 @@ public static class BeitModelZip
         string? stage = null;
         if (onnxEntries.Count > 0)
         {
-            stage = FindInvalidOnnx(path, onnxEntries) is { } bad ? $"stage '{Stage(bad.Entry)}' (ApplyOnnxModel): invalid ONNX model: {bad.Problem}" : null;
+            file.Position = 0;
+            stage = FindInvalidOnnx(file, onnxEntries) is { } bad ? $"stage '{Stage(bad.Entry)}' (ApplyOnnxModel): invalid ONNX model: {bad.Problem}" : null;
             // ML.NET's message does not say which stage failed, but its stack does when it was the ONNX transformer.
             if (stage == null && (innermost.GetType().Name.StartsWith("OnnxRuntime", StringComparison.Ordinal) || e.ToString().Contains(".Onnx", StringComparison.Ordinal)))
                 stage = $"stage{(onnxEntries.Count > 1 ? "s" : "")} {string.Join(", ", onnxEntries.Select(n => $"'{Stage(n)}'"))} (ApplyOnnxModel): invalid ONNX model: {innermost.Message}";
@@ -181,9 +192,9 @@ public static class BeitModelZip
         return Invalid(path, stage ?? $"{innermost.GetType().Name}: {innermost.Message}", e);
     }
 
-    private static (string Entry, string Problem)? FindInvalidOnnx(string path, List<string> onnxEntries)
+    private static (string Entry, string Problem)? FindInvalidOnnx(Stream file, List<string> onnxEntries)
     {
-        using var zip = ZipFile.OpenRead(path);
+        using var zip = new ZipArchive(file, ZipArchiveMode.Read, leaveOpen: true);
         foreach (var name in onnxEntries)
         {
             var entry = zip.GetEntry(name);

@@ -35,7 +35,7 @@ internal static class PretrainCommand
         string folder = pr.GetValue(folderArg)!, output = pr.GetValue(outputOpt)!;
         string? checkpoint = pr.GetValue(checkpointOpt);
         // Before any work: an unwritable output folder fails now, not after pre-training.
-        AtomicFile.CheckWritable(Path.Combine(output, "config.json"));
+        AtomicFile.CheckWritable(output);
         int? size = pr.GetValue(common.ImageSize) ?? (checkpoint is null ? null : BeitConfig.Load(checkpoint).ImageSize);
         var images = TrainingCliOptions.LoadImages(folder, unlabeled: true, size, out _);
         AnsiConsole.MarkupLineInterpolated($"[bold]{images.Count:N0}[/] images at {images.Height}×{images.Width} from {folder}");

@@ -65,15 +65,15 @@ internal static class AtomicFile
     }
 
     /// <summary>
-    /// Fails now, not after hours of work, when <paramref name="target"/> cannot be written: creates its folder, then
-    /// creates and deletes a probe file next to it (a read-only or missing mount, a path under a regular file, no
+    /// Fails now, not after hours of work, when <paramref name="target"/> (a file, or a folder written with
+    /// <see cref="WriteFolder"/>) cannot be written: creates its parent folder, then creates and deletes a probe file next to it (a read-only or missing mount, a path under a regular file, no
     /// permission). A full disk is only caught if not even an empty file fits.
     /// </summary>
     /// <exception cref="IOException">The folder cannot be created or written; the message names <paramref name="target"/>.</exception>
     public static void CheckWritable(string target)
     {
+        // The target may be a file or a folder written by WriteFolder: either way its parent must take new entries.
         string full = Path.GetFullPath(target);
-        if (Directory.Exists(full)) throw new IOException($"Cannot write '{target}': it is a folder.");
         string dir = Path.GetDirectoryName(full)!;
         string probe = Path.Combine(dir, $"{Prefix(full)}{Environment.ProcessId.ToString(CultureInfo.InvariantCulture)}-probe.tmp");
         try

@@ -29,7 +29,7 @@ internal static partial class BeitFiles
     public static FileStream OpenRead(string path, long maxBytes)
     {
         RequireRegularFile(path);
-        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
         try
         {
             // Checked again on the open handle: the path may have been swapped since the check above.

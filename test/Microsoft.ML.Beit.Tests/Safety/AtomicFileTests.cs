@@ -53,5 +53,9 @@ public sealed class AtomicFileTests : IDisposable
         Assert.StartsWith($"Cannot write '{Path.Combine(file, "model.zip")}'", e.Message);
         AtomicFile.CheckWritable(Path.Combine(_dir, "sub", "model.zip"));
         Assert.Empty(Directory.GetFiles(Path.Combine(_dir, "sub")));
+        // An existing checkpoint folder (replaced whole by WriteFolder) only needs its parent to be writable.
+        Directory.CreateDirectory(Path.Combine(_dir, "sub", "last"));
+        AtomicFile.CheckWritable(Path.Combine(_dir, "sub", "last"));
+        Assert.Equal(["last"], Directory.GetFileSystemEntries(Path.Combine(_dir, "sub")).Select(Path.GetFileName));
     }
 }
