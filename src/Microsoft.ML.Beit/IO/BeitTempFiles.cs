@@ -42,6 +42,20 @@ internal static class BeitTempFiles
     /// <summary>A new empty folder inside <see cref="ProcessFolder"/> (e.g. for one model load).</summary>
     public static string NewFolder(string prefix)
     {
+        // Earlier folders of this kind whose files are gone (their models were disposed) go now, not only at exit; a
+        // minute's grace keeps a folder another thread has just created for a load in progress.
+        foreach (var old in Directory.EnumerateDirectories(ProcessFolder, prefix + "-*"))
+        {
+            try
+            {
+                if (DateTime.UtcNow - Directory.GetCreationTimeUtc(old) > TimeSpan.FromMinutes(1) && !Directory.EnumerateFileSystemEntries(old).Any())
+                    Directory.Delete(old);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Filled or removed meanwhile: left as it is.
+            }
+        }
         string folder = Path.Combine(ProcessFolder, $"{prefix}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(folder);
         return folder;
