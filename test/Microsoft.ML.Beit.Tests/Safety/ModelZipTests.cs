@@ -128,13 +128,8 @@ public sealed class ModelZipTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void AFlippedBitWithAStaleCrcIsCaught()
     {
-        string zip = TinyZip(_dir);
-        string entry = OnnxEntry(zip);
-        // Rewrite the entry stored (uncompressed), so a flipped byte in the file is a flipped byte of the ONNX model,
-        // and the recorded CRC is the old one.
-        var onnx = ReadEntry(zip, entry);
-        ReplaceEntry(zip, entry, onnx, CompressionLevel.NoCompression);
-        var bytes = File.ReadAllBytes(zip);
+        var (zip, entry, onnx, bytes) = StoredOnnxZip();
+        // A flipped byte in the file is a flipped byte of the ONNX model, and the recorded CRC is the old one.
         int at = IndexOf(bytes, onnx.AsSpan(onnx.Length / 2, 64)) + 32;
         Assert.True(at > 32);
         bytes[at] ^= 0x01;
@@ -147,11 +142,7 @@ public sealed class ModelZipTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void EntrySizeLiesAndTraversalNamesAreRefused()
     {
-        string zip = TinyZip(_dir);
-        string entry = OnnxEntry(zip);
-        var onnx = ReadEntry(zip, entry);
-        ReplaceEntry(zip, entry, onnx, CompressionLevel.NoCompression);
-        var bytes = File.ReadAllBytes(zip);
+        var (zip, entry, onnx, bytes) = StoredOnnxZip();
         // Lower the declared uncompressed size in the central directory (and the local header): the content is longer.
         var name = System.Text.Encoding.UTF8.GetBytes(entry);
         int central = LastIndexOf(bytes, [0x50, 0x4B, 0x01, 0x02], name, 46);
@@ -181,6 +172,16 @@ public sealed class ModelZipTests(ITestOutputHelper output) : IDisposable
         var e = Refused(zip, 10_000);
         Assert.Contains("ApplyOnnxModel", e.Message);
         AssertNoLeftovers();
+    }
+
+    /// <summary>The tiny zip with its ONNX entry rewritten stored (uncompressed), the entry, its content and the zip's bytes.</summary>
+    private (string Zip, string Entry, byte[] Onnx, byte[] Bytes) StoredOnnxZip()
+    {
+        string zip = TinyZip(_dir);
+        string entry = OnnxEntry(zip);
+        var onnx = ReadEntry(zip, entry);
+        ReplaceEntry(zip, entry, onnx, CompressionLevel.NoCompression);
+        return (zip, entry, onnx, File.ReadAllBytes(zip));
     }
 
     internal static byte[] ReadEntry(string zip, string entry)
