@@ -1,7 +1,9 @@
 using System.CommandLine;
+using Beit.Cli;
 using Beit.Cli.Commands;
 
 var root = new RootCommand("beit: BEiT vision transformers for ML.NET, with no Python anywhere.");
+root.Options.Add(CliErrors.Verbose);
 root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(ExportOnnxCommand.Create());
@@ -11,4 +13,12 @@ root.Subcommands.Add(PretrainCommand.Create());
 root.Subcommands.Add(PackageCommand.Create());
 root.Subcommands.Add(PredictCommand.Create());
 root.Subcommands.Add(ConvertCommand.Create());
-return root.Parse(args).Invoke();
+var parsed = root.Parse(args);
+try
+{
+    return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+}
+catch (Exception e)
+{
+    return CliErrors.Report(parsed, e);
+}

@@ -4,6 +4,7 @@
 //   dotnet run --project samples/ClassifyImages                                   (bundled tiny checkpoint and photos)
 //   dotnet run --project samples/ClassifyImages -- path/to/beit-base-patch16-224 photo.jpg photos/
 using Microsoft.ML;
+using Microsoft.ML.Beit;
 using Microsoft.ML.Beit.Estimators;
 
 string assets = Path.Combine(AppContext.BaseDirectory, "assets");
@@ -44,9 +45,11 @@ try
     }
 
     // A fresh load needs nothing but this library's assembly next to the application.
-    var loaded = ml.Model.Load(zip, out var inputSchema);
+    // BeitModelZip.Load checks the zip (sizes, CRCs) before ML.NET reads it; dispose the model when done.
+    var loaded = BeitModelZip.Load(ml, zip, out _);
     using (loaded as IDisposable)
-    using (var engine = ml.Model.CreatePredictionEngine<ImageInput, ImagePrediction>(loaded, inputSchema: inputSchema))
+    // The engine must not own the model: disposing an engine that owns it breaks every other user of the model.
+    using (var engine = ml.Model.CreatePredictionEngine<ImageInput, ImagePrediction>(loaded, new PredictionEngineOptions { OwnsTransformer = false }))
     {
         var labels = BeitClassifierTransformer.FromLoaded(loaded).LabelNames;
         Console.WriteLine();

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.ML.Beit.Checkpoints;
+using Microsoft.ML.Beit.IO;
 using Microsoft.ML.Beit.Training.Optimization;
 using Microsoft.ML.Runtime;
 using static TorchSharp.torch;
@@ -69,6 +70,8 @@ internal static class TrainingLoop
         int startEpoch = 0, bestEpoch = 0, badEpochs = 0;
         double bestScore = double.NegativeInfinity;
         Dictionary<string, TensorData>? bestWeights = null;
+        // An unwritable checkpoint folder fails now, not after the first epoch.
+        if (o.CheckpointDirectory is string dir) AtomicFile.CheckWritable(Path.Combine(dir, "last"));
         if (o.CheckpointDirectory is string ckptDir && File.Exists(Path.Combine(ckptDir, "last", TrainerStateFile)))
         {
             var state = Resume(Path.Combine(ckptDir, "last"), model, optimizer);
@@ -232,21 +235,6 @@ internal static class TrainingLoop
             ?? throw new InvalidDataException($"'{last}/{TrainerStateFile}' is empty.");
     }
 
-    /// <summary>Writes a whole folder under a temporary name and swaps it in, so a crash or cancel never leaves half of one.</summary>
-    internal static void WriteFolderAtomically(string folder, Action<string> write)
-    {
-        string tmp = folder + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
-        string old = folder + ".old-" + Guid.NewGuid().ToString("N")[..8];
-        try
-        {
-            write(tmp);
-            if (Directory.Exists(folder)) Directory.Move(folder, old);
-            Directory.Move(tmp, folder);
-        }
-        finally
-        {
-            if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
-            if (Directory.Exists(old)) Directory.Delete(old, true);
-        }
-    }
+    /// <summary>Writes a whole folder under a temporary name and swaps it in (<see cref="AtomicFile.WriteFolder"/>: a killed run's leftovers are swept by the next write).</summary>
+    internal static void WriteFolderAtomically(string folder, Action<string> write) => AtomicFile.WriteFolder(folder, write);
 }

@@ -52,4 +52,28 @@ public class BeitImageFolderTests
         }
         finally { Directory.Delete(dir, true); }
     }
+
+    [Fact]
+    public async Task DeviceLinksAndFifosAreSkippedWithTheReasonNotReadOrWaitedOn()
+    {
+        var dir = Fixtures.TempDir();
+        try
+        {
+            foreach (var c in new[] { "cat", "dog" })
+            {
+                Directory.CreateDirectory(Path.Combine(dir, c));
+                File.Copy(Fixtures.Preproc("chelsea.png"), Path.Combine(dir, c, "a.png"));
+            }
+            File.CreateSymbolicLink(Path.Combine(dir, "cat", "zero.png"), "/dev/zero");
+            using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [Path.Combine(dir, "dog", "fifo.png")])!)
+                Assert.True(mkfifo.WaitForExit(10_000) && mkfifo.ExitCode == 0);
+
+            // A TimeoutException here means the loader hung on the FIFO or kept reading /dev/zero.
+            var r = await Task.Run(() => BeitImageFolder.Load(dir, 16)).WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(2, r.Images.Count);
+            Assert.Equal(["fifo.png", "zero.png"], r.Skipped.Select(s => Path.GetFileName(s.Path)).Order(StringComparer.Ordinal));
+            Assert.All(r.Skipped, s => Assert.Contains("not a regular file", s.Reason));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Microsoft.ML;
+using Microsoft.ML.Beit;
 using Microsoft.ML.Beit.Estimators;
 using Microsoft.ML.Beit.Training.Data;
 using Microsoft.ML.Beit.Training.ImageClassification;
@@ -56,9 +57,11 @@ internal static class DemoCommand
                 rows.Add(new ImageInput { ImagePath = file });
             }
             var ml = new MLContext();
-            var model = ml.Model.Load(zip, out _);
+            var model = BeitModelZip.Load(ml, zip, out _);
+            using var owned = model as IDisposable;
             var labels = BeitClassifierTransformer.FromLoaded(model).LabelNames;
-            using var engine = ml.Model.CreatePredictionEngine<ImageInput, Prediction>(model);
+            // The engine owns (and would dispose) the model unless told otherwise; the model is disposed above.
+            using var engine = ml.Model.CreatePredictionEngine<ImageInput, Prediction>(model, new PredictionEngineOptions { OwnsTransformer = false });
             var table = new Table().AddColumns("image", "predicted", "probability");
             foreach (var row in rows)
             {

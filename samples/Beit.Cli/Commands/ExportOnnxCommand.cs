@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.ML.Beit.Hub;
+using Microsoft.ML.Beit.IO;
 using Microsoft.ML.Beit.Onnx;
 
 namespace Beit.Cli.Commands;
@@ -98,15 +99,8 @@ internal static class ExportOnnxCommand
             var t = s_tasks[pr.GetValue(task)!];
             string path = pr.GetValue(output)!;
             var sw = Stopwatch.StartNew();
-            try
-            {
-                BeitOnnxExporter.Export(HubModels.Local(pr.GetValue(folder)!, BeitHubFiles.Configuration | BeitHubFiles.Weights), t, path, options);
-            }
-            catch (Exception e) when (e is InvalidDataException or NotSupportedException or IOException or ArgumentException or UnauthorizedAccessException or TimeoutException)
-            {
-                Console.Error.WriteLine($"export-onnx: {e.Message}");
-                return 1;
-            }
+            AtomicFile.CheckWritable(path);
+            BeitOnnxExporter.Export(HubModels.Local(pr.GetValue(folder)!, BeitHubFiles.Configuration | BeitHubFiles.Weights), t, path, options);
             Console.WriteLine($"Wrote {path} ({new FileInfo(path).Length / 1e6:F1} MB, {t}, {options.OperatorSet}, {options.Precision}) in {sw.Elapsed.TotalSeconds:F1} s");
             return 0;
         });

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using Microsoft.ML;
 using Microsoft.ML.Beit.Estimators;
+using Microsoft.ML.Beit.IO;
 using Microsoft.ML.Beit.Onnx;
 
 namespace Beit.Cli.Commands;
@@ -32,44 +33,34 @@ internal static class PackageCommand
         {
             string zip = pr.GetValue(output)!, t = pr.GetValue(task)!;
             var sw = Stopwatch.StartNew();
+            // Before the (slow) export: a path that cannot be written fails now.
+            AtomicFile.CheckWritable(zip);
+            string checkpoint = HubModels.Local(pr.GetValue(folder)!);
+            var ml = new MLContext();
+            var input = ml.Data.LoadFromEnumerable(Array.Empty<PathRow>());
+            var load = ml.Transforms.LoadBeitImages("Image", InputColumn).Append(ml.Transforms.BeitImageProcessor(checkpoint));
+            var p = ExportOnnxCommand.Precisions[pr.GetValue(precision)!];
+            var source = BeitModelSource.FromPath(checkpoint);
+            var export = new BeitOnnxExportOptions { Precision = p };
+            (ITransformer model, string outputs) = t switch
+            {
+                "image-classification" => Fit(load.Append(ml.Transforms.BeitClassifier(new BeitClassifierEstimator.Options { Model = source, ExportOptions = export })),
+                    input, m => $"Score, PredictedLabel ({m.LastTransformer.LabelNames.Count} labels)"),
+                "features" => Fit(load.Append(ml.Transforms.BeitFeaturizer(new BeitFeaturizerEstimator.Options { Model = source, ExportOptions = export })),
+                    input, m => $"Features ({m.LastTransformer.FeatureSize} floats)"),
+                _ => Fit(load.Append(ml.Transforms.BeitSegmenter(new BeitSegmenterEstimator.Options { Model = source, ExportOptions = export })),
+                    input, m => $"PredictedLabel, PredictedLabelSize ({m.LastTransformer.LabelNames.Count} classes)"),
+            };
             try
             {
-                string checkpoint = HubModels.Local(pr.GetValue(folder)!);
-                var ml = new MLContext();
-                var input = ml.Data.LoadFromEnumerable(Array.Empty<PathRow>());
-                var load = ml.Transforms.LoadBeitImages("Image", InputColumn).Append(ml.Transforms.BeitImageProcessor(checkpoint));
-                var p = ExportOnnxCommand.Precisions[pr.GetValue(precision)!];
-                var source = BeitModelSource.FromPath(checkpoint);
-                var export = new BeitOnnxExportOptions { Precision = p };
-                (ITransformer model, string outputs) = t switch
-                {
-                    "image-classification" => Fit(load.Append(ml.Transforms.BeitClassifier(new BeitClassifierEstimator.Options { Model = source, ExportOptions = export })),
-                        input, m => $"Score, PredictedLabel ({m.LastTransformer.LabelNames.Count} labels)"),
-                    "features" => Fit(load.Append(ml.Transforms.BeitFeaturizer(new BeitFeaturizerEstimator.Options { Model = source, ExportOptions = export })),
-                        input, m => $"Features ({m.LastTransformer.FeatureSize} floats)"),
-                    _ => Fit(load.Append(ml.Transforms.BeitSegmenter(new BeitSegmenterEstimator.Options { Model = source, ExportOptions = export })),
-                        input, m => $"PredictedLabel, PredictedLabelSize ({m.LastTransformer.LabelNames.Count} classes)"),
-                };
-                string full = Path.GetFullPath(zip);
-                string tmp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-                try
-                {
-                    ml.Model.Save(model, input.Schema, tmp);
-                    File.Move(tmp, full, overwrite: true);
-                }
-                finally
-                {
-                    (model as IDisposable)?.Dispose();
-                    if (File.Exists(tmp)) File.Delete(tmp);
-                }
-                Console.WriteLine($"Wrote {zip} ({new FileInfo(full).Length / 1e6:F1} MB) in {sw.Elapsed.TotalSeconds:F1} s, {p}: {InputColumn} → Image → PixelValues → {outputs}");
-                return 0;
+                AtomicFile.Write(zip, tmp => ml.Model.Save(model, input.Schema, tmp));
             }
-            catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or NotSupportedException or UnauthorizedAccessException or TimeoutException)
+            finally
             {
-                Console.Error.WriteLine($"beit package: {e.Message}");
-                return 1;
+                (model as IDisposable)?.Dispose();
             }
+            Console.WriteLine($"Wrote {zip} ({new FileInfo(zip).Length / 1e6:F1} MB) in {sw.Elapsed.TotalSeconds:F1} s, {p}: {InputColumn} → Image → PixelValues → {outputs}");
+            return 0;
         });
         return cmd;
     }

@@ -5,6 +5,7 @@ using Microsoft.ML.Beit;
 using Microsoft.ML.Beit.Estimators;
 using Microsoft.ML.Beit.Processing;
 using Microsoft.ML.Beit.Training;
+using Beit.Cli;
 using Microsoft.ML.Data;
 using TorchSharp;
 
@@ -25,7 +26,7 @@ internal static class PredictCommand
         var engine = new Option<string>("--engine") { Description = "onnx (default): the ML.NET pipeline on ONNX Runtime; torch: the TorchSharp BeitForImageClassification (checkpoint folders only).", DefaultValueFactory = _ => "onnx" };
         engine.AcceptOnlyFromAmong("onnx", "torch");
         var topK = new Option<int>("--top-k") { Description = "How many labels to print per image (default 5).", DefaultValueFactory = _ => 5 };
-        var json = new Option<bool>("--json") { Description = "Write one JSON array of {\"source\", \"predictions\": [{\"label\", \"probability\"}]} instead of text." };
+        var json = new Option<bool>("--json") { Description = "Write one JSON array of {\"source\", \"predictions\": [{\"label\", \"probability\"}]} instead of text ({\"source\", \"error\"} for an image that failed)." };
         var inputs = new Argument<string[]>("image|folder") { Description = "Image files, or folders whose images (png, jpg, jpeg, bmp, gif, webp) are all classified.", Arity = ArgumentArity.OneOrMore };
         var cmd = new Command("predict", "Print the top-k labels with probabilities for each image.") { model, engine, topK, json, inputs };
         cmd.SetAction(pr =>
@@ -37,32 +38,24 @@ internal static class PredictCommand
                 Console.Error.WriteLine("beit predict: --top-k must be at least 1.");
                 return 2;
             }
-            try
-            {
-                var images = Expand(pr.GetValue(inputs)!);
-                modelPath = HubModels.Local(modelPath);
-                var (labels, probabilities) = engineName == "torch" ? PredictTorch(modelPath, images) : PredictOnnx(modelPath, images);
-                var results = images.Select((source, i) => (source, Top(labels, probabilities[i], k))).ToList();
-                if (pr.GetValue(json)) WriteJson(results);
-                else WriteText(results);
-                return 0;
-            }
-            catch (Exception e) when (Inner(e) is { } error)
-            {
-                Console.Error.WriteLine($"beit predict: {error.Message}");
-                return 1;
-            }
+            var images = Expand(pr.GetValue(inputs)!);
+            modelPath = HubModels.Local(modelPath);
+            var (labels, scored) = engineName == "torch" ? PredictTorch(modelPath, images) : PredictOnnx(modelPath, images);
+            var results = images.Select((source, i) => new Result(source, scored[i].Probabilities is { } p ? Top(labels, p, k) : null, scored[i].Error)).ToList();
+            if (pr.GetValue(json)) WriteJson(results);
+            else WriteText(results);
+            int failed = results.Count(r => r.Error != null);
+            if (failed == 0) return 0;
+            Console.Error.WriteLine($"beit predict: {failed} of {results.Count} images failed; the first: {results.First(r => r.Error != null).Error}");
+            return CliErrors.Failed;
         });
         return cmd;
     }
 
-    /// <summary>The user-facing error behind <paramref name="e"/> (ML.NET wraps errors raised on its worker threads).</summary>
-    private static Exception? Inner(Exception e)
-    {
-        for (Exception? x = e; x != null; x = x.InnerException)
-            if (x is BeitInputException or ImageDecodingException) return x;
-        return e is IOException or InvalidDataException or ArgumentException or NotSupportedException or UnauthorizedAccessException or InvalidOperationException or TimeoutException ? e : null;
-    }
+    /// <summary>One image's probabilities, or why it could not be scored.</summary>
+    private readonly record struct Scored(float[]? Probabilities, string? Error);
+
+    private sealed record Result(string Source, (string Label, float Probability)[]? Top, string? Error);
 
     private static List<string> Expand(string[] inputs)
     {
@@ -87,42 +80,62 @@ internal static class PredictCommand
 
     // ---------------------------------------------------------------- ONNX Runtime through the ML.NET pipeline
 
-    private static (IReadOnlyList<string>, List<float[]>) PredictOnnx(string modelPath, List<string> images)
+    private static (IReadOnlyList<string>, List<Scored>) PredictOnnx(string modelPath, List<string> images)
     {
         var ml = new MLContext();
         if (Directory.Exists(modelPath))
         {
-            // A checkpoint folder: the same pipeline 'beit package' saves, built in memory.
+            // A checkpoint folder: the same pipeline 'beit package' saves, built in memory, but with an error column,
+            // so one bad image costs only its own row.
             var data = Paths(ml, images, PackageCommand.InputColumn);
-            using var fitted = ml.Transforms.LoadBeitImages("Image", PackageCommand.InputColumn)
+            using var fitted = ml.Transforms.LoadBeitImages(new LoadBeitImagesEstimator.Options { InputColumnName = PackageCommand.InputColumn, ErrorColumnName = "Error" })
                 .Append(ml.Transforms.BeitImageProcessor(modelPath))
                 .Append(ml.Transforms.BeitClassifier(modelPath))
                 .Fit(data);
             return (fitted.LastTransformer.LabelNames, Scores(fitted.Transform(data)));
         }
         if (!File.Exists(modelPath)) throw new FileNotFoundException($"Model '{modelPath}' does not exist (expected a model.zip or a checkpoint folder).", modelPath);
-        var loaded = ml.Model.Load(modelPath, out var inputSchema);
+        using var loaded = new DisposableModel(BeitModelZip.Load(ml, modelPath, out var inputSchema));
+        var pathColumns = inputSchema.Where(c => c.Type is TextDataViewType).Select(c => c.Name).ToList();
+        if (pathColumns.Count != 1)
+            throw new InvalidDataException($"'{modelPath}' takes {inputSchema.Count} input columns ({string.Join(", ", inputSchema.Select(c => $"{c.Name}: {c.Type}"))}); 'beit predict' needs exactly one text column of image paths.");
+        var all = loaded.Model.Transform(Paths(ml, images, pathColumns[0]));
+        var score = all.Schema.GetColumnOrNull("Score");
+        var predicted = all.Schema.GetColumnOrNull("PredictedLabel");
+        if (score?.Type is not VectorDataViewType { IsKnownSize: true } scoreType || predicted?.Type is not KeyDataViewType key)
+            throw new InvalidDataException($"'{modelPath}' is not an image-classification model: it has no Score vector and PredictedLabel key (use 'beit package --task image-classification').");
+        VBuffer<ReadOnlyMemory<char>> names = default;
+        predicted.Value.GetKeyValues(ref names);
+        var labels = names.DenseValues().Select(n => n.ToString()).ToArray();
+        if (labels.Length != scoreType.Size || (int)key.Count != labels.Length)
+            throw new InvalidDataException($"'{modelPath}': Score has {scoreType.Size} slots but PredictedLabel has {labels.Length} names.");
         try
         {
-            var pathColumns = inputSchema.Where(c => c.Type is TextDataViewType).Select(c => c.Name).ToList();
-            if (pathColumns.Count != 1)
-                throw new InvalidDataException($"'{modelPath}' takes {inputSchema.Count} input columns ({string.Join(", ", inputSchema.Select(c => $"{c.Name}: {c.Type}"))}); 'beit predict' needs exactly one text column of image paths.");
-            var scored = loaded.Transform(Paths(ml, images, pathColumns[0]));
-            var score = scored.Schema.GetColumnOrNull("Score");
-            var predicted = scored.Schema.GetColumnOrNull("PredictedLabel");
-            if (score?.Type is not VectorDataViewType { IsKnownSize: true } scoreType || predicted?.Type is not KeyDataViewType key)
-                throw new InvalidDataException($"'{modelPath}' is not an image-classification model: it has no Score vector and PredictedLabel key (use 'beit package --task image-classification').");
-            VBuffer<ReadOnlyMemory<char>> names = default;
-            predicted.Value.GetKeyValues(ref names);
-            var labels = names.DenseValues().Select(n => n.ToString()).ToArray();
-            if (labels.Length != scoreType.Size || (int)key.Count != labels.Length)
-                throw new InvalidDataException($"'{modelPath}': Score has {scoreType.Size} slots but PredictedLabel has {labels.Length} names.");
-            return (labels, Scores(scored));
+            return (labels, Scores(all));
         }
-        finally
+        catch (Exception e) when (CliErrors.Expected(e) is BeitInputException or ImageDecodingException)
         {
-            (loaded as IDisposable)?.Dispose();
+            // A saved pipeline throws at its first bad image (it has no error column): score the images one by one.
+            return (labels, images.Select(image =>
+            {
+                try
+                {
+                    return Scores(loaded.Model.Transform(Paths(ml, [image], pathColumns[0])))[0];
+                }
+                catch (Exception x) when (CliErrors.Expected(x) is BeitInputException or ImageDecodingException)
+                {
+                    return new Scored(null, CliErrors.Expected(x)!.Message);
+                }
+            }).ToList());
         }
+    }
+
+    /// <summary>Disposes a loaded model (ML.NET's ONNX sessions and their extracted files) when it is disposable.</summary>
+    private sealed class DisposableModel(ITransformer model) : IDisposable
+    {
+        public ITransformer Model { get; } = model;
+
+        public void Dispose() => (Model as IDisposable)?.Dispose();
     }
 
     private static IDataView Paths(MLContext ml, List<string> images, string column)
@@ -132,75 +145,103 @@ internal static class PredictCommand
         return ml.Data.LoadFromEnumerable(images.Select(p => new PackageCommand.PathRow { ImagePath = p }).ToArray(), definition);
     }
 
-    private static List<float[]> Scores(IDataView scored)
+    /// <summary>One pass over the Score column (and the Error column, when there is one).</summary>
+    private static List<Scored> Scores(IDataView scored)
     {
         var column = scored.Schema["Score"];
-        var result = new List<float[]>();
-        using var cursor = scored.GetRowCursor([column]);
+        var error = scored.Schema.GetColumnOrNull("Error");
+        var result = new List<Scored>();
+        using var cursor = scored.GetRowCursor(error is { } e ? [column, e] : [column]);
         var getter = cursor.GetGetter<VBuffer<float>>(column);
+        var errorGetter = error is { } c ? cursor.GetGetter<ReadOnlyMemory<char>>(c) : null;
         VBuffer<float> value = default;
+        ReadOnlyMemory<char> reason = default;
         while (cursor.MoveNext())
         {
+            errorGetter?.Invoke(ref reason);
+            if (!reason.IsEmpty)
+            {
+                result.Add(new Scored(null, reason.ToString()));
+                continue;
+            }
             getter(ref value);
-            result.Add(value.DenseValues().ToArray());
+            result.Add(new Scored(value.DenseValues().ToArray(), null));
         }
         return result;
     }
 
     // ---------------------------------------------------------------- TorchSharp
 
-    private static (IReadOnlyList<string>, List<float[]>) PredictTorch(string modelPath, List<string> images)
+    private static (IReadOnlyList<string>, List<Scored>) PredictTorch(string modelPath, List<string> images)
     {
         if (!Directory.Exists(modelPath))
             throw new ArgumentException($"--engine torch runs the TorchSharp model from a checkpoint folder; '{modelPath}' is not a folder.");
         var processor = BeitImageProcessorEstimator.LoadProcessor(modelPath);
         using var network = BeitForImageClassification.FromPretrained(modelPath);
         network.eval();
-        var result = new List<float[]>();
+        var result = new List<Scored>();
         foreach (var image in images)
         {
+            RgbImage rgb;
+            try
+            {
+                rgb = ImageDecoder.Decode(image);
+            }
+            catch (IOException e) when (e is ImageDecodingException or FileNotFoundException)
+            {
+                result.Add(new Scored(null, e.Message));
+                continue;
+            }
             // The same Pillow-exact preprocessing as the ML.NET pipeline.
-            var rgb = ImageDecoder.Decode(image);
             var size = processor.GetOutputSize(rgb.Width, rgb.Height);
             var pixels = processor.Preprocess(rgb);
             using var scope = torch.NewDisposeScope();
             using var noGrad = torch.no_grad();
             var input = torch.tensor(pixels, [1, 3, size.Height, size.Width]);
-            result.Add(network.forward(input).Logits.softmax(1).data<float>().ToArray());
+            result.Add(new Scored(network.forward(input).Logits.softmax(1).data<float>().ToArray(), null));
         }
         return (BeitLabelNames.FromConfig(network.Config), result);
     }
 
     // ---------------------------------------------------------------- output
 
-    private static void WriteText(List<(string Source, (string Label, float Probability)[] Top)> results)
+    private static void WriteText(List<Result> results)
     {
-        foreach (var (source, top) in results)
+        foreach (var r in results)
         {
-            Console.WriteLine(source);
-            foreach (var (label, p) in top) Console.WriteLine($"  {p,8:F4}  {label}");
+            Console.WriteLine(r.Source);
+            if (r.Error != null) Console.WriteLine($"  error: {r.Error}");
+            foreach (var (label, p) in r.Top ?? []) Console.WriteLine($"  {p,8:F4}  {label}");
         }
     }
 
-    private static void WriteJson(List<(string Source, (string Label, float Probability)[] Top)> results)
+    /// <summary>One array: <c>{"source", "predictions": [{"label", "probability"}]}</c> per image, or <c>{"source", "error"}</c> for an image that failed.</summary>
+    private static void WriteJson(List<Result> results)
     {
         using var stdout = Console.OpenStandardOutput();
         using (var w = new Utf8JsonWriter(stdout, new JsonWriterOptions { Indented = true }))
         {
             w.WriteStartArray();
-            foreach (var (source, top) in results)
+            foreach (var r in results)
             {
                 w.WriteStartObject();
-                w.WriteString("source", source);
-                w.WriteStartArray("predictions");
-                foreach (var (label, p) in top)
+                w.WriteString("source", r.Source);
+                if (r.Error != null)
                 {
-                    w.WriteStartObject();
-                    w.WriteString("label", label);
-                    w.WriteNumber("probability", p);
-                    w.WriteEndObject();
+                    w.WriteString("error", r.Error);
                 }
-                w.WriteEndArray();
+                else
+                {
+                    w.WriteStartArray("predictions");
+                    foreach (var (label, p) in r.Top!)
+                    {
+                        w.WriteStartObject();
+                        w.WriteString("label", label);
+                        w.WriteNumber("probability", p);
+                        w.WriteEndObject();
+                    }
+                    w.WriteEndArray();
+                }
                 w.WriteEndObject();
             }
             w.WriteEndArray();

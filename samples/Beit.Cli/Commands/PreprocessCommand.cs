@@ -24,26 +24,18 @@ internal static class PreprocessCommand
         {
             string imagePath = pr.GetValue(image)!, outPath = pr.GetValue(output)!;
             string? configPath = pr.GetValue(config);
-            try
+            var processor = configPath is null ? new BeitImageProcessor()
+                : BeitImageProcessor.FromPretrained(HubModels.Local(configPath, BeitHubFiles.Configuration | BeitHubFiles.Preprocessor));
+            var rgb = ImageDecoder.Decode(imagePath);
+            var size = processor.GetOutputSize(rgb.Width, rgb.Height);
+            var values = processor.Preprocess(rgb);
+            SafeTensors.Write(outPath, new Dictionary<string, TensorData>
             {
-                var processor = configPath is null ? new BeitImageProcessor()
-                    : BeitImageProcessor.FromPretrained(HubModels.Local(configPath, BeitHubFiles.Configuration | BeitHubFiles.Preprocessor));
-                var rgb = ImageDecoder.Decode(imagePath);
-                var size = processor.GetOutputSize(rgb.Width, rgb.Height);
-                var values = processor.Preprocess(rgb);
-                SafeTensors.Write(outPath, new Dictionary<string, TensorData>
-                {
-                    ["pixel_values"] = TensorData.FromFloats(values, 1, 3, size.Height, size.Width),
-                });
-                Console.WriteLine($"{imagePath}: {rgb.Width}x{rgb.Height} -> pixel_values [1,3,{size.Height},{size.Width}] " +
-                                  $"(min {values.Min():F4}, max {values.Max():F4}, mean {values.Average():F4}) -> {outPath}");
-                return 0;
-            }
-            catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or TimeoutException)
-            {
-                Console.Error.WriteLine("beit preprocess: " + e.Message);
-                return 1;
-            }
+                ["pixel_values"] = TensorData.FromFloats(values, 1, 3, size.Height, size.Width),
+            });
+            Console.WriteLine($"{imagePath}: {rgb.Width}x{rgb.Height} -> pixel_values [1,3,{size.Height},{size.Width}] " +
+                              $"(min {values.Min():F4}, max {values.Max():F4}, mean {values.Average():F4}) -> {outPath}");
+            return 0;
         });
         return cmd;
     }

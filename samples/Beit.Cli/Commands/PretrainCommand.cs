@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Microsoft.ML.Beit;
 using Microsoft.ML.Beit.Hub;
+using Microsoft.ML.Beit.IO;
 using Microsoft.ML.Beit.Training;
 using Microsoft.ML.Beit.Training.Data;
 using Microsoft.ML.Beit.Training.ImageClassification;
@@ -33,6 +34,8 @@ internal static class PretrainCommand
         Option<string> tokInputOpt, Option<string> tokOutputOpt, Option<string?> checkpointOpt, Option<double> maskRatioOpt, TrainingCliOptions common, CancellationToken ct)
     {
         string folder = pr.GetValue(folderArg)!, output = pr.GetValue(outputOpt)!;
+        // Before any work: an unwritable output folder fails now, not after pre-training.
+        AtomicFile.CheckWritable(output);
         string? checkpoint = pr.GetValue(checkpointOpt) is string c ? HubModels.Local(c, BeitHubFiles.Configuration | BeitHubFiles.Weights, ct) : null;
         int? size = pr.GetValue(common.ImageSize) ?? (checkpoint is null ? null : BeitConfig.Load(checkpoint).ImageSize);
         var images = TrainingCliOptions.LoadImages(folder, unlabeled: true, size, out _);

@@ -114,7 +114,17 @@ public sealed class IdxDataset
 
     private static byte[] ReadAll(string path)
     {
-        using var file = File.OpenRead(path);
+        // A regular file only (a FIFO named like an IDX file would block forever).
+        FileStream file;
+        try
+        {
+            file = Microsoft.ML.Beit.IO.BeitFiles.OpenRead(path, int.MaxValue);
+        }
+        catch (Microsoft.ML.Beit.IO.BeitFiles.RefusedException e)
+        {
+            throw new InvalidDataException($"'{path}': {e.Message}.", e);
+        }
+        using var owned = file;
         using Stream s = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(file, CompressionMode.Decompress) : file;
         using var ms = new MemoryStream();
         try

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Microsoft.ML.Beit.Estimators;
 using Microsoft.ML.Beit.Evaluation;
+using Microsoft.ML.Beit.IO;
 using Microsoft.ML.Beit.Training.Data;
 using Microsoft.ML.Data;
 
@@ -63,6 +64,8 @@ public static class BeitModelBuilder
     public static BeitModelBuilderReport Train(BeitTrainingImages train, BeitTrainingImages test, string modelPath,
         BeitImageClassificationTrainer.Options options, CancellationToken cancellationToken = default)
     {
+        // Fail before the first epoch, not after the last, when the outputs cannot be written.
+        AtomicFile.CheckWritable(modelPath);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var result = new BeitImageClassificationTrainer(options).Train(train, null, cancellationToken);
         var elapsed = clock.Elapsed;
@@ -70,9 +73,10 @@ public static class BeitModelBuilder
         Save(result.Model, modelPath, options.ExportPrecision);
 
         var ml = new MLContext(seed: 0);
-        var loaded = ml.Model.Load(modelPath, out _);
-        var classifier = BeitClassifierTransformer.FromLoaded(loaded);
-        var cm = Evaluate(ml, loaded, test, classifier.LabelNames);
+        var loaded = BeitModelZip.Load(ml, modelPath, out _);
+        ConfusionMatrixMetrics cm;
+        using (loaded as IDisposable)
+            cm = Evaluate(ml, loaded, test, BeitClassifierTransformer.FromLoaded(loaded).LabelNames);
         return new BeitModelBuilderReport(Path.GetFullPath(modelPath), result, cm, train.Count, test.Count, elapsed);
     }
 
@@ -97,26 +101,14 @@ public static class BeitModelBuilder
             .Fit(paths);
         using var classifier = BeitImageClassificationTrainer.ToTransformer(model, precision: precision);
         var chain = new TransformerChain<ITransformer>(preprocessing, classifier);
-        string full = Path.GetFullPath(modelPath);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        string tmp = full + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
-        try
-        {
-            ml.Model.Save(chain, paths.Schema, tmp);
-            File.Move(tmp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
+        AtomicFile.Write(modelPath, tmp => ml.Model.Save(chain, paths.Schema, tmp));
     }
 
     // Scores the test images through the loaded pipeline from PNG bytes of the in-memory images.
     private static ConfusionMatrixMetrics Evaluate(MLContext ml, ITransformer loaded, BeitTrainingImages test, IReadOnlyList<string> labelNames)
     {
         var cm = new ConfusionMatrixMetrics(test.ClassNames);
-        string dir = Path.Combine(Path.GetTempPath(), "beit-eval-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(dir);
+        string dir = BeitTempFiles.NewFolder("eval");
         try
         {
             var rows = new PathRow[test.Count];

@@ -1,5 +1,6 @@
 using Microsoft.ML.Beit.Checkpoints;
 using Microsoft.ML.Beit.Evaluation;
+using Microsoft.ML.Beit.IO;
 using Microsoft.ML.Beit.Training.Data;
 using Microsoft.ML.Beit.Training.ImageClassification;
 using TorchSharp;
@@ -157,18 +158,7 @@ public sealed class BeitSemanticSegmentationTrainer
                 ExportOptions = new Onnx.BeitOnnxExportOptions { Precision = precision },
             }));
         using var fitted = pipeline.Fit(paths);
-        string full = Path.GetFullPath(modelPath);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        string tmp = full + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
-        try
-        {
-            ml.Model.Save(fitted, paths.Schema, tmp);
-            File.Move(tmp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
+        AtomicFile.Write(modelPath, tmp => ml.Model.Save(fitted, paths.Schema, tmp));
     }
 
     private sealed class PathRow

@@ -8,6 +8,12 @@ namespace Microsoft.ML.Beit.Estimators;
 /// a variable-size <c>Vector&lt;Byte&gt;</c> holding a 12-byte header — the magic <c>RGB8</c>, the width and the height
 /// as little-endian int32 — followed by the pixels, <c>[height, width, 3]</c> RGB row-major. ML.NET's <c>MLImage</c>
 /// cannot be a column of a saved custom mapping, so images travel through pipelines as these self-describing bytes.
+/// <para>
+/// A header alone with width and height 0 is the <i>missing image</i>: the value <c>LoadBeitImages</c> writes for a
+/// row it could not load when it has an error column (<see cref="LoadBeitImagesEstimator.Options.ErrorColumnName"/>).
+/// <c>BeitImageProcessor</c> turns it into a single NaN pixel value, and the model stages then give NaN scores,
+/// features and logits, no predicted label (the key's missing value 0) and an empty label map for that row.
+/// </para>
 /// </summary>
 public static class BeitImageColumn
 {
@@ -38,6 +44,21 @@ public static class BeitImageColumn
     /// <summary>Reads the width and height of a column value; false when the value is not a decoded image.</summary>
     public static bool TryGetSize(ReadOnlySpan<byte> column, out int width, out int height) =>
         TryRead(column, out width, out height, out _, out _);
+
+    /// <summary>Whether <paramref name="column"/> is the missing-image marker (a bad image that <c>LoadBeitImages</c> skipped).</summary>
+    public static bool IsMissing(ReadOnlySpan<byte> column) =>
+        column.Length == HeaderLength && BinaryPrimitives.ReadUInt32LittleEndian(column) == Magic &&
+        BinaryPrimitives.ReadInt64LittleEndian(column[4..]) == 0;
+
+    internal static byte[] MissingValue()
+    {
+        var bytes = new byte[HeaderLength];
+        WriteHeader(bytes, 0, 0);
+        return bytes;
+    }
+
+    /// <summary>The pixel-values row of a missing image: one NaN (real pixel values are always finite).</summary>
+    internal static bool IsMissingPixels(ReadOnlySpan<float> pixels) => pixels.Length == 1 && float.IsNaN(pixels[0]);
 
     internal static void WriteHeader(Span<byte> destination, int width, int height)
     {

@@ -25,8 +25,18 @@ public sealed class LoadBeitImagesEstimator : IEstimator<LoadBeitImagesTransform
         /// <summary>The input: a text column of image paths, or a column of encoded image bytes (default <c>ImagePath</c>).</summary>
         public string InputColumnName { get; set; } = "ImagePath";
 
-        /// <summary>EXIF orientation and the pixel limit (defaults: as Pillow and Hugging Face, no EXIF rotation).</summary>
+        /// <summary>EXIF orientation, the pixel limit and the file-size limit (defaults: as Pillow and Hugging Face, no EXIF rotation).</summary>
         public ImageDecoderOptions DecoderOptions { get; set; } = ImageDecoderOptions.Default;
+
+        /// <summary>
+        /// Null (the default): a row whose image is missing, unreadable or undecodable throws a
+        /// <see cref="BeitInputException"/> from the cursor, and no row after it comes back. Set it to keep going
+        /// instead: this text column then holds, per row, the reason (the message the exception would have had) or ""
+        /// for a good image, and a bad row's image is the missing-image value (see <see cref="BeitImageColumn"/>),
+        /// which the later BEiT stages score as NaN, no label, or an empty map. Keep the good rows with e.g.
+        /// <c>mlContext.Data.FilterByCustomPredicate</c> or by reading this column.
+        /// </summary>
+        public string? ErrorColumnName { get; set; }
     }
 
     internal LoadBeitImagesEstimator(TransformsCatalog catalog, Options options)
@@ -36,6 +46,8 @@ public sealed class LoadBeitImagesEstimator : IEstimator<LoadBeitImagesTransform
         ArgumentException.ThrowIfNullOrEmpty(options.OutputColumnName);
         ArgumentException.ThrowIfNullOrEmpty(options.InputColumnName);
         ArgumentNullException.ThrowIfNull(options.DecoderOptions);
+        if (options.ErrorColumnName is { } error && (error.Length == 0 || error == options.OutputColumnName))
+            throw new ArgumentException($"ErrorColumnName must be null or a column name other than the output '{options.OutputColumnName}'.", nameof(options));
         _catalog = catalog;
         _options = options;
     }
@@ -55,11 +67,19 @@ public sealed class LoadBeitImagesEstimator : IEstimator<LoadBeitImagesTransform
             Output = _options.OutputColumnName,
             ApplyExifOrientation = _options.DecoderOptions.ApplyExifOrientation,
             MaxPixels = _options.DecoderOptions.MaxPixels,
+            MaxFileBytes = _options.DecoderOptions.MaxFileBytes,
+            ErrorColumn = _options.ErrorColumnName,
         };
         var builder = new BeitStageBuilder(_catalog, config).In(BeitColumns.Input, _options.InputColumnName);
-        if (column.Type is TextDataViewType) builder.Map(new LoadImageFileMapping(), BeitColumns.DecodedImage);
-        else builder.Map(new LoadImageBytesMapping(), BeitColumns.DecodedImage);
-        var chain = builder.Finish((_options.OutputColumnName, BeitColumns.DecodedImage)).Fit(input);
+        bool paths = column.Type is TextDataViewType;
+        if (_options.ErrorColumnName == null)
+        {
+            if (paths) builder.Map(new LoadImageFileMapping(), BeitColumns.DecodedImage);
+            else builder.Map(new LoadImageBytesMapping(), BeitColumns.DecodedImage);
+        }
+        else if (paths) builder.Map(new LoadImageFileOrErrorMapping(), BeitColumns.DecodedImage, BeitColumns.Error);
+        else builder.Map(new LoadImageBytesOrErrorMapping(), BeitColumns.DecodedImage, BeitColumns.Error);
+        var chain = builder.Finish(Outputs()).Fit(input);
         return new LoadBeitImagesTransformer(chain, config);
     }
 
@@ -69,8 +89,12 @@ public sealed class LoadBeitImagesEstimator : IEstimator<LoadBeitImagesTransform
         ArgumentNullException.ThrowIfNull(inputSchema);
         BeitSchemaChecks.Require(inputSchema, _options.InputColumnName, StageName,
             c => (c.Kind == SchemaShape.Column.VectorKind.Scalar && c.ItemType is TextDataViewType) || BeitSchemaChecks.IsByteVector(c), Expected);
-        return SchemaShapeShim.OutputShape(_catalog, inputSchema, [(_options.OutputColumnName, BeitColumns.DecodedImage)]);
+        return SchemaShapeShim.OutputShape(_catalog, inputSchema, Outputs());
     }
+
+    private (string, string)[] Outputs() => _options.ErrorColumnName is { } error
+        ? [(_options.OutputColumnName, BeitColumns.DecodedImage), (error, BeitColumns.Error)]
+        : [(_options.OutputColumnName, BeitColumns.DecodedImage)];
 }
 
 /// <summary>The fitted <see cref="LoadBeitImagesEstimator"/>.</summary>
@@ -86,6 +110,9 @@ public sealed class LoadBeitImagesTransformer : BeitTransformerBase
 
     /// <summary>The decoded-image column.</summary>
     public string OutputColumnName => StageConfig.Output;
+
+    /// <summary>The error column (see <see cref="LoadBeitImagesEstimator.Options.ErrorColumnName"/>), or null when a bad image throws.</summary>
+    public string? ErrorColumnName => StageConfig.ErrorColumn;
 
     /// <summary>The decoder settings.</summary>
     public ImageDecoderOptions DecoderOptions => StageConfig.DecoderOptions();

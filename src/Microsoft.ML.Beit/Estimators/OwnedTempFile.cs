@@ -3,7 +3,8 @@ namespace Microsoft.ML.Beit.Estimators;
 /// <summary>
 /// A temporary file this library wrote and must delete: the ONNX model an in-process stage hands to ML.NET's
 /// <c>ApplyOnnxModel</c> (which only takes thread settings with a file, and reads the file again when the model is
-/// saved). Deleted on dispose, or at the latest by the finalizer.
+/// saved). Deleted on dispose, by the finalizer, or with the
+/// process's temporary folder (<see cref="IO.BeitTempFiles"/>) at exit or by the next process's sweep.
 /// </summary>
 internal sealed class OwnedTempFile : IDisposable
 {
@@ -17,7 +18,7 @@ internal sealed class OwnedTempFile : IDisposable
 
     public static OwnedTempFile Write(byte[] bytes, string extension)
     {
-        string path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"beit-{Guid.NewGuid():N}{extension}");
+        string path = IO.BeitTempFiles.NewFile(extension);
         try
         {
             File.WriteAllBytes(path, bytes);

@@ -13,7 +13,9 @@ namespace Microsoft.ML.Beit.Processing;
 /// <remarks>
 /// Every failure is an <see cref="ImageDecodingException"/> whose message names the source and whose
 /// <see cref="ImageDecodingException.Error"/> says why (empty, not an image, truncated, corrupt, too large,
-/// unsupported). A missing file is a <see cref="FileNotFoundException"/>.
+/// unsupported, not a regular file). A missing file is a <see cref="FileNotFoundException"/>. A path must lead (after
+/// symbolic links) to a regular file — a device such as <c>/dev/zero</c> would be read until memory runs out, and
+/// opening a FIFO blocks forever — and no file longer than <see cref="ImageDecoderOptions.MaxFileBytes"/> is read.
 /// </remarks>
 public static class ImageDecoder
 {
@@ -21,7 +23,7 @@ public static class ImageDecoder
     public static RgbImage Decode(string path, ImageDecoderOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(path);
-        return Decode(ReadFile(path), path, options);
+        return Decode(ReadFile(path, options), path, options);
     }
 
     /// <summary>Decodes an encoded image held in memory; <paramref name="sourceName"/> names it in errors.</summary>
@@ -38,7 +40,7 @@ public static class ImageDecoder
     public static RgbImage Decode(Stream stream, string sourceName = "<stream>", ImageDecoderOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(stream);
-        return Decode(ReadStream(stream, sourceName), sourceName, options);
+        return Decode(ReadStream(stream, sourceName, (options ?? ImageDecoderOptions.Default).MaxFileBytes), sourceName, options);
     }
 
     /// <summary>
@@ -66,7 +68,7 @@ public static class ImageDecoder
     public static LabelMap DecodeLabelMap(string path, ImageDecoderOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(path);
-        return DecodeLabelMap(ReadFile(path), path, options);
+        return DecodeLabelMap(ReadFile(path, options), path, options);
     }
 
     /// <summary>Decodes a segmentation label map held in memory; see <see cref="DecodeLabelMap(string, ImageDecoderOptions?)"/>.</summary>
@@ -89,11 +91,19 @@ public static class ImageDecoder
             throw new ImageDecodingException(source, ImageDecodingError.TooLarge, $"{width}x{height} does not fit in one .NET array.");
     }
 
-    private static byte[] ReadFile(string path)
+    /// <summary>Every image file this library reads comes through here: a regular file, at most <see cref="ImageDecoderOptions.MaxFileBytes"/>.</summary>
+    internal static byte[] ReadFile(string path, ImageDecoderOptions? options)
     {
+        long max = (options ?? ImageDecoderOptions.Default).MaxFileBytes;
         try
         {
-            return File.ReadAllBytes(path);
+            return IO.BeitFiles.ReadAllBytes(path, max);
+        }
+        catch (IO.BeitFiles.RefusedException e)
+        {
+            bool tooLarge = e.TooLarge;
+            throw new ImageDecodingException(path, tooLarge ? ImageDecodingError.TooLarge : ImageDecodingError.NotARegularFile,
+                tooLarge ? $"{e.Message} (ImageDecoderOptions.MaxFileBytes)." : e.Message + ".", e);
         }
         catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException)
         {
@@ -101,16 +111,23 @@ public static class ImageDecoder
         }
     }
 
-    private static byte[] ReadStream(Stream stream, string source)
+    private static byte[] ReadStream(Stream stream, string source, long maxBytes)
     {
         if (stream.CanSeek)
         {
             long left = stream.Length - stream.Position;
-            if (left > Array.MaxLength)
-                throw new ImageDecodingException(source, ImageDecodingError.TooLarge, $"{left:N0} bytes of encoded data.");
+            if (left > Math.Min(maxBytes, Array.MaxLength))
+                throw new ImageDecodingException(source, ImageDecodingError.TooLarge, $"{left:N0} bytes of encoded data, more than the limit of {maxBytes:N0} (ImageDecoderOptions.MaxFileBytes).");
         }
         using var ms = new MemoryStream();
-        stream.CopyTo(ms);
+        var buffer = new byte[81920];
+        int n;
+        while ((n = stream.Read(buffer)) > 0)
+        {
+            if (ms.Length + n > maxBytes)
+                throw new ImageDecodingException(source, ImageDecodingError.TooLarge, $"more than the limit of {maxBytes:N0} bytes of encoded data (ImageDecoderOptions.MaxFileBytes).");
+            ms.Write(buffer, 0, n);
+        }
         return ms.ToArray();
     }
 

@@ -6,7 +6,13 @@ public sealed record ImageDecoderOptions
     /// <summary>Pillow's <c>Image.MAX_IMAGE_PIXELS</c> (89,478,485): about a quarter gigabyte of RGB.</summary>
     public const long DefaultMaxPixels = 89_478_485;
 
-    /// <summary>The defaults: no EXIF orientation, at most <see cref="DefaultMaxPixels"/> pixels.</summary>
+    /// <summary>
+    /// 256 MiB: the raw RGB size of an image of <see cref="DefaultMaxPixels"/> pixels. An encoded image within the pixel
+    /// limit is essentially never larger than its raw pixels, so a bigger file is refused before it is read.
+    /// </summary>
+    public const long DefaultMaxFileBytes = 256L << 20;
+
+    /// <summary>The defaults: no EXIF orientation, at most <see cref="DefaultMaxPixels"/> pixels and <see cref="DefaultMaxFileBytes"/> bytes.</summary>
     public static ImageDecoderOptions Default { get; } = new();
 
     /// <summary>
@@ -21,4 +27,12 @@ public sealed record ImageDecoderOptions
     /// twice it; this decoder refuses above it.
     /// </summary>
     public long MaxPixels { get; init; } = DefaultMaxPixels;
+
+    /// <summary>
+    /// The largest image file (or stream) read, in bytes; larger ones are refused with
+    /// <see cref="ImageDecodingError.TooLarge"/> without reading them. Image files must also be regular files (after
+    /// symbolic links): a device such as <c>/dev/zero</c> or a FIFO is refused with
+    /// <see cref="ImageDecodingError.NotARegularFile"/> before it is opened.
+    /// </summary>
+    public long MaxFileBytes { get; init; } = DefaultMaxFileBytes;
 }

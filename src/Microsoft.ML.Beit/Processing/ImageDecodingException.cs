@@ -15,6 +15,8 @@ public enum ImageDecodingError
     TooLarge,
     /// <summary>A valid image that uses a feature this decoder does not support, or is not a label map.</summary>
     Unsupported,
+    /// <summary>The path leads (after symbolic links) to a device, FIFO, socket or folder rather than a regular file.</summary>
+    NotARegularFile,
 }
 
 /// <summary>An image that cannot be decoded; the message names its source (a file path or a caller-given name).</summary>
@@ -46,6 +48,7 @@ public sealed class ImageDecodingException : IOException
         ImageDecodingError.Corrupt => "the image is corrupt",
         ImageDecodingError.TooLarge => "the image is too large",
         ImageDecodingError.Unsupported => "unsupported image",
+        ImageDecodingError.NotARegularFile => "not a regular file",
         _ => error.ToString(),
     };
 }

@@ -9,7 +9,7 @@ public sealed class CliTrainTests(ITestOutputHelper output)
     private static readonly string Beit = DotnetProcess.Built("samples/Beit.Cli", "beit.dll");
 
     // IDX files as Fashion-MNIST ships them: big-endian magic and dimensions, then bytes.
-    private static void WriteIdx(string folder, string set, int count, int classes, int seed)
+    internal static void WriteIdx(string folder, string set, int count, int classes, int seed)
     {
         var rng = new Random(seed);
         var images = new byte[16 + count * 28 * 28];

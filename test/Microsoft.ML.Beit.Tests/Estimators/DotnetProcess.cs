@@ -19,7 +19,17 @@ internal static class DotnetProcess
 
     /// <summary>Runs <paramref name="dll"/>; <paramref name="environment"/> sets (or, with null, removes) variables of the child only.</summary>
     public static (int ExitCode, string Stdout, string Stderr) Run(string dll, IEnumerable<string> args, string? workingDirectory = null,
-                                                                   IReadOnlyDictionary<string, string?>? environment = null)
+        IReadOnlyDictionary<string, string?>? environment = null)
+    {
+        using var process = Start(dll, args, workingDirectory, environment);
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        Assert.True(process.WaitForExit(180_000), $"{Path.GetFileName(dll)} did not finish in 3 minutes");
+        return (process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    /// <summary>Starts the process with redirected output (the caller reads or kills it).</summary>
+    public static Process Start(string dll, IEnumerable<string> args, string? workingDirectory = null, IReadOnlyDictionary<string, string?>? environment = null)
     {
         var psi = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
         {
@@ -35,10 +45,6 @@ internal static class DotnetProcess
         }
         psi.ArgumentList.Add(dll);
         foreach (var a in args) psi.ArgumentList.Add(a);
-        using var process = Process.Start(psi)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        Assert.True(process.WaitForExit(180_000), $"{Path.GetFileName(dll)} did not finish in 3 minutes");
-        return (process.ExitCode, stdout.Result, stderr.Result);
+        return Process.Start(psi)!;
     }
 }

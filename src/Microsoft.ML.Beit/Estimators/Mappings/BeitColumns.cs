@@ -24,11 +24,13 @@ internal static class BeitColumns
     public const string PredictedName = "__beit_predicted_name";
     public const string LabelMap = "__beit_label_map";
     public const string LabelMapSize = "__beit_label_map_size";
+    /// <summary>LoadBeitImages with an error column: why the row's image could not be loaded ("" when it could).</summary>
+    public const string Error = "__beit_error";
 
     /// <summary>Every internal name, for the final <c>DropColumns</c> of a stage.</summary>
     public static readonly string[] All =
     [
         Row, Config, Input, Image, DecodedImage, Pixels, PixelValues, Probabilities, Logits, Pooled, ClsToken, PatchTokens,
-        SegmentationScores, PredictedName, LabelMap, LabelMapSize,
+        SegmentationScores, PredictedName, LabelMap, LabelMapSize, Error,
     ];
 }

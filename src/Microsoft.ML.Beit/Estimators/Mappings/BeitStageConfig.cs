@@ -46,6 +46,10 @@ internal sealed class BeitStageConfig
     public string? ImageColumn { get; set; }
     public bool ApplyExifOrientation { get; set; }
     public long MaxPixels { get; set; } = ImageDecoderOptions.DefaultMaxPixels;
+    /// <summary>LoadImages: the largest image file read (absent in models saved before it existed: the default).</summary>
+    public long MaxFileBytes { get; set; } = ImageDecoderOptions.DefaultMaxFileBytes;
+    /// <summary>LoadImages: the user's error column, or null when a bad image throws.</summary>
+    public string? ErrorColumn { get; set; }
     /// <summary>ProcessImages: the processor as <c>preprocessor_config.json</c> text.</summary>
     public string? Processor { get; set; }
     /// <summary>Model stages: the input the ONNX graph expects, <c>[Channels, Height, Width]</c>.</summary>
@@ -95,7 +99,7 @@ internal sealed class BeitStageConfig
     public BeitImageProcessor GetProcessor() =>
         _processor ??= BeitImageProcessor.FromJson(Processor ?? throw new InvalidDataException("The stage configuration has no processor."), "the model's BeitImageProcessor stage");
 
-    public ImageDecoderOptions DecoderOptions() => new() { ApplyExifOrientation = ApplyExifOrientation, MaxPixels = MaxPixels };
+    public ImageDecoderOptions DecoderOptions() => new() { ApplyExifOrientation = ApplyExifOrientation, MaxPixels = MaxPixels, MaxFileBytes = MaxFileBytes };
 
     /// <summary>The <c>Expression</c> that yields this config as a constant text column (a C#-style verbatim string literal).</summary>
     public string ToExpression() => "x : @\"" + ToJson().Replace("\"", "\"\"") + "\"";

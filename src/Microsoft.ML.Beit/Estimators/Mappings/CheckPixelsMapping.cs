@@ -32,6 +32,14 @@ internal sealed class CheckPixelsMapping : CustomMappingFactory<CheckPixelsMappi
     {
         var config = BeitStageConfig.Get(src.Config);
         var pixels = src.Pixels ?? [];
+        if (BeitImageColumn.IsMissingPixels(pixels) && config.InputLength != 1)
+        {
+            // A missing image: ApplyOnnxModel scores every row, so the row goes through as NaN and comes out as NaN
+            // scores (the cost of one ordinary row; the image was never decoded).
+            if (dst.PixelValues.Length != config.InputLength) dst.PixelValues = new float[config.InputLength];
+            dst.PixelValues.AsSpan().Fill(float.NaN);
+            return;
+        }
         if (pixels.Length != config.InputLength)
             throw new BeitInputException(config.Column, null, null, WrongSize(config, pixels.Length));
         dst.PixelValues = pixels;

@@ -34,7 +34,8 @@ internal sealed class ClassifierLabelMapping : CustomMappingFactory<ClassifierLa
         var p = src.Probabilities ?? [];
         if (p.Length != labels.Length)
             throw new InvalidDataException($"The classifier produced {p.Length} probabilities for {labels.Length} labels.");
-        dst.PredictedName = labels[ArgMax(p)];
+        // NaN probabilities come from a missing image (see BeitImageColumn): no name, so MapValueToKey gives the key's missing value 0.
+        dst.PredictedName = p.Length > 0 && float.IsNaN(p[0]) ? "" : labels[ArgMax(p)];
     };
 
     internal static int ArgMax(ReadOnlySpan<float> values)

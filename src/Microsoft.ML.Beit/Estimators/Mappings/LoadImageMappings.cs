@@ -11,12 +11,86 @@ internal sealed class DecodedImageOutput
     public byte[] Image { get; set; } = [];
 
     /// <summary>Writes header + pixels, reusing the previous row's buffer when the size repeats.</summary>
-    public void Set(RgbImage image)
+    public void Set(RgbImage image) => Image = ImageLoading.Write(Image, image);
+}
+
+/// <summary>The decoded image, or the missing-image marker and the reason, of a load mapping that keeps going.</summary>
+internal sealed class DecodedImageOrErrorOutput
+{
+    [ColumnName(BeitColumns.DecodedImage)]
+    public byte[] Image { get; set; } = [];
+
+    [ColumnName(BeitColumns.Error)]
+    public string Error { get; set; } = "";
+
+    /// <summary>Writes the loaded image and an empty reason, or the missing-image marker and the failure's message.</summary>
+    public void Set(Func<RgbImage> load)
+    {
+        try
+        {
+            Image = ImageLoading.Write(Image, load());
+            Error = "";
+        }
+        catch (BeitInputException e)
+        {
+            Image = BeitImageColumn.MissingValue();
+            Error = e.Message;
+        }
+    }
+}
+
+/// <summary>Decoding with every expected failure turned into a <see cref="BeitInputException"/> naming the column and source.</summary>
+internal static class ImageLoading
+{
+    public static RgbImage FromFile(BeitStageConfig config, string path)
+    {
+        if (string.IsNullOrEmpty(path)) throw new BeitInputException(config.Column, null, null, "the image path is empty.");
+        try
+        {
+            return ImageDecoder.Decode(path, config.DecoderOptions());
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new BeitInputException(config.Column, null, path, "the image file does not exist.", e);
+        }
+        catch (ImageDecodingException e)
+        {
+            throw new BeitInputException(config.Column, null, path, Describe(e), e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new BeitInputException(config.Column, null, path, $"the image file cannot be read: {e.Message}", e);
+        }
+    }
+
+    public static RgbImage FromBytes(BeitStageConfig config, byte[]? bytes)
+    {
+        try
+        {
+            return ImageDecoder.Decode(bytes ?? [], "<bytes>", config.DecoderOptions());
+        }
+        catch (ImageDecodingException e)
+        {
+            throw new BeitInputException(config.Column, null, null, Describe(e), e);
+        }
+    }
+
+    /// <summary>Header + pixels into <paramref name="buffer"/> when its size fits (the destination lives as long as the cursor), else a new array.</summary>
+    public static byte[] Write(byte[] buffer, RgbImage image)
     {
         int length = BeitImageColumn.HeaderLength + image.Pixels.Length;
-        if (Image.Length != length) Image = new byte[length];
-        BeitImageColumn.WriteHeader(Image, image.Width, image.Height);
-        image.Pixels.CopyTo(Image, BeitImageColumn.HeaderLength);
+        if (buffer.Length != length) buffer = new byte[length];
+        BeitImageColumn.WriteHeader(buffer, image.Width, image.Height);
+        image.Pixels.CopyTo(buffer, BeitImageColumn.HeaderLength);
+        return buffer;
+    }
+
+    /// <summary>The decoder's message without its "Cannot decode image 'source'" prefix (the stage names the source itself).</summary>
+    public static string Describe(ImageDecodingException e)
+    {
+        string prefix = $"Cannot decode image '{e.SourceName}': ";
+        string message = e.Message.StartsWith(prefix, StringComparison.Ordinal) ? e.Message[prefix.Length..] : e.Message;
+        return "cannot decode the image: " + message;
     }
 }
 
@@ -36,29 +110,7 @@ internal sealed class LoadImageFileMapping : CustomMappingFactory<LoadImageFileM
     }
 
     public override Action<Input, DecodedImageOutput> GetMapping() => static (src, dst) =>
-    {
-        var config = BeitStageConfig.Get(src.Config);
-        string path = src.Path;
-        if (string.IsNullOrEmpty(path)) throw new BeitInputException(config.Column, null, null, "the image path is empty.");
-        RgbImage image;
-        try
-        {
-            image = ImageDecoder.Decode(path, config.DecoderOptions());
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            throw new BeitInputException(config.Column, null, path, "the image file does not exist.", e);
-        }
-        catch (ImageDecodingException e)
-        {
-            throw new BeitInputException(config.Column, null, path, LoadImageMappingErrors.Describe(e), e);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new BeitInputException(config.Column, null, path, $"the image file cannot be read: {e.Message}", e);
-        }
-        dst.Set(image);
-    };
+        dst.Set(ImageLoading.FromFile(BeitStageConfig.Get(src.Config), src.Path));
 }
 
 /// <summary><c>LoadBeitImages</c> from a column of encoded image bytes (a vector of bytes per row).</summary>
@@ -77,28 +129,25 @@ internal sealed class LoadImageBytesMapping : CustomMappingFactory<LoadImageByte
     }
 
     public override Action<Input, DecodedImageOutput> GetMapping() => static (src, dst) =>
-    {
-        var config = BeitStageConfig.Get(src.Config);
-        RgbImage image;
-        try
-        {
-            image = ImageDecoder.Decode(src.Bytes ?? [], "<bytes>", config.DecoderOptions());
-        }
-        catch (ImageDecodingException e)
-        {
-            throw new BeitInputException(config.Column, null, null, LoadImageMappingErrors.Describe(e), e);
-        }
-        dst.Set(image);
-    };
+        dst.Set(ImageLoading.FromBytes(BeitStageConfig.Get(src.Config), src.Bytes));
 }
 
-internal static class LoadImageMappingErrors
+/// <summary><c>LoadBeitImages</c> with an error column, from image paths: a bad image becomes a missing row and its reason.</summary>
+[CustomMappingFactoryAttribute(Contract)]
+internal sealed class LoadImageFileOrErrorMapping : CustomMappingFactory<LoadImageFileMapping.Input, DecodedImageOrErrorOutput>
 {
-    /// <summary>The decoder's message without its "Cannot decode image 'source'" prefix (the stage names the source itself).</summary>
-    public static string Describe(ImageDecodingException e)
-    {
-        string prefix = $"Cannot decode image '{e.SourceName}': ";
-        string message = e.Message.StartsWith(prefix, StringComparison.Ordinal) ? e.Message[prefix.Length..] : e.Message;
-        return "cannot decode the image: " + message;
-    }
+    public const string Contract = "Beit.LoadImageFilesOrError.v1";
+
+    public override Action<LoadImageFileMapping.Input, DecodedImageOrErrorOutput> GetMapping() => static (src, dst) =>
+        dst.Set(() => ImageLoading.FromFile(BeitStageConfig.Get(src.Config), src.Path));
+}
+
+/// <summary><c>LoadBeitImages</c> with an error column, from encoded bytes.</summary>
+[CustomMappingFactoryAttribute(Contract)]
+internal sealed class LoadImageBytesOrErrorMapping : CustomMappingFactory<LoadImageBytesMapping.Input, DecodedImageOrErrorOutput>
+{
+    public const string Contract = "Beit.LoadImageBytesOrError.v1";
+
+    public override Action<LoadImageBytesMapping.Input, DecodedImageOrErrorOutput> GetMapping() => static (src, dst) =>
+        dst.Set(() => ImageLoading.FromBytes(BeitStageConfig.Get(src.Config), src.Bytes));
 }

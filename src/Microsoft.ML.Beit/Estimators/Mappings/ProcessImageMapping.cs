@@ -27,6 +27,13 @@ internal sealed class ProcessImageMapping : CustomMappingFactory<ProcessImageMap
     public override Action<Input, Output> GetMapping() => static (src, dst) =>
     {
         var config = BeitStageConfig.Get(src.Config);
+        if (BeitImageColumn.IsMissing(src.Image ?? []))
+        {
+            // A row LoadBeitImages could not load (its error column says why): carried on as one NaN, not decoded.
+            if (dst.Pixels.Length != 1) dst.Pixels = new float[1];
+            dst.Pixels[0] = float.NaN;
+            return;
+        }
         if (!BeitImageColumn.TryRead(src.Image ?? [], out int width, out int height, out var pixels, out string? problem))
             throw new BeitInputException(config.Column, null, null, problem!);
         var processor = config.GetProcessor();

@@ -32,6 +32,7 @@ internal sealed class SchemaShapeShim
         [ColumnName(BeitColumns.PredictedName)] public string PredictedName { get; set; } = "";
         [ColumnName(BeitColumns.LabelMap)] public int[] LabelMap { get; set; } = [];
         [ColumnName(BeitColumns.LabelMapSize), VectorType(2)] public int[] LabelMapSize { get; set; } = [];
+        [ColumnName(BeitColumns.Error)] public string Error { get; set; } = "";
     }
 
     /// <summary>

@@ -19,8 +19,20 @@ internal sealed class LabelMapOutput
         int c = config.Labels?.Length ?? 0, h = config.LogitsHeight, w = config.LogitsWidth;
         if (logits.Length != (long)c * h * w)
             throw new InvalidDataException($"The segmenter produced {logits.Length} logits; [{c}, {h}, {w}] was expected.");
+        if (logits.Length > 0 && float.IsNaN(logits[0]))
+        {
+            SetMissing();
+            return;
+        }
         Labels = SemanticSegmentationPostProcessor.Process(logits, 1, c, h, w, [(height, width)])[0];
         Size = [height, width];
+    }
+
+    /// <summary>A missing image (see <see cref="BeitImageColumn"/>): an empty map of size 0×0.</summary>
+    public void SetMissing()
+    {
+        Labels = [];
+        Size = [0, 0];
     }
 }
 
@@ -45,6 +57,11 @@ internal sealed class SegmentationMapMapping : CustomMappingFactory<Segmentation
     public override Action<Input, LabelMapOutput> GetMapping() => static (src, dst) =>
     {
         var config = BeitStageConfig.Get(src.Config);
+        if (BeitImageColumn.IsMissing(src.Image ?? []))
+        {
+            dst.SetMissing();
+            return;
+        }
         if (!BeitImageColumn.TryRead(src.Image ?? [], out int width, out int height, out _, out string? problem))
             throw new BeitInputException(config.ImageColumn ?? "", null, null, problem!);
         dst.Set(config, src.Logits ?? [], height, width);
