@@ -20,16 +20,8 @@ internal static class UntrustedJson
     /// <summary>Reads the JSON object in <paramref name="path"/>, refusing files over <paramref name="maxBytes"/>.</summary>
     public static JsonObject ReadObjectFile(string path, long maxBytes)
     {
-        byte[] bytes;
-        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read))
-        {
-            long length = stream.Length;
-            if (length > maxBytes)
-                throw new InvalidDataException($"'{path}' is {length} bytes; at most {maxBytes} are accepted.");
-            bytes = new byte[length];
-            stream.ReadExactly(bytes);
-        }
-        return ParseObject(bytes, path);
+        // Regular files only (a FIFO would block forever, /dev/zero never ends), at most maxBytes.
+        return ParseObject(IO.BeitFiles.ReadAllBytesData(path, maxBytes), path);
     }
 
     /// <summary>Parses a JSON object; <paramref name="source"/> names it in errors.</summary>

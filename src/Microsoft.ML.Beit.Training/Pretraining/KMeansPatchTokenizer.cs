@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.ML.Beit.Checkpoints;
+using Microsoft.ML.Beit.IO;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -171,7 +172,7 @@ public sealed class KMeansPatchTokenizer : IBeitVisualTokenizer, IDisposable
         if (!File.Exists(file)) throw new FileNotFoundException($"No k-means tokenizer at '{path}'.", file);
         Dictionary<string, TensorData> tensors;
         Dictionary<string, string> meta;
-        using (var s = File.OpenRead(file)) tensors = SafeTensors.Read(s, out meta);
+        using (var s = BeitFiles.OpenReadData(file)) tensors = SafeTensors.Read(s, out meta);
         if (!meta.TryGetValue("tokenizer", out var kind) || kind != "kmeans-patch" || !tensors.TryGetValue("codebook", out var codebook))
             throw new InvalidDataException($"'{file}' is not a k-means patch tokenizer.");
         var cfg = JsonNode.Parse(meta["config"])!;

@@ -99,7 +99,7 @@ public static class BeitCheckpoint
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Checkpoint folder '{folder}' does not exist.");
         var config = BeitConfig.Load(folder);
         // BeitConfig keeps no model_type (it also accepts data2vec-vision and timm files); Load has already parsed the file.
-        var modelType = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(folder, BeitConfig.FileName)))?["model_type"] is
+        var modelType = UntrustedJson.ReadObjectFile(Path.Combine(folder, BeitConfig.FileName), BeitLimits.MaxConfigFileBytes)["model_type"] is
             System.Text.Json.Nodes.JsonValue v && v.TryGetValue(out string? mt) ? mt : null;
         var preprocessor = File.Exists(Path.Combine(folder, BeitImageProcessor.ConfigFileName)) ? BeitImageProcessor.FromPretrained(folder) : null;
 

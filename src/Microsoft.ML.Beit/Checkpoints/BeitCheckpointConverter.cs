@@ -44,7 +44,7 @@ internal static class BeitCheckpointConverter
             string processorPath = Path.Combine(folder, BeitImageProcessor.ConfigFileName);
             if (File.Exists(processorPath))
             {
-                processorJson = File.ReadAllText(processorPath);
+                processorJson = System.Text.Encoding.UTF8.GetString(IO.BeitFiles.ReadAllBytesData(processorPath, BeitLimits.MaxPreprocessorConfigFileBytes));
                 BeitImageProcessor.FromJson(processorJson, processorPath); // refuse a broken file rather than copy it
             }
         }
@@ -95,17 +95,7 @@ internal static class BeitCheckpointConverter
         }
     }
 
-    private static JsonObject ReadJson(string path)
-    {
-        try
-        {
-            return JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"'{path}' is not a JSON object.");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"'{path}' is not valid JSON: {e.Message}", e);
-        }
-    }
+    private static JsonObject ReadJson(string path) => UntrustedJson.ReadObjectFile(path, BeitLimits.MaxConfigFileBytes);
 
     /// <summary>True for the <c>config.json</c> timm writes to the Hub (<c>architecture</c>, <c>pretrained_cfg</c>, no <c>model_type</c>).</summary>
     internal static bool IsTimmConfig(JsonObject root) => root["model_type"] is null && root["architecture"] is not null;

@@ -41,7 +41,7 @@ public static class PyTorchCheckpoint
 
     private static Dictionary<string, TensorData> ReadFile(string path)
     {
-        using var stream = File.OpenRead(path);
+        using var stream = IO.BeitFiles.OpenReadData(path);
         return Read(stream, path);
     }
 

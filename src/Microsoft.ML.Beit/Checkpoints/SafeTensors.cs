@@ -45,7 +45,7 @@ public static class SafeTensors
 
     private static T WithPath<T>(string path, Func<Stream, T> read)
     {
-        using var stream = File.OpenRead(path);
+        using var stream = IO.BeitFiles.OpenReadData(path);
         try
         {
             return read(stream);

@@ -104,7 +104,8 @@ public sealed class BeitModelSource
     {
         if (_onnxPath != null || _onnx != null)
         {
-            byte[] bytes = _onnx ?? File.ReadAllBytes(_onnxPath!);
+            // ONNX's protobuf cannot exceed 2 GiB, so nothing larger is read.
+            byte[] bytes = _onnx ?? IO.BeitFiles.ReadAllBytesData(_onnxPath!, int.MaxValue);
             return BeitScoringGraph.FromOnnx(OnnxGraphAdapters.Parse(bytes, Name), _config, task, stage, Name);
         }
         var config = _config ?? BeitConfig.Load(_folder!);

@@ -245,17 +245,7 @@ public static class BeitHub
     /// <summary>The distinct shard file names an <c>*.index.json</c>'s <c>weight_map</c> lists, each a plain file name.</summary>
     private static List<string> ShardNames(string indexPath)
     {
-        var info = new FileInfo(indexPath);
-        if (info.Length > HubHttp.MaxJsonBytes) throw new InvalidDataException($"'{indexPath}' is {info.Length} bytes, more than an index should be.");
-        JsonObject? map;
-        try
-        {
-            map = (JsonNode.Parse(File.ReadAllText(indexPath)) as JsonObject)?["weight_map"] as JsonObject;
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"'{indexPath}' is not valid JSON: {e.Message}", e);
-        }
+        var map = UntrustedJson.ReadObjectFile(indexPath, HubHttp.MaxJsonBytes)["weight_map"] as JsonObject;
         if (map is null) throw new InvalidDataException($"'{indexPath}' has no weight_map object.");
         var shards = new List<string>();
         var seen = new HashSet<string>(StringComparer.Ordinal);

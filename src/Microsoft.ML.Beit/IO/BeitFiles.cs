@@ -44,6 +44,27 @@ internal static partial class BeitFiles
         }
     }
 
+    /// <summary>
+    /// <see cref="OpenRead"/> for readers whose contract is <see cref="InvalidDataException"/> (checkpoints, configurations,
+    /// ONNX files): a refused path becomes one that names the file.
+    /// </summary>
+    public static FileStream OpenReadData(string path, long maxBytes = long.MaxValue) => AsData(path, () => OpenRead(path, maxBytes));
+
+    /// <summary><see cref="ReadAllBytes"/> with a refusal reported as <see cref="InvalidDataException"/> naming the file.</summary>
+    public static byte[] ReadAllBytesData(string path, long maxBytes) => AsData(path, () => ReadAllBytes(path, maxBytes));
+
+    private static T AsData<T>(string path, Func<T> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (RefusedException e)
+        {
+            throw new InvalidDataException($"'{path}' cannot be read: {e.Message}.", e);
+        }
+    }
+
     /// <summary>Reads a whole regular file of at most <paramref name="maxBytes"/> bytes (a file that grows while it is read is cut off at the limit and refused).</summary>
     public static byte[] ReadAllBytes(string path, long maxBytes)
     {
