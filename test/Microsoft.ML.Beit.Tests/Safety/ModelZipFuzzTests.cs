@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
 using Beit.Tests.Estimators;
+using Beit.Tests.Hostile;
 using Microsoft.ML;
 using Microsoft.ML.Beit;
 using Xunit.Abstractions;
@@ -27,7 +28,6 @@ public sealed class ModelZipFuzzTests(ITestOutputHelper output)
         {
             var original = File.ReadAllBytes(ModelZipTests.TinyZip(dir, "original.zip"));
             var headers = Headers(original);
-            var rng = new Random(Seed);
             string zip = Path.Combine(dir, "model.zip");
             int loaded = 0, refused = 0;
             var slowest = TimeSpan.Zero;
@@ -35,7 +35,7 @@ public sealed class ModelZipFuzzTests(ITestOutputHelper output)
             var total = Stopwatch.StartNew();
             for (int i = 0; i < Mutations; i++)
             {
-                var (mutant, what) = Mutate(original, headers, rng);
+                var (mutant, what) = Mutate(original, headers, new FuzzMutator(Seed, i));
                 File.WriteAllBytes(zip, mutant);
                 var ml = new MLContext();
                 long allocated = GC.GetAllocatedBytesForCurrentThread();
@@ -84,43 +84,17 @@ public sealed class ModelZipFuzzTests(ITestOutputHelper output)
         return [.. found];
     }
 
-    private static (byte[], string) Mutate(byte[] original, int[] headers, Random rng)
+    /// <summary>
+    /// Two in three mutations are <see cref="FuzzMutator"/>'s byte-level ones; the third sets a zip header field (sizes,
+    /// CRC, offsets, counts), where lies do the most harm, to 0, a random value or 2³²−1.
+    /// </summary>
+    private static (byte[], string) Mutate(byte[] original, int[] headers, FuzzMutator m)
     {
+        if (m.Next(3) != 0) return (m.MutateBytes(original, out var what), what);
         var b = (byte[])original.Clone();
-        switch (rng.Next(5))
-        {
-            case 0:
-            {
-                int flips = rng.Next(1, 9);
-                for (int k = 0; k < flips; k++) b[rng.Next(b.Length)] ^= (byte)(1 << rng.Next(8));
-                return (b, $"{flips} flipped bits");
-            }
-            case 1:
-            {
-                int keep = rng.Next(b.Length);
-                return (b[..keep], $"truncated to {keep}");
-            }
-            case 2:
-            {
-                // A header field (sizes, CRC, offsets, counts) set to a random or extreme value.
-                int at = headers[rng.Next(headers.Length)] + rng.Next(4, 42);
-                if (at + 4 > b.Length) at = b.Length - 4;
-                uint value = rng.Next(3) switch { 0 => uint.MaxValue, 1 => (uint)rng.Next(), _ => 0 };
-                BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(at), value);
-                return (b, $"header field at {at} = {value}");
-            }
-            case 3:
-            {
-                int at = rng.Next(b.Length - 64), length = rng.Next(1, 64);
-                rng.NextBytes(b.AsSpan(at, length));
-                return (b, $"{length} random bytes at {at}");
-            }
-            default:
-            {
-                // A run of the file duplicated in place (shifted structures).
-                int at = rng.Next(b.Length), length = rng.Next(1, Math.Min(4096, b.Length - at + 1));
-                return ([.. b[..at], .. b[at..(at + length)], .. b[at..]], $"{length} bytes duplicated at {at}");
-            }
-        }
+        int at = Math.Min(headers[m.Next(headers.Length)] + 4 + m.Next(38), b.Length - 4);
+        uint value = m.Next(3) switch { 0 => uint.MaxValue, 1 => (uint)m.Next(int.MaxValue), _ => 0 };
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(at), value);
+        return (b, $"header field at {at} = {value}");
     }
 }
