@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.RegularExpressions;
 using Beit.Tests.Estimators;
+using Xunit.Abstractions;
 
 namespace Beit.Tests.Docs;
 
@@ -12,7 +13,7 @@ namespace Beit.Tests.Docs;
 /// the line before a block compiles it without running it (for blocks that need the network or a full-size model).
 /// </summary>
 [Trait("Category", "Slow")]
-public sealed class ReadmeSnippetTests
+public sealed class ReadmeSnippetTests(ITestOutputHelper output)
 {
     private const string CompileOnly = "<!-- snippet: compile-only";
 
@@ -38,7 +39,8 @@ public sealed class ReadmeSnippetTests
         yield return ("dog.png", Fixtures.Preproc("coffee.png"));
     }
 
-    private sealed record Snippet(string Where, bool Run, List<string> Lines);
+    /// <summary>A block: <paramref name="FirstLine"/> is the 1-based line of its first code line in <paramref name="Document"/>.</summary>
+    private sealed record Snippet(string Where, string Document, int FirstLine, bool Run, List<string> Lines);
 
     [Fact]
     public void EveryCSharpBlockInTheReadmeCompilesAndRuns()
@@ -67,10 +69,14 @@ public sealed class ReadmeSnippetTests
             var baseDir = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
             string tfm = baseDir.Name, configuration = baseDir.Parent!.Name;
             // DotnetProcess runs "dotnet <first> <args>": here "dotnet build ...".
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             var build = DotnetProcess.Run("build", [project, "-c", configuration, "-nologo", "-v", "q", "-nodeReuse:false"], project);
             Assert.True(build.ExitCode == 0, "the README snippets do not build:\n" + build.Stdout + build.Stderr + Listing(project));
 
+            output.WriteLine($"{snippets.Count} blocks ({snippets.Count(s => !s.Run)} compile-only): build {clock.Elapsed.TotalSeconds:F1} s");
+            clock.Restart();
             var run = DotnetProcess.Run(Path.Combine(project, "bin", configuration, tfm, "Snippets.dll"), [], work);
+            output.WriteLine($"run {clock.Elapsed.TotalSeconds:F1} s");
             Assert.True(run.ExitCode == 0, $"a README snippet failed (exit code {run.ExitCode}):\n{run.Stdout}\n{run.Stderr}");
             foreach (var s in snippets.Where(s => s.Run)) Assert.Contains("ran " + s.Where, run.Stdout);
         }
@@ -93,7 +99,7 @@ public sealed class ReadmeSnippetTests
             int start = i + 1;
             for (i++; i < lines.Length && lines[i].Trim() != "```"; i++) body.Add(lines[i]);
             Assert.True(i < lines.Length, $"{name} line {start}: unterminated ```csharp block");
-            yield return new Snippet($"{name} line {start}", run, body);
+            yield return new Snippet($"{name} line {start}", path, start + 1, run, body);
         }
     }
 
@@ -170,17 +176,16 @@ public sealed class ReadmeSnippetTests
         code.AppendLine("{");
         code.AppendLine(isAsync ? "    public static async Task Run()" : "    public static void Run()");
         code.AppendLine("    {");
-        code.AppendLine($"#line {StartLine(snippet) + firstStatement} \"{snippet.Where.Split(' ')[0]}\"");
+        // Compiler errors and stack traces name the document and its line.
+        code.AppendLine($"#line {snippet.FirstLine + firstStatement} \"{snippet.Document}\"");
         foreach (var s in statements) code.AppendLine(s);
         code.AppendLine("#line default");
         code.AppendLine("    }");
         code.AppendLine("}");
-        if (firstType < lines.Count) code.AppendLine($"#line {StartLine(snippet) + firstType} \"{snippet.Where.Split(' ')[0]}\"");
+        if (firstType < lines.Count) code.AppendLine($"#line {snippet.FirstLine + firstType} \"{snippet.Document}\"");
         foreach (var t in lines.Skip(firstType)) code.AppendLine(t);
         return (code.ToString(), isAsync);
     }
-
-    private static int StartLine(Snippet snippet) => int.Parse(snippet.Where[(snippet.Where.LastIndexOf(' ') + 1)..]) + 1;
 
     private static string Listing(string project) =>
         string.Concat(Directory.GetFiles(project, "*.cs").Order(StringComparer.Ordinal).Select(f => $"\n--- {Path.GetFileName(f)}\n{File.ReadAllText(f)}"));
