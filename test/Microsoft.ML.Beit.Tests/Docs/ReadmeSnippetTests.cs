@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.RegularExpressions;
 using Beit.Tests.Estimators;
+using Beit.Tests.Hub;
 using Xunit.Abstractions;
 
 namespace Beit.Tests.Docs;
@@ -10,7 +11,8 @@ namespace Beit.Tests.Docs;
 /// references the library projects, and run against the bundled fixtures, so README cannot drift from the code.
 /// Rules for a block: leading <c>using</c> directives are hoisted; type declarations (at column 0) come last and become
 /// file-level types; the statements in between become one method. <c>&lt;!-- snippet: compile-only (why) --&gt;</c> on
-/// the line before a block compiles it without running it (for blocks that need the network or a full-size model).
+/// the line before a block compiles it without running it (for blocks that need a full-size model). Hub model ids are
+/// served by the test's fake Hub (the tiny checkpoint as <c>microsoft/beit-base-patch16-224</c>), never the network.
 /// </summary>
 [Trait("Category", "Slow")]
 public sealed class ReadmeSnippetTests(ITestOutputHelper output)
@@ -43,7 +45,7 @@ public sealed class ReadmeSnippetTests(ITestOutputHelper output)
     private sealed record Snippet(string Where, string Document, int FirstLine, bool Run, List<string> Lines);
 
     [Fact]
-    public void EveryCSharpBlockInTheReadmeCompilesAndRuns()
+    public async Task EveryCSharpBlockInTheReadmeCompilesAndRuns()
     {
         string repository = Path.GetFullPath(Path.Combine(Fixtures.Root, "..", "..", ".."));
         var documents = new List<string> { Path.Combine(repository, "README.md") };
@@ -75,7 +77,9 @@ public sealed class ReadmeSnippetTests(ITestOutputHelper output)
 
             output.WriteLine($"{snippets.Count} blocks ({snippets.Count(s => !s.Run)} compile-only): build {clock.Elapsed.TotalSeconds:F1} s");
             clock.Restart();
-            var run = DotnetProcess.Run(Path.Combine(project, "bin", configuration, tfm, "Snippets.dll"), [], work);
+            await using var hub = await FakeHub.StartAsync(HubRepos.Create(out _, out _));
+            var environment = HubEntryPointTests.Environment(hub.Endpoint, Path.Combine(root, "hub-cache"));
+            var run = DotnetProcess.Run(Path.Combine(project, "bin", configuration, tfm, "Snippets.dll"), [], work, environment);
             output.WriteLine($"run {clock.Elapsed.TotalSeconds:F1} s");
             Assert.True(run.ExitCode == 0, $"a README snippet failed (exit code {run.ExitCode}):\n{run.Stdout}\n{run.Stderr}");
             foreach (var s in snippets.Where(s => s.Run)) Assert.Contains("ran " + s.Where, run.Stdout);
