@@ -29,7 +29,7 @@ public sealed class BeitClassifierTests(ITestOutputHelper output)
         for (int i = 0; i < 2; i++)
         {
             var expected = PipelineData.Softmax(PipelineData.Item(io["logits"], i));
-            float diff = PipelineData.MaxAbsDiff(scores[i], expected);
+            float diff = TestMath.MaxAbsDiff(scores[i], expected);
             output.WriteLine($"row {i}: Score vs softmax(HF logits) max abs diff {diff:E2}, predicted {predicted[i]}");
             Assert.True(diff <= Tolerance, $"row {i}: {diff}");
             Assert.Equal(names[Array.IndexOf(expected, expected.Max())], predicted[i]);
@@ -100,7 +100,7 @@ public sealed class BeitClassifierTests(ITestOutputHelper output)
         var torch = Scores(ml, new() { Model = BeitModelSource.FromOnnxFile(Path.Combine(folder, "model.onnx"), config) });
         for (int i = 0; i < 2; i++)
         {
-            float s = PipelineData.MaxAbsDiff(standard[i], reference[i]), t = PipelineData.MaxAbsDiff(torch[i], reference[i]);
+            float s = TestMath.MaxAbsDiff(standard[i], reference[i]), t = TestMath.MaxAbsDiff(torch[i], reference[i]);
             output.WriteLine($"row {i}: standard operators {s:E2}, torch.onnx.export graph {t:E2} (max abs diff of Score)");
             Assert.True(s <= Tolerance && t <= Tolerance);
         }
@@ -121,7 +121,7 @@ public sealed class BeitClassifierTests(ITestOutputHelper output)
         var io = PipelineData.Io("cls_relpos");
         for (int i = 0; i < 2; i++)
         {
-            float diff = PipelineData.MaxAbsDiff(PipelineData.Floats(scored, "Logits")[i], PipelineData.Item(io["logits"], i));
+            float diff = TestMath.MaxAbsDiff(PipelineData.Floats(scored, "Logits")[i], PipelineData.Item(io["logits"], i));
             output.WriteLine($"row {i}: Logits vs HF logits {diff:E2}");
             Assert.True(diff <= Tolerance);
         }

@@ -12,7 +12,7 @@ public sealed class BeitFeaturizerAndSegmenterTests(ITestOutputHelper output)
 
     private void AssertClose(string what, float[] actual, float[] expected)
     {
-        float diff = PipelineData.MaxAbsDiff(actual, expected);
+        float diff = TestMath.MaxAbsDiff(actual, expected);
         output.WriteLine($"{what}: max abs diff {diff:E2}");
         Assert.True(diff <= Tolerance, $"{what}: {diff}");
     }

@@ -193,7 +193,7 @@ public sealed class BeitOnnxExporterTests(ITestOutputHelper output)
         using var other = Session("seg_uper", BeitOnnxTask.SemanticSegmentation,
             set == BeitOnnxOperatorSet.Standard ? BeitOnnxOperatorSet.OnnxRuntimeFused : BeitOnnxOperatorSet.Standard,
             new BeitOnnxExportOptions { ImageHeight = 96, ImageWidth = 64 });
-        Assert.True(MaxAbsDiff(r["logits"], other.Run(tall, 2)["logits"]) <= Tolerance);
+        Assert.True(TestMath.MaxAbsDiff(r["logits"], other.Run(tall, 2)["logits"]) <= Tolerance);
     }
 
     [Theory]

@@ -48,7 +48,7 @@ public sealed class QuantizedExportTests(ITestOutputHelper output)
         var expected = io["logits"].ToFloatArray();
         var logits = session.Run(io["pixel_values"].ToFloatArray(), 2)["logits"].ToFloatArray();
         double bound = QuantizationBounds.Int8LogitBound(config, tensors, expected, reduceRange);
-        float diff = Beit.Tests.Estimators.PipelineData.MaxAbsDiff(logits, expected);
+        float diff = TestMath.MaxAbsDiff(logits, expected);
         output.WriteLine($"int8 ({set}, {op}, attention op {attentionOperator}, reduce range {reduceRange}): max |Δlogit| {diff:E3}, bound {bound:E3} (rms logits {QuantizationBounds.Rms(expected):E3})");
         Assert.True(diff <= bound, $"max |Δlogit| {diff} exceeds the quantization bound {bound}");
         Assert.True(diff > 0, "the int8 graph computed exactly the float32 logits: its projections were not quantized");
@@ -71,7 +71,7 @@ public sealed class QuantizedExportTests(ITestOutputHelper output)
         var expected = io[reference].ToFloatArray();
         var actual = r[outputName].ToFloatArray();
         double bound = QuantizationBounds.Int8LogitBound(config, tensors, expected, reduceRange: false, classifier: false);
-        float diff = Beit.Tests.Estimators.PipelineData.MaxAbsDiff(actual, expected);
+        float diff = TestMath.MaxAbsDiff(actual, expected);
         output.WriteLine($"int8 {fixture} {outputName}: max |Δ| {diff:E3}, bound {bound:E3}");
         Assert.True(diff > 0 && diff <= bound, $"max |Δ| {diff}, bound {bound}");
     }
@@ -168,7 +168,7 @@ public sealed class QuantizedExportTests(ITestOutputHelper output)
         var logits = results.Single(r => r.Name == BeitOnnxNames.Logits).AsEnumerable<float>().ToArray();
         var expected = io["logits"].ToFloatArray();
         double bound = QuantizationBounds.Float16LogitBound(config, expected);
-        float diff = Beit.Tests.Estimators.PipelineData.MaxAbsDiff(logits, expected);
+        float diff = TestMath.MaxAbsDiff(logits, expected);
         output.WriteLine($"float16 (CPU provider, run directly): max |Δlogit| {diff:E3}, bound {bound:E3}");
         Assert.True(diff <= bound, $"max |Δlogit| {diff} exceeds the float16 bound {bound}");
         AssertSameTop1(logits, expected, config.NumLabels);
@@ -204,7 +204,7 @@ public sealed class QuantizedExportTests(ITestOutputHelper output)
         var logits = Beit.Tests.Estimators.PipelineData.Floats(classifier.Transform(data), "Logits").SelectMany(v => v).ToArray();
         var expected = io["logits"].ToFloatArray();
         double bound = QuantizationBounds.Int8LogitBound(config, tensors, expected, reduceRange: !CpuInstructionSets.HasInt8DotProduct);
-        float diff = Beit.Tests.Estimators.PipelineData.MaxAbsDiff(logits, expected);
+        float diff = TestMath.MaxAbsDiff(logits, expected);
         output.WriteLine($"int8 classifier stage: max |Δlogit| {diff:E3}, bound {bound:E3}");
         Assert.True(diff > 0 && diff <= bound, $"max |Δlogit| {diff}, bound {bound}");
 
