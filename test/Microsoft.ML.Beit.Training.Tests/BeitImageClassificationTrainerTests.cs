@@ -92,32 +92,28 @@ public class BeitImageClassificationTrainerTests
     public void CancelledRunLeavesOnlyCompleteCheckpointsAndResumesToTheSameResult()
     {
         var data = PatternImages(64, 3);
-        var dir = Fixtures.TempDir();
-        try
+        using var dir = new TempDir();
+        BeitImageClassificationTrainer.Options Options(string? ckpt, Action<BeitEpochMetrics>? cb = null) => new()
         {
-            BeitImageClassificationTrainer.Options Options(string? ckpt, Action<BeitEpochMetrics>? cb = null) => new()
-            {
-                Config = TinyConfig(), Epochs = 4, BatchSize = 16, LearningRate = 2e-3, LayerDecay = 1, WarmupEpochs = 1,
-                ValidationFraction = 0.25, DropPathRate = 0.1, MixupAlpha = 0.2, Seed = 7, CheckpointDirectory = ckpt, EpochCallback = cb,
-            };
-            var straight = new BeitImageClassificationTrainer(Options(null)).Train(data).Model.ToTensorData();
+            Config = TinyConfig(), Epochs = 4, BatchSize = 16, LearningRate = 2e-3, LayerDecay = 1, WarmupEpochs = 1,
+            ValidationFraction = 0.25, DropPathRate = 0.1, MixupAlpha = 0.2, Seed = 7, CheckpointDirectory = ckpt, EpochCallback = cb,
+        };
+        var straight = new BeitImageClassificationTrainer(Options(null)).Train(data).Model.ToTensorData();
 
-            using var cts = new CancellationTokenSource();
-            string ckptDir = Path.Combine(dir, "ckpt");
-            Assert.ThrowsAny<OperationCanceledException>(() =>
-                new BeitImageClassificationTrainer(Options(ckptDir, m => { if (m.Epoch == 2) cts.Cancel(); })).Train(data, null, cts.Token));
-            // Only whole checkpoints: no temporary folders or files left behind.
-            var entries = Directory.EnumerateFileSystemEntries(ckptDir, "*", SearchOption.AllDirectories).ToList();
-            Assert.DoesNotContain(entries, e => e.Contains(".tmp", StringComparison.Ordinal) || e.Contains(".old-", StringComparison.Ordinal));
-            Assert.True(File.Exists(Path.Combine(ckptDir, "last", "trainer_state.json")));
+        using var cts = new CancellationTokenSource();
+        string ckptDir = Path.Combine(dir, "ckpt");
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+            new BeitImageClassificationTrainer(Options(ckptDir, m => { if (m.Epoch == 2) cts.Cancel(); })).Train(data, null, cts.Token));
+        // Only whole checkpoints: no temporary folders or files left behind.
+        var entries = Directory.EnumerateFileSystemEntries(ckptDir, "*", SearchOption.AllDirectories).ToList();
+        Assert.DoesNotContain(entries, e => e.Contains(".tmp", StringComparison.Ordinal) || e.Contains(".old-", StringComparison.Ordinal));
+        Assert.True(File.Exists(Path.Combine(ckptDir, "last", "trainer_state.json")));
 
-            var resumedHistory = new List<BeitEpochMetrics>();
-            var resumed = new BeitImageClassificationTrainer(Options(ckptDir, resumedHistory.Add)).Train(data).Model.ToTensorData();
-            Assert.Equal(new[] { 3, 4 }, resumedHistory.Select(h => h.Epoch));
-            foreach (var (name, t) in straight)
-                Assert.True(t.Data.AsSpan().SequenceEqual(resumed[name].Data), $"{name} differs after resume");
-        }
-        finally { Directory.Delete(dir, true); }
+        var resumedHistory = new List<BeitEpochMetrics>();
+        var resumed = new BeitImageClassificationTrainer(Options(ckptDir, resumedHistory.Add)).Train(data).Model.ToTensorData();
+        Assert.Equal(new[] { 3, 4 }, resumedHistory.Select(h => h.Epoch));
+        foreach (var (name, t) in straight)
+            Assert.True(t.Data.AsSpan().SequenceEqual(resumed[name].Data), $"{name} differs after resume");
     }
 
     [Fact]

@@ -59,20 +59,13 @@ public sealed class LoadAndProcessTests
         Assert.False(derived.DoCenterCrop);
         Assert.Equal(PillowResample.Bicubic, derived.Resample);
 
-        string dir = Fixtures.TempDir();
-        try
-        {
-            var custom = new BeitImageProcessor { Size = ResizeSize.Exact(40, 40), CropSize = new PixelSize(32, 32), Resample = PillowResample.Bilinear };
-            File.WriteAllText(Path.Combine(dir, BeitImageProcessor.ConfigFileName), custom.ToJson());
-            var read = BeitImageProcessorEstimator.LoadProcessor(dir);
-            Assert.Equal(custom.ToJson(), read.ToJson());
-            Assert.Equal(custom.ToJson(), BeitImageProcessorEstimator.LoadProcessor(Path.Combine(dir, BeitImageProcessor.ConfigFileName)).ToJson());
-            Assert.Throws<FileNotFoundException>(() => BeitImageProcessorEstimator.LoadProcessor(Path.Combine(dir, "missing")));
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        using var dir = new TempDir();
+        var custom = new BeitImageProcessor { Size = ResizeSize.Exact(40, 40), CropSize = new PixelSize(32, 32), Resample = PillowResample.Bilinear };
+        File.WriteAllText(Path.Combine(dir, BeitImageProcessor.ConfigFileName), custom.ToJson());
+        var read = BeitImageProcessorEstimator.LoadProcessor(dir);
+        Assert.Equal(custom.ToJson(), read.ToJson());
+        Assert.Equal(custom.ToJson(), BeitImageProcessorEstimator.LoadProcessor(Path.Combine(dir, BeitImageProcessor.ConfigFileName)).ToJson());
+        Assert.Throws<FileNotFoundException>(() => BeitImageProcessorEstimator.LoadProcessor(Path.Combine(dir, "missing")));
     }
 
     [Fact]

@@ -99,19 +99,12 @@ public sealed class QuantizedExportTests(ITestOutputHelper output)
 
         // The relative bias is stored as tables + index; ONNX Runtime folds the Gather → Transpose → Reshape at load.
         Assert.Equal(config.NumHiddenLayers, int8.Graph.Node.Count(n => n.OpType == "Gather" && n.Name.Contains("relative_position_bias", StringComparison.Ordinal)));
-        string dir = Fixtures.TempDir();
-        try
-        {
-            string optimized = Path.Combine(dir, "optimized.onnx");
-            using (new BeitOnnxSession(Google.Protobuf.MessageExtensions.ToByteArray(int8), new BeitOnnxSessionOptions { OptimizedModelFilePath = optimized })) { }
-            var folded = ModelProto.Parser.ParseFrom(File.ReadAllBytes(optimized)).Graph;
-            Assert.DoesNotContain(folded.Node, n => n.Name.Contains("relative_position_bias", StringComparison.Ordinal));
-            Assert.Equal(config.NumHiddenLayers, folded.Node.Count(n => n.OpType == "MultiHeadAttention"));
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        using var dir = new TempDir();
+        string optimized = Path.Combine(dir, "optimized.onnx");
+        using (new BeitOnnxSession(Google.Protobuf.MessageExtensions.ToByteArray(int8), new BeitOnnxSessionOptions { OptimizedModelFilePath = optimized })) { }
+        var folded = ModelProto.Parser.ParseFrom(File.ReadAllBytes(optimized)).Graph;
+        Assert.DoesNotContain(folded.Node, n => n.Name.Contains("relative_position_bias", StringComparison.Ordinal));
+        Assert.Equal(config.NumHiddenLayers, folded.Node.Count(n => n.OpType == "MultiHeadAttention"));
     }
 
     [Theory]

@@ -240,42 +240,35 @@ public class BeitImageProcessorTests(ITestOutputHelper output)
     [Fact]
     public void ReadsAnOldBeitFeatureExtractorConfig()
     {
-        var dir = Fixtures.TempDir();
-        try
-        {
-            File.WriteAllText(Path.Combine(dir, BeitImageProcessor.ConfigFileName), """
-                {
-                  "crop_size": 224,
-                  "do_center_crop": false,
-                  "do_normalize": true,
-                  "do_resize": true,
-                  "feature_extractor_type": "BeitFeatureExtractor",
-                  "image_mean": [0.5, 0.5, 0.5],
-                  "image_std": [0.5, 0.5, 0.5],
-                  "reduce_labels": true,
-                  "resample": 3,
-                  "size": 640
-                }
-                """);
-            var p = BeitImageProcessor.FromPretrained(dir);
-            Assert.Equal(ResizeSize.Exact(640, 640), p.Size);
-            Assert.Equal(new PixelSize(224, 224), p.CropSize);
-            Assert.True(p.DoReduceLabels);
-            Assert.True(p.DoRescale);       // absent: class default
-            Assert.Equal(1.0 / 255, p.RescaleFactor);
-            Assert.Equal(new PixelSize(640, 640), p.GetOutputSize(451, 300));
+        using var dir = new TempDir();
+        File.WriteAllText(Path.Combine(dir, BeitImageProcessor.ConfigFileName), """
+            {
+              "crop_size": 224,
+              "do_center_crop": false,
+              "do_normalize": true,
+              "do_resize": true,
+              "feature_extractor_type": "BeitFeatureExtractor",
+              "image_mean": [0.5, 0.5, 0.5],
+              "image_std": [0.5, 0.5, 0.5],
+              "reduce_labels": true,
+              "resample": 3,
+              "size": 640
+            }
+            """);
+        var p = BeitImageProcessor.FromPretrained(dir);
+        Assert.Equal(ResizeSize.Exact(640, 640), p.Size);
+        Assert.Equal(new PixelSize(224, 224), p.CropSize);
+        Assert.True(p.DoReduceLabels);
+        Assert.True(p.DoRescale);       // absent: class default
+        Assert.Equal(1.0 / 255, p.RescaleFactor);
+        Assert.Equal(new PixelSize(640, 640), p.GetOutputSize(451, 300));
 
-            // The file itself works too, and ToJson round-trips.
-            var again = BeitImageProcessor.FromJson(p.ToJson());
-            Assert.Equal(p.Size, again.Size);
-            Assert.Equal(p.DoReduceLabels, again.DoReduceLabels);
-            Assert.Equal(p.ImageMean, again.ImageMean);
-            Assert.Equal(p.Resample, BeitImageProcessor.FromPretrained(Path.Combine(dir, BeitImageProcessor.ConfigFileName)).Resample);
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        // The file itself works too, and ToJson round-trips.
+        var again = BeitImageProcessor.FromJson(p.ToJson());
+        Assert.Equal(p.Size, again.Size);
+        Assert.Equal(p.DoReduceLabels, again.DoReduceLabels);
+        Assert.Equal(p.ImageMean, again.ImageMean);
+        Assert.Equal(p.Resample, BeitImageProcessor.FromPretrained(Path.Combine(dir, BeitImageProcessor.ConfigFileName)).Resample);
     }
 
     [Fact]
@@ -295,15 +288,8 @@ public class BeitImageProcessorTests(ITestOutputHelper output)
         Assert.Contains("resample", Assert.Throws<InvalidDataException>(() => BeitImageProcessor.FromJson("""{"resample": 9}""", "cfg.json")).Message);
         Assert.Contains("image_mean", Assert.Throws<InvalidDataException>(() => BeitImageProcessor.FromJson("""{"image_mean": [1, 2]}""", "cfg.json")).Message);
         Assert.Contains("size", Assert.Throws<InvalidDataException>(() => BeitImageProcessor.FromJson("""{"size": {"longest_edge": 3}}""", "cfg.json")).Message);
-        var dir = Fixtures.TempDir();
-        try
-        {
-            Assert.Contains(BeitImageProcessor.ConfigFileName, Assert.Throws<FileNotFoundException>(() => BeitImageProcessor.FromPretrained(dir)).Message);
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        using var dir = new TempDir();
+        Assert.Contains(BeitImageProcessor.ConfigFileName, Assert.Throws<FileNotFoundException>(() => BeitImageProcessor.FromPretrained(dir)).Message);
     }
 
     // ------------------------------------------------------------------ batch and span APIs
