@@ -69,24 +69,6 @@ public sealed class LoadAndProcessTests
     }
 
     [Fact]
-    public void StageConfigurationIsParsedOncePerStageNotPerRow()
-    {
-        var ml = new MLContext();
-        var paths = Enumerable.Repeat(Fixtures.Preproc("rgba_small.png"), 60).ToArray();
-        var data = PipelineData.Paths(ml, paths);
-        using var model = ml.Transforms.LoadBeitImages()
-            .Append(ml.Transforms.BeitImageProcessor(Fixtures.Tiny("cls_relpos")))
-            .Append(ml.Transforms.BeitClassifier(Fixtures.Tiny("cls_relpos")))
-            .Fit(data);
-        var scored = model.Transform(data);
-        long before = Interlocked.Read(ref BeitStageConfig.ParseCount);
-        Assert.Equal(60, PipelineData.Floats(scored, "Score").Count);
-        long parses = Interlocked.Read(ref BeitStageConfig.ParseCount) - before;
-        // 3 stages × 60 rows would be 180 parses without the cache; other tests running in parallel may add a few.
-        Assert.True(parses < 30, $"{parses} configuration parses for 60 rows");
-    }
-
-    [Fact]
     public void PipelineOutputSchemaPropagatesThroughEstimators()
     {
         var ml = new MLContext();
@@ -107,5 +89,37 @@ public sealed class LoadAndProcessTests
 
     public sealed class EmptyRow
     {
+    }
+}
+
+/// <summary>Tests that read a process-wide counter run alone, after the parallel ones, so no other test moves it.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ProcessWideCounterCollection
+{
+    public const string Name = "Process-wide counters";
+}
+
+/// <summary>The per-row cache of stage configurations, measured with the process-wide parse counter.</summary>
+[Collection(ProcessWideCounterCollection.Name)]
+public sealed class StageConfigCacheTests(Xunit.Abstractions.ITestOutputHelper output)
+{
+    [Fact]
+    public void StageConfigurationIsParsedOncePerStageNotPerRow()
+    {
+        var ml = new MLContext();
+        var paths = Enumerable.Repeat(Fixtures.Preproc("rgba_small.png"), 60).ToArray();
+        var data = PipelineData.Paths(ml, paths);
+        using var model = ml.Transforms.LoadBeitImages()
+            .Append(ml.Transforms.BeitImageProcessor(Fixtures.Tiny("cls_relpos")))
+            .Append(ml.Transforms.BeitClassifier(Fixtures.Tiny("cls_relpos")))
+            .Fit(data);
+        var scored = model.Transform(data);
+        long before = Interlocked.Read(ref BeitStageConfig.ParseCount);
+        Assert.Equal(60, PipelineData.Floats(scored, "Score").Count);
+        long parses = Interlocked.Read(ref BeitStageConfig.ParseCount) - before;
+        // 3 stages × 60 rows would be 180 parses without the cache: each stage's config string is parsed once by the
+        // cursor that first reads it (and at least once, or the counter is not measuring the scoring path).
+        output.WriteLine($"{parses} configuration parses for 60 rows");
+        Assert.InRange(parses, 1, 3);
     }
 }
