@@ -116,6 +116,7 @@ public class BeitImageClassificationTrainerTests
             Assert.True(t.Data.AsSpan().SequenceEqual(resumed[name].Data), $"{name} differs after resume");
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void TimeBudgetStopsWithinABatchWithTheLearningRateAnnealed()
     {

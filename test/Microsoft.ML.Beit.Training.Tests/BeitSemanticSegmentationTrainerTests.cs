@@ -40,6 +40,7 @@ public class BeitSemanticSegmentationTrainerTests
         return new BeitSegmentationImages(pixels, maps, count, s, s, Classes);
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void LearnsSyntheticShapesToHighMeanIoU()
     {

@@ -29,6 +29,7 @@ public class BeitTrainerEstimatorTests
         }
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void FitsInAnMLNetPipelineEvaluatesAndRoundTripsThroughZip()
     {
@@ -64,6 +65,7 @@ public class BeitTrainerEstimatorTests
         for (int i = 0; i < before.Length; i++) Assert.Equal(before[i], after[i]);
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void ExportedOnnxOfATrainedModelMatchesTorchSharpLogits()
     {
@@ -85,6 +87,7 @@ public class BeitTrainerEstimatorTests
         Assert.True(max <= 1e-5f, $"ONNX vs TorchSharp logits differ by {max:E2}");
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void Int8ExportOfATrainedModelIsWithinTheQuantizationBoundOfTorchSharp()
     {

@@ -73,6 +73,7 @@ public sealed class CliPackagePredictTests(ITestOutputHelper output)
         Assert.Equal("Int8", session.Metadata[Microsoft.ML.Beit.Onnx.BeitOnnxNames.MetadataPrecision]);
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void PackageThenPredictWithBothEnginesAndBothModelForms()
     {
@@ -125,6 +126,7 @@ public sealed class CliPackagePredictTests(ITestOutputHelper output)
         Assert.Equal($"{chelsea}\n  {fromZip[0].Predictions[0].Probability,8:F4}  {fromZip[0].Predictions[0].Label}\n", text.Stdout.Replace("\r\n", "\n"));
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void PackageOtherTasksAndClearErrors()
     {
@@ -155,6 +157,7 @@ public sealed class CliPackagePredictTests(ITestOutputHelper output)
         Assert.Contains($"Column 'ImagePath' ('{Path.Combine(dir, "broken.png")}'): cannot decode the image: the image is truncated", broken.Stderr);
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void ClassifyImagesSampleRunsOnItsBundledDefault()
     {

@@ -26,6 +26,7 @@ public sealed class CliTrainTests(ITestOutputHelper output)
         File.WriteAllBytes(Path.Combine(folder, $"{set}-labels-idx1-ubyte"), labels);
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void TrainFractionKeepsAClassBalancedShareOfTheLabels()
     {

@@ -44,6 +44,7 @@ public sealed class ModelPersistenceTests(ITestOutputHelper output)
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
+    [Trait("Category", "Slow")]
     [Theory]
     [MemberData(nameof(Stages))]
     public void SavedPipelineGivesIdenticalResultsInAFreshProcess(string kind)

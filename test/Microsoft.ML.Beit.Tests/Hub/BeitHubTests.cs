@@ -253,6 +253,7 @@ public sealed class BeitHubTests(ITestOutputHelper output)
         Assert.All(hub.Requests.Where(r => r.Storage), r => Assert.Null(r.Authorization));
     });
 
+    [Trait("Category", "Slow")]
     [Fact]
     public Task Cancellation_StopsTheDownload_AndLeavesNoBlob() => WithHubAsync(async (hub, cache, options) =>
     {
