@@ -44,14 +44,10 @@ public class PyTorchCheckpointTests
     [Fact]
     public void SafetensorsWinsOverBinInTheSameFolder()
     {
-        var dir = Fixtures.TempDir();
-        try
-        {
-            File.WriteAllBytes(Path.Combine(dir, PyTorchCheckpoint.ModelFileName), [1, 2, 3]); // would fail if read
-            SafeTensors.Write(Path.Combine(dir, SafeTensors.ModelFileName), new Dictionary<string, TensorData> { ["x"] = TensorData.FromFloats([1f], 1) });
-            Assert.Equal(["x"], BeitCheckpoint.ReadTensors(dir).Keys);
-        }
-        finally { Directory.Delete(dir, true); }
+        using var dir = new TempDir();
+        File.WriteAllBytes(Path.Combine(dir, PyTorchCheckpoint.ModelFileName), [1, 2, 3]); // would fail if read
+        SafeTensors.Write(Path.Combine(dir, SafeTensors.ModelFileName), new Dictionary<string, TensorData> { ["x"] = TensorData.FromFloats([1f], 1) });
+        Assert.Equal(["x"], BeitCheckpoint.ReadTensors(dir).Keys);
     }
 
     [Fact]
@@ -145,16 +141,12 @@ public class PyTorchCheckpointTests
     [Fact]
     public void ReadsShardedBinThroughItsIndex()
     {
-        var dir = Fixtures.TempDir();
-        try
-        {
-            File.Copy(Path.Combine(Fixtures.Tiny("cls_relpos_bin"), PyTorchCheckpoint.ModelFileName), Path.Combine(dir, "pytorch_model-00001-of-00001.bin"));
-            File.WriteAllText(Path.Combine(dir, PyTorchCheckpoint.IndexFileName),
-                "{\"metadata\":{},\"weight_map\":{\"classifier.weight\":\"pytorch_model-00001-of-00001.bin\"}}");
-            var t = BeitCheckpoint.ReadTensors(dir);
-            Assert.True(t.ContainsKey("classifier.weight"));
-        }
-        finally { Directory.Delete(dir, true); }
+        using var dir = new TempDir();
+        File.Copy(Path.Combine(Fixtures.Tiny("cls_relpos_bin"), PyTorchCheckpoint.ModelFileName), Path.Combine(dir, "pytorch_model-00001-of-00001.bin"));
+        File.WriteAllText(Path.Combine(dir, PyTorchCheckpoint.IndexFileName),
+            "{\"metadata\":{},\"weight_map\":{\"classifier.weight\":\"pytorch_model-00001-of-00001.bin\"}}");
+        var t = BeitCheckpoint.ReadTensors(dir);
+        Assert.True(t.ContainsKey("classifier.weight"));
     }
 
     private static Dictionary<string, TensorData> ReadCrafted(byte[] pickle, params (string Name, byte[] Data)[] extra) =>

@@ -34,35 +34,31 @@ public class BeitMaskedImageModelingTrainerTests
         Assert.True(history[^1].ValidationAccuracy > 0.4, $"masked-token accuracy {history[^1].ValidationAccuracy:P1}");
         Assert.True(history[^1].TrainLoss < history[0].TrainLoss);
 
-        var dir = Fixtures.TempDir();
-        try
+        using var dir = new TempDir();
+        string ckpt = Path.Combine(dir, "pretrained");
+        BeitMaskedImageModelingTrainer.Save(result, ckpt);
+        Assert.True(File.Exists(Path.Combine(ckpt, "config.json")));
+        Assert.True(File.Exists(Path.Combine(ckpt, "model.safetensors")));
+        Assert.True(File.Exists(Path.Combine(ckpt, KMeansPatchTokenizer.FileName)));
+        Assert.Equal(new[] { "pretrained" }, Directory.GetFileSystemEntries(dir).Select(Path.GetFileName));
+
+        // The featurizer takes it as it is (shared bias, no pooler, lm_head and tokenizer beside it).
+        AssertFeaturizerMatchesBackbone(ckpt);
+
+        // The classification trainer takes it directly (shared bias copied into every layer).
+        var fine = new BeitImageClassificationTrainer(new()
         {
-            string ckpt = Path.Combine(dir, "pretrained");
-            BeitMaskedImageModelingTrainer.Save(result, ckpt);
-            Assert.True(File.Exists(Path.Combine(ckpt, "config.json")));
-            Assert.True(File.Exists(Path.Combine(ckpt, "model.safetensors")));
-            Assert.True(File.Exists(Path.Combine(ckpt, KMeansPatchTokenizer.FileName)));
-            Assert.Equal(new[] { "pretrained" }, Directory.GetFileSystemEntries(dir).Select(Path.GetFileName));
+            CheckpointFolder = ckpt, Epochs = 1, BatchSize = 32, ValidationFraction = 0, Augment = false,
+        }).Train(BeitImageClassificationTrainerTests.PatternImages(64, 12));
+        Assert.True(fine.Model.Config.UseRelativePositionBias);
+        Assert.False(fine.Model.Config.UseSharedRelativePositionBias);
 
-            // The featurizer takes it as it is (shared bias, no pooler, lm_head and tokenizer beside it).
-            AssertFeaturizerMatchesBackbone(ckpt);
-
-            // The classification trainer takes it directly (shared bias copied into every layer).
-            var fine = new BeitImageClassificationTrainer(new()
-            {
-                CheckpointFolder = ckpt, Epochs = 1, BatchSize = 32, ValidationFraction = 0, Augment = false,
-            }).Train(BeitImageClassificationTrainerTests.PatternImages(64, 12));
-            Assert.True(fine.Model.Config.UseRelativePositionBias);
-            Assert.False(fine.Model.Config.UseSharedRelativePositionBias);
-
-            // So does the segmentation trainer.
-            var seg = new BeitSemanticSegmentationTrainer(new()
-            {
-                CheckpointFolder = ckpt, Epochs = 1, BatchSize = 8, ValidationFraction = 0, Augment = false,
-            }).Train(SegmentationOf(BeitImageClassificationTrainerTests.PatternImages(16, 13)));
-            Assert.Equal(4, seg.Model.Config.ResolvedOutIndices().Length);
-        }
-        finally { Directory.Delete(dir, true); }
+        // So does the segmentation trainer.
+        var seg = new BeitSemanticSegmentationTrainer(new()
+        {
+            CheckpointFolder = ckpt, Epochs = 1, BatchSize = 8, ValidationFraction = 0, Augment = false,
+        }).Train(SegmentationOf(BeitImageClassificationTrainerTests.PatternImages(16, 13)));
+        Assert.Equal(4, seg.Model.Config.ResolvedOutIndices().Length);
     }
 
     [Fact]

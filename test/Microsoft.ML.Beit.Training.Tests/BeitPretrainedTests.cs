@@ -28,41 +28,37 @@ public class BeitPretrainedTests
     [InlineData("seg_uper")]
     public void SaveThenLoadGivesBitIdenticalOutputsAndHuggingFaceFiles(string name)
     {
-        var dir = Fixtures.TempDir();
-        try
+        using var dir = new TempDir();
+        var io = ParityAssert.Io(Fixtures.Tiny(name));
+        using var original = Load(name, Fixtures.Tiny(name));
+        original.SavePretrained(dir);
+        Assert.Equal([BeitConfig.FileName, SafeTensors.ModelFileName], Directory.GetFiles(dir).Select(Path.GetFileName).Order());
+
+        // Same tensor names, shapes and bytes as the file transformers wrote.
+        var hf = SafeTensors.Read(Path.Combine(Fixtures.Tiny(name), SafeTensors.ModelFileName));
+        using (var fs = File.OpenRead(Path.Combine(dir, SafeTensors.ModelFileName)))
         {
-            var io = ParityAssert.Io(Fixtures.Tiny(name));
-            using var original = Load(name, Fixtures.Tiny(name));
-            original.SavePretrained(dir);
-            Assert.Equal([BeitConfig.FileName, SafeTensors.ModelFileName], Directory.GetFiles(dir).Select(Path.GetFileName).Order());
-
-            // Same tensor names, shapes and bytes as the file transformers wrote.
-            var hf = SafeTensors.Read(Path.Combine(Fixtures.Tiny(name), SafeTensors.ModelFileName));
-            using (var fs = File.OpenRead(Path.Combine(dir, SafeTensors.ModelFileName)))
-            {
-                var ours = SafeTensors.Read(fs, out var metadata);
-                Assert.Equal("pt", metadata["format"]);
-                Assert.Equal(hf.Keys.Order(StringComparer.Ordinal), ours.Keys.Order(StringComparer.Ordinal));
-                foreach (var (k, t) in hf) Assert.True(t.Data.AsSpan().SequenceEqual(ours[k].Data), k);
-            }
-            // Every key of transformers' config.json is written back, with architectures naming our class.
-            var hfConfig = JsonNode.Parse(File.ReadAllText(Path.Combine(Fixtures.Tiny(name), BeitConfig.FileName)))!.AsObject();
-            var ourConfig = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, BeitConfig.FileName)))!.AsObject();
-            foreach (var (k, _) in hfConfig) Assert.True(ourConfig.ContainsKey(k), $"config.json lacks '{k}'");
-            Assert.Equal(original.GetType().Name, ourConfig["architectures"]![0]!.GetValue<string>());
-
-            using var reloaded = Load(name, dir);
-            original.eval();
-            reloaded.eval();
-            using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
-            var a = Outputs(original, io);
-            var b = Outputs(reloaded, io);
-            Assert.Equal(a.Length, b.Length);
-            for (int i = 0; i < a.Length; i++)
-                Assert.True(BeitTensors.ToTensorData(a[i]).Data.AsSpan().SequenceEqual(BeitTensors.ToTensorData(b[i]).Data), $"output {i} differs");
+            var ours = SafeTensors.Read(fs, out var metadata);
+            Assert.Equal("pt", metadata["format"]);
+            Assert.Equal(hf.Keys.Order(StringComparer.Ordinal), ours.Keys.Order(StringComparer.Ordinal));
+            foreach (var (k, t) in hf) Assert.True(t.Data.AsSpan().SequenceEqual(ours[k].Data), k);
         }
-        finally { Directory.Delete(dir, true); }
+        // Every key of transformers' config.json is written back, with architectures naming our class.
+        var hfConfig = JsonNode.Parse(File.ReadAllText(Path.Combine(Fixtures.Tiny(name), BeitConfig.FileName)))!.AsObject();
+        var ourConfig = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, BeitConfig.FileName)))!.AsObject();
+        foreach (var (k, _) in hfConfig) Assert.True(ourConfig.ContainsKey(k), $"config.json lacks '{k}'");
+        Assert.Equal(original.GetType().Name, ourConfig["architectures"]![0]!.GetValue<string>());
+
+        using var reloaded = Load(name, dir);
+        original.eval();
+        reloaded.eval();
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var a = Outputs(original, io);
+        var b = Outputs(reloaded, io);
+        Assert.Equal(a.Length, b.Length);
+        for (int i = 0; i < a.Length; i++)
+            Assert.True(BeitTensors.ToTensorData(a[i]).Data.AsSpan().SequenceEqual(BeitTensors.ToTensorData(b[i]).Data), $"output {i} differs");
     }
 
     [Fact]
@@ -98,14 +94,10 @@ public class BeitPretrainedTests
     [Fact]
     public void RelativePositionIndexBuffersAreIgnoredOnLoad()
     {
-        var dir = CopyWith(t => t["beit.encoder.layer.0.attention.attention.relative_position_bias.relative_position_index"] =
+        using var dir = CopyWith(t => t["beit.encoder.layer.0.attention.attention.relative_position_bias.relative_position_index"] =
             TensorData.FromInt64s(new long[17 * 17], 17, 17));
-        try
-        {
-            using var model = BeitForImageClassification.FromPretrained(dir);
-            Assert.Empty(model.LoadReport!.Unexpected);
-        }
-        finally { Directory.Delete(dir, true); }
+        using var model = BeitForImageClassification.FromPretrained(dir);
+        Assert.Empty(model.LoadReport!.Unexpected);
     }
 
     [Fact]
@@ -153,15 +145,11 @@ public class BeitPretrainedTests
         // classifier.bias re-typed as I32 with the same bytes: copy_ would convert it and the model would predict nonsense.
         static void Retype(Dictionary<string, TensorData> t) =>
             t["classifier.bias"] = new TensorData(TensorDType.I32, t["classifier.bias"].Shape, t["classifier.bias"].Data);
-        var dir = CopyWith(Retype);
-        try
-        {
-            var e = Assert.Throws<CheckpointMismatchException>(() => BeitForImageClassification.FromPretrained(dir));
-            Assert.Contains(Path.Combine(dir, SafeTensors.ModelFileName), e.Message);
-            Assert.Contains("classifier.bias", e.Message);
-            Assert.Equal(("classifier.bias", TensorDType.I32), (Assert.Single(e.WrongType).Name, e.WrongType[0].Actual));
-        }
-        finally { Directory.Delete(dir, true); }
+        using var dir = CopyWith(Retype);
+        var e = Assert.Throws<CheckpointMismatchException>(() => BeitForImageClassification.FromPretrained(dir));
+        Assert.Contains(Path.Combine(dir, SafeTensors.ModelFileName), e.Message);
+        Assert.Contains("classifier.bias", e.Message);
+        Assert.Equal(("classifier.bias", TensorDType.I32), (Assert.Single(e.WrongType).Name, e.WrongType[0].Actual));
 
         // In memory, with no file in between: LoadWeights itself refuses it, naming the source it is given.
         var tensors = SafeTensors.Read(Path.Combine(Fixtures.Tiny("cls_relpos"), SafeTensors.ModelFileName));
@@ -174,17 +162,13 @@ public class BeitPretrainedTests
 
     private static CheckpointMismatchException LoadModified(Action<Dictionary<string, TensorData>> change)
     {
-        var dir = CopyWith(change);
-        try
-        {
-            return Assert.Throws<CheckpointMismatchException>(() => BeitForImageClassification.FromPretrained(dir));
-        }
-        finally { Directory.Delete(dir, true); }
+        using var dir = CopyWith(change);
+        return Assert.Throws<CheckpointMismatchException>(() => BeitForImageClassification.FromPretrained(dir));
     }
 
-    private static string CopyWith(Action<Dictionary<string, TensorData>> change)
+    private static TempDir CopyWith(Action<Dictionary<string, TensorData>> change)
     {
-        var dir = Fixtures.TempDir();
+        var dir = new TempDir();
         File.Copy(Path.Combine(Fixtures.Tiny("cls_relpos"), BeitConfig.FileName), Path.Combine(dir, BeitConfig.FileName));
         var tensors = SafeTensors.Read(Path.Combine(Fixtures.Tiny("cls_relpos"), SafeTensors.ModelFileName));
         change(tensors);
@@ -228,31 +212,27 @@ public class BeitHalfPrecisionCheckpointTests
     [InlineData(TensorDType.BF16)]
     public void LoadsF16AndBf16Weights(TensorDType dtype)
     {
-        var dir = Fixtures.TempDir();
-        try
+        using var dir = new TempDir();
+        File.Copy(Path.Combine(Fixtures.Tiny("cls_relpos"), BeitConfig.FileName), Path.Combine(dir, BeitConfig.FileName));
+        var f32 = SafeTensors.Read(Path.Combine(Fixtures.Tiny("cls_relpos"), SafeTensors.ModelFileName));
+        var narrowed = new Dictionary<string, TensorData>();
+        var expected = new Dictionary<string, float[]>();
+        foreach (var (name, t) in f32)
         {
-            File.Copy(Path.Combine(Fixtures.Tiny("cls_relpos"), BeitConfig.FileName), Path.Combine(dir, BeitConfig.FileName));
-            var f32 = SafeTensors.Read(Path.Combine(Fixtures.Tiny("cls_relpos"), SafeTensors.ModelFileName));
-            var narrowed = new Dictionary<string, TensorData>();
-            var expected = new Dictionary<string, float[]>();
-            foreach (var (name, t) in f32)
-            {
-                var values = t.ToFloatArray();
-                byte[] bytes = dtype == TensorDType.F16
-                    ? values.SelectMany(v => BitConverter.GetBytes((Half)v)).ToArray()
-                    : values.SelectMany(v => BitConverter.GetBytes((ushort)(BitConverter.SingleToInt32Bits(v) >>> 16))).ToArray(); // truncating
-                narrowed[name] = new TensorData(dtype, t.Shape, bytes);
-                expected[name] = narrowed[name].ToFloatArray();
-            }
-            SafeTensors.Write(Path.Combine(dir, SafeTensors.ModelFileName), narrowed);
-            using var model = BeitForImageClassification.FromPretrained(dir);
-            foreach (var (name, p) in model.state_dict())
-            {
-                var actual = BeitTensors.ToTensorData(p);
-                Assert.Equal(TensorDType.F32, actual.DType);
-                Assert.Equal(expected[name], actual.ToFloatArray());
-            }
+            var values = t.ToFloatArray();
+            byte[] bytes = dtype == TensorDType.F16
+                ? values.SelectMany(v => BitConverter.GetBytes((Half)v)).ToArray()
+                : values.SelectMany(v => BitConverter.GetBytes((ushort)(BitConverter.SingleToInt32Bits(v) >>> 16))).ToArray(); // truncating
+            narrowed[name] = new TensorData(dtype, t.Shape, bytes);
+            expected[name] = narrowed[name].ToFloatArray();
         }
-        finally { Directory.Delete(dir, true); }
+        SafeTensors.Write(Path.Combine(dir, SafeTensors.ModelFileName), narrowed);
+        using var model = BeitForImageClassification.FromPretrained(dir);
+        foreach (var (name, p) in model.state_dict())
+        {
+            var actual = BeitTensors.ToTensorData(p);
+            Assert.Equal(TensorDType.F32, actual.DType);
+            Assert.Equal(expected[name], actual.ToFloatArray());
+        }
     }
 }

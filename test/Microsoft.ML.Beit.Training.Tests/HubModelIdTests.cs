@@ -15,21 +15,14 @@ public sealed class HubModelIdTests
 
     private static void WithHubCache(Action body)
     {
-        string cache = Fixtures.TempDir();
-        try
+        using var cache = new TempDir();
+        string tiny = Fixtures.Tiny("cls_relpos");
+        HubCacheLayout.Write(cache, Id, [("config.json", Path.Combine(tiny, "config.json")), ("model.safetensors", Path.Combine(tiny, "model.safetensors"))]);
+        using var env = new EnvironmentScope(new Dictionary<string, string?>
         {
-            string tiny = Fixtures.Tiny("cls_relpos");
-            HubCacheLayout.Write(cache, Id, [("config.json", Path.Combine(tiny, "config.json")), ("model.safetensors", Path.Combine(tiny, "model.safetensors"))]);
-            using var env = new EnvironmentScope(new Dictionary<string, string?>
-            {
-                ["HF_HUB_CACHE"] = cache, ["HF_HUB_OFFLINE"] = "1", ["HF_ENDPOINT"] = "http://127.0.0.1:9", ["HF_TOKEN"] = null,
-            });
-            body();
-        }
-        finally
-        {
-            Directory.Delete(cache, recursive: true);
-        }
+            ["HF_HUB_CACHE"] = cache, ["HF_HUB_OFFLINE"] = "1", ["HF_ENDPOINT"] = "http://127.0.0.1:9", ["HF_TOKEN"] = null,
+        });
+        body();
     }
 
     [Fact]

@@ -23,17 +23,13 @@ public class IdxDatasetTests
     [Fact]
     public void TruncatedFilesAreRejectedByName()
     {
-        var dir = Fixtures.TempDir();
-        try
-        {
-            File.Copy(Path.Combine(Subset, "t10k-labels-idx1-ubyte.gz"), Path.Combine(dir, "t10k-labels-idx1-ubyte.gz"));
-            var raw = new byte[16 + 10];
-            raw[3] = 0x03; raw[2] = 0x08; // 2051
-            raw[7] = 100; raw[11] = 28; raw[15] = 28;
-            File.WriteAllBytes(Path.Combine(dir, "t10k-images-idx3-ubyte"), raw);
-            var e = Assert.Throws<InvalidDataException>(() => IdxDataset.Load(dir, "t10k"));
-            Assert.Contains("t10k-images-idx3-ubyte", e.Message);
-        }
-        finally { Directory.Delete(dir, true); }
+        using var dir = new TempDir();
+        File.Copy(Path.Combine(Subset, "t10k-labels-idx1-ubyte.gz"), Path.Combine(dir, "t10k-labels-idx1-ubyte.gz"));
+        var raw = new byte[16 + 10];
+        raw[3] = 0x03; raw[2] = 0x08; // 2051
+        raw[7] = 100; raw[11] = 28; raw[15] = 28;
+        File.WriteAllBytes(Path.Combine(dir, "t10k-images-idx3-ubyte"), raw);
+        var e = Assert.Throws<InvalidDataException>(() => IdxDataset.Load(dir, "t10k"));
+        Assert.Contains("t10k-images-idx3-ubyte", e.Message);
     }
 }

@@ -61,17 +61,13 @@ public class KMeansPatchTokenizerTests
     {
         using var scope = NewDisposeScope();
         var (images, _) = MakeImages(16, 2);
-        var dir = Fixtures.TempDir();
-        try
-        {
-            using var tok = KMeansPatchTokenizer.Fit([images], 4, new() { VocabSize = 8, Seed = 1 });
-            tok.Save(dir);
-            Assert.Equal(new[] { KMeansPatchTokenizer.FileName }, Directory.GetFiles(dir).Select(Path.GetFileName));
-            using var back = KMeansPatchTokenizer.Load(dir);
-            Assert.Equal(8, back.VocabSize);
-            Assert.Equal(tok.Tokenize(images, 4).data<long>().ToArray(), back.Tokenize(images, 4).data<long>().ToArray());
-        }
-        finally { Directory.Delete(dir, true); }
+        using var dir = new TempDir();
+        using var tok = KMeansPatchTokenizer.Fit([images], 4, new() { VocabSize = 8, Seed = 1 });
+        tok.Save(dir);
+        Assert.Equal(new[] { KMeansPatchTokenizer.FileName }, Directory.GetFiles(dir).Select(Path.GetFileName));
+        using var back = KMeansPatchTokenizer.Load(dir);
+        Assert.Equal(8, back.VocabSize);
+        Assert.Equal(tok.Tokenize(images, 4).data<long>().ToArray(), back.Tokenize(images, 4).data<long>().ToArray());
     }
 
     [Fact]

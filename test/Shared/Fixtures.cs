@@ -27,12 +27,4 @@ internal static class Fixtures
 
     /// <summary>A file of the PyTorch bicubic references (<c>test/fixtures/torch-bicubic</c>, made by its <c>make_reference.py</c>).</summary>
     public static string TorchBicubic(string name) => Path.Combine(Root, "..", "torch-bicubic", name);
-
-    /// <summary>A fresh empty temporary folder, deleted by the caller.</summary>
-    public static string TempDir()
-    {
-        var d = Path.Combine(Path.GetTempPath(), "beit-tests-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(d);
-        return d;
-    }
 }

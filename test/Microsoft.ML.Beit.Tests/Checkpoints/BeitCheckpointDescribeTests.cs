@@ -70,44 +70,36 @@ public sealed class BeitCheckpointDescribeTests
     [Fact]
     public void ShardedSafetensorsWithPreprocessor_ListsIndexShardsAndPreprocessor_AndNamesATruncatedShard()
     {
-        string dir = Fixtures.TempDir();
-        try
-        {
-            foreach (var (name, bytes) in HubRepos.ShardedFiles()) File.WriteAllBytes(Path.Combine(dir, name), bytes);
-            var processor = new BeitImageProcessor { Size = ResizeSize.Exact(40, 48), CropSize = new PixelSize(32, 32), ImageMean = [0.485, 0.456, 0.406] };
-            File.WriteAllText(Path.Combine(dir, BeitImageProcessor.ConfigFileName), processor.ToJson());
+        using var dir = new TempDir();
+        foreach (var (name, bytes) in HubRepos.ShardedFiles()) File.WriteAllBytes(Path.Combine(dir, name), bytes);
+        var processor = new BeitImageProcessor { Size = ResizeSize.Exact(40, 48), CropSize = new PixelSize(32, 32), ImageMean = [0.485, 0.456, 0.406] };
+        File.WriteAllText(Path.Combine(dir, BeitImageProcessor.ConfigFileName), processor.ToJson());
 
-            var info = BeitCheckpoint.Describe(dir);
-            Assert.Equal([SafeTensors.IndexFileName, "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"], info.WeightFiles);
-            var single = BeitCheckpoint.Describe(Fixtures.Tiny("cls_relpos"));
-            Assert.Equal(single.Tensors.Select(t => t.Name + Describe(t.DType, t.Shape)), info.Tensors.Select(t => t.Name + Describe(t.DType, t.Shape)));
-            Assert.Equal(TinyParameters, info.Parameters);
-            Assert.NotNull(info.Preprocessor);
-            Assert.Equal(new PixelSize(32, 32), info.Preprocessor.CropSize);
-            Assert.Equal((40, 48), (info.Preprocessor.Size.Height, info.Preprocessor.Size.Width));
-            Assert.Equal([0.485, 0.456, 0.406], info.Preprocessor.ImageMean);
+        var info = BeitCheckpoint.Describe(dir);
+        Assert.Equal([SafeTensors.IndexFileName, "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"], info.WeightFiles);
+        var single = BeitCheckpoint.Describe(Fixtures.Tiny("cls_relpos"));
+        Assert.Equal(single.Tensors.Select(t => t.Name + Describe(t.DType, t.Shape)), info.Tensors.Select(t => t.Name + Describe(t.DType, t.Shape)));
+        Assert.Equal(TinyParameters, info.Parameters);
+        Assert.NotNull(info.Preprocessor);
+        Assert.Equal(new PixelSize(32, 32), info.Preprocessor.CropSize);
+        Assert.Equal((40, 48), (info.Preprocessor.Size.Height, info.Preprocessor.Size.Width));
+        Assert.Equal([0.485, 0.456, 0.406], info.Preprocessor.ImageMean);
 
-            // Headers alone would not notice missing data: the listing checks each tensor's bytes lie within its file.
-            string shard = Path.Combine(dir, "model-00002-of-00002.safetensors");
-            using (var stream = new FileStream(shard, FileMode.Open)) stream.SetLength(stream.Length - 4);
-            var e = Assert.Throws<InvalidDataException>(() => BeitCheckpoint.Describe(dir));
-            Assert.Contains(shard, e.Message);
-            Assert.Contains("truncated", e.Message);
-        }
-        finally { Directory.Delete(dir, recursive: true); }
+        // Headers alone would not notice missing data: the listing checks each tensor's bytes lie within its file.
+        string shard = Path.Combine(dir, "model-00002-of-00002.safetensors");
+        using (var stream = new FileStream(shard, FileMode.Open)) stream.SetLength(stream.Length - 4);
+        var e = Assert.Throws<InvalidDataException>(() => BeitCheckpoint.Describe(dir));
+        Assert.Contains(shard, e.Message);
+        Assert.Contains("truncated", e.Message);
     }
 
     [Fact]
     public void MissingFolderOrWeights_ThrowTypedExceptionsNamingThePath()
     {
-        string dir = Fixtures.TempDir();
-        try
-        {
-            string absent = Path.Combine(dir, "absent");
-            Assert.Contains(absent, Assert.Throws<DirectoryNotFoundException>(() => BeitCheckpoint.Describe(absent)).Message);
-            File.Copy(Path.Combine(Fixtures.Tiny("cls_relpos"), "config.json"), Path.Combine(dir, "config.json"));
-            Assert.Contains(dir, Assert.Throws<FileNotFoundException>(() => BeitCheckpoint.Describe(dir)).Message);
-        }
-        finally { Directory.Delete(dir, recursive: true); }
+        using var dir = new TempDir();
+        string absent = Path.Combine(dir, "absent");
+        Assert.Contains(absent, Assert.Throws<DirectoryNotFoundException>(() => BeitCheckpoint.Describe(absent)).Message);
+        File.Copy(Path.Combine(Fixtures.Tiny("cls_relpos"), "config.json"), Path.Combine(dir, "config.json"));
+        Assert.Contains(dir, Assert.Throws<FileNotFoundException>(() => BeitCheckpoint.Describe(dir)).Message);
     }
 }

@@ -115,92 +115,76 @@ public sealed class BeitCheckpointFamilyTests(ITestOutputHelper output)
     [Fact]
     public void Data2VecVisionFolderGivesBitIdenticalLogits()
     {
-        string dir = Fixtures.TempDir();
-        try
-        {
-            string folder = WriteData2VecFolder(dir);
-            Assert.Equal(BeitCheckpointFamily.Data2VecVision, BeitCheckpointFamilies.Detect(SafeTensors.Read(Path.Combine(folder, SafeTensors.ModelFileName))));
-            AssertSameTensors(BeitCheckpoint.ReadTensors(Original), BeitCheckpoint.ReadTensors(folder));
-            AssertBitIdentical("data2vec-vision folder", Logits(Original), Logits(folder));
-        }
-        finally { Directory.Delete(dir, true); }
+        using var dir = new TempDir();
+        string folder = WriteData2VecFolder(dir);
+        Assert.Equal(BeitCheckpointFamily.Data2VecVision, BeitCheckpointFamilies.Detect(SafeTensors.Read(Path.Combine(folder, SafeTensors.ModelFileName))));
+        AssertSameTensors(BeitCheckpoint.ReadTensors(Original), BeitCheckpoint.ReadTensors(folder));
+        AssertBitIdentical("data2vec-vision folder", Logits(Original), Logits(folder));
     }
 
     [Fact]
     public void Data2VecVisionConvertsToABeitFolder()
     {
-        string dir = Fixtures.TempDir();
-        try
-        {
-            string folder = WriteData2VecFolder(dir), converted = Path.Combine(dir, "converted");
-            File.WriteAllText(Path.Combine(folder, BeitImageProcessor.ConfigFileName), new BeitImageProcessor().ToJson());
-            Assert.Equal(BeitCheckpointFamily.Data2VecVision, BeitCheckpoint.Convert(folder, converted));
-            var json = JsonNode.Parse(File.ReadAllText(Path.Combine(converted, BeitConfig.FileName)))!;
-            Assert.Equal("beit", (string?)json["model_type"]);
-            Assert.Equal("BeitForImageClassification", (string?)json["architectures"]![0]);
-            Assert.All(SafeTensors.Read(Path.Combine(converted, SafeTensors.ModelFileName)).Keys, k => Assert.DoesNotContain("data2vec", k));
-            Assert.Equal(File.ReadAllText(Path.Combine(folder, BeitImageProcessor.ConfigFileName)),
-                         File.ReadAllText(Path.Combine(converted, BeitImageProcessor.ConfigFileName)));
-            AssertBitIdentical("data2vec-vision converted", Logits(Original), Logits(converted));
-            Assert.DoesNotContain(Directory.GetDirectories(dir), d => Path.GetFileName(d).StartsWith('.'));
-        }
-        finally { Directory.Delete(dir, true); }
+        using var dir = new TempDir();
+        string folder = WriteData2VecFolder(dir), converted = Path.Combine(dir, "converted");
+        File.WriteAllText(Path.Combine(folder, BeitImageProcessor.ConfigFileName), new BeitImageProcessor().ToJson());
+        Assert.Equal(BeitCheckpointFamily.Data2VecVision, BeitCheckpoint.Convert(folder, converted));
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(converted, BeitConfig.FileName)))!;
+        Assert.Equal("beit", (string?)json["model_type"]);
+        Assert.Equal("BeitForImageClassification", (string?)json["architectures"]![0]);
+        Assert.All(SafeTensors.Read(Path.Combine(converted, SafeTensors.ModelFileName)).Keys, k => Assert.DoesNotContain("data2vec", k));
+        Assert.Equal(File.ReadAllText(Path.Combine(folder, BeitImageProcessor.ConfigFileName)),
+                     File.ReadAllText(Path.Combine(converted, BeitImageProcessor.ConfigFileName)));
+        AssertBitIdentical("data2vec-vision converted", Logits(Original), Logits(converted));
+        Assert.DoesNotContain(Directory.GetDirectories(dir), d => Path.GetFileName(d).StartsWith('.'));
     }
 
     [Fact]
     public void TimmPthNestedUnderModelConvertsToTheHuggingFaceTensors()
     {
-        string dir = Fixtures.TempDir();
-        try
-        {
-            string converted = Path.Combine(dir, "converted");
-            Assert.Equal(BeitCheckpointFamily.Timm, BeitCheckpoint.Convert(TimmPth, converted));
-            AssertSameTensors(BeitCheckpoint.ReadTensors(Original), BeitCheckpoint.ReadTensors(converted));
+        using var dir = new TempDir();
+        string converted = Path.Combine(dir, "converted");
+        Assert.Equal(BeitCheckpointFamily.Timm, BeitCheckpoint.Convert(TimmPth, converted));
+        AssertSameTensors(BeitCheckpoint.ReadTensors(Original), BeitCheckpoint.ReadTensors(converted));
 
-            var original = BeitConfig.Load(Original);
-            var config = BeitConfig.Load(converted);
-            Assert.Equal((4, 32, 4, 64, 8, 32), (config.NumHiddenLayers, config.HiddenSize, config.NumAttentionHeads, config.IntermediateSize, config.PatchSize, config.ImageSize));
-            Assert.True(config.UseRelativePositionBias && !config.UseSharedRelativePositionBias && !config.UseAbsolutePositionEmbeddings);
-            Assert.True(config.UseMeanPooling && config.LayerScaleInitValue > 0 && !config.UseMaskToken);
-            Assert.Equal(1e-6, config.LayerNormEps); // timm's LayerNorm
-            Assert.Equal(5, config.NumLabels);
-            Assert.Equal(["BeitForImageClassification"], config.Architectures!);
+        var original = BeitConfig.Load(Original);
+        var config = BeitConfig.Load(converted);
+        Assert.Equal((4, 32, 4, 64, 8, 32), (config.NumHiddenLayers, config.HiddenSize, config.NumAttentionHeads, config.IntermediateSize, config.PatchSize, config.ImageSize));
+        Assert.True(config.UseRelativePositionBias && !config.UseSharedRelativePositionBias && !config.UseAbsolutePositionEmbeddings);
+        Assert.True(config.UseMeanPooling && config.LayerScaleInitValue > 0 && !config.UseMaskToken);
+        Assert.Equal(1e-6, config.LayerNormEps); // timm's LayerNorm
+        Assert.Equal(5, config.NumLabels);
+        Assert.Equal(["BeitForImageClassification"], config.Architectures!);
 
-            // The weights are the original's exactly, so with the original configuration the logits are the original's...
-            AssertBitIdentical("timm .pth, original config", Logits(Original), Logits(original, BeitCheckpoint.ReadTensors(converted)));
-            // ...and the converted folder runs timm's model: the original's weights with timm's epsilon.
-            AssertBitIdentical("timm .pth, converted folder", Logits(WithEps(original, 1e-6), BeitCheckpoint.ReadTensors(Original)), Logits(converted));
+        // The weights are the original's exactly, so with the original configuration the logits are the original's...
+        AssertBitIdentical("timm .pth, original config", Logits(Original), Logits(original, BeitCheckpoint.ReadTensors(converted)));
+        // ...and the converted folder runs timm's model: the original's weights with timm's epsilon.
+        AssertBitIdentical("timm .pth, converted folder", Logits(WithEps(original, 1e-6), BeitCheckpoint.ReadTensors(Original)), Logits(converted));
 
-            // timm's pretrained_cfg: BEiT v2 ImageNet statistics, shortest edge floor(32 / 0.9) = 35, center crop 32, bicubic.
-            var processor = BeitImageProcessor.FromPretrained(converted);
-            Assert.Equal([0.485, 0.456, 0.406], processor.ImageMean);
-            Assert.Equal([0.229, 0.224, 0.225], processor.ImageStd);
-            Assert.Equal(35, processor.Size.ShortestEdge);
-            Assert.True(processor.DoCenterCrop);
-            Assert.Equal(new PixelSize(32, 32), processor.CropSize);
-            Assert.Equal(PillowResample.Bicubic, processor.Resample);
-        }
-        finally { Directory.Delete(dir, true); }
+        // timm's pretrained_cfg: BEiT v2 ImageNet statistics, shortest edge floor(32 / 0.9) = 35, center crop 32, bicubic.
+        var processor = BeitImageProcessor.FromPretrained(converted);
+        Assert.Equal([0.485, 0.456, 0.406], processor.ImageMean);
+        Assert.Equal([0.229, 0.224, 0.225], processor.ImageStd);
+        Assert.Equal(35, processor.Size.ShortestEdge);
+        Assert.True(processor.DoCenterCrop);
+        Assert.Equal(new PixelSize(32, 32), processor.CropSize);
+        Assert.Equal(PillowResample.Bicubic, processor.Resample);
     }
 
     [Fact]
     public void TimmSafetensorsWithPackedQkvGiveBitIdenticalLogits()
     {
-        string dir = Fixtures.TempDir();
-        try
-        {
-            string timm = Path.Combine(dir, "timm"), converted = Path.Combine(dir, "converted");
-            Directory.CreateDirectory(timm);
-            SafeTensors.Write(Path.Combine(timm, SafeTensors.ModelFileName), TimmTensors());
-            // Read in place (no config needed for the tensors), then converted with no timm config.json at all.
-            AssertSameTensors(BeitCheckpoint.ReadTensors(Original), BeitCheckpoint.ReadTensors(timm));
-            AssertBitIdentical("timm safetensors read in place", Logits(Original), Logits(BeitConfig.Load(Original), BeitCheckpoint.ReadTensors(timm)));
-            Assert.Equal(BeitCheckpointFamily.Timm, BeitCheckpoint.Convert(timm, converted));
-            AssertBitIdentical("timm safetensors converted", Logits(WithEps(BeitConfig.Load(Original), 1e-6), BeitCheckpoint.ReadTensors(Original)), Logits(converted));
-            // No pretrained_cfg and no "beitv2" in the name: BEiT v1's 0.5 statistics.
-            Assert.Equal([0.5, 0.5, 0.5], BeitImageProcessor.FromPretrained(converted).ImageMean);
-        }
-        finally { Directory.Delete(dir, true); }
+        using var dir = new TempDir();
+        string timm = Path.Combine(dir, "timm"), converted = Path.Combine(dir, "converted");
+        Directory.CreateDirectory(timm);
+        SafeTensors.Write(Path.Combine(timm, SafeTensors.ModelFileName), TimmTensors());
+        // Read in place (no config needed for the tensors), then converted with no timm config.json at all.
+        AssertSameTensors(BeitCheckpoint.ReadTensors(Original), BeitCheckpoint.ReadTensors(timm));
+        AssertBitIdentical("timm safetensors read in place", Logits(Original), Logits(BeitConfig.Load(Original), BeitCheckpoint.ReadTensors(timm)));
+        Assert.Equal(BeitCheckpointFamily.Timm, BeitCheckpoint.Convert(timm, converted));
+        AssertBitIdentical("timm safetensors converted", Logits(WithEps(BeitConfig.Load(Original), 1e-6), BeitCheckpoint.ReadTensors(Original)), Logits(converted));
+        // No pretrained_cfg and no "beitv2" in the name: BEiT v1's 0.5 statistics.
+        Assert.Equal([0.5, 0.5, 0.5], BeitImageProcessor.FromPretrained(converted).ImageMean);
     }
 
     [Fact]
@@ -223,70 +207,58 @@ public sealed class BeitCheckpointFamilyTests(ITestOutputHelper output)
         };
         foreach (var (name, t) in TimmTensors().Where(kv => kv.Key.StartsWith("blocks.", StringComparison.Ordinal) && !kv.Key.Contains("relative_position", StringComparison.Ordinal)))
             timm[name] = t; // the block weights of cls_relpos stand in for mim_shared's: same shapes
-        string dir = Fixtures.TempDir();
-        try
-        {
-            string file = Path.Combine(dir, "beit_base_patch16_224_pt22k.safetensors"), converted = Path.Combine(dir, "converted");
-            SafeTensors.Write(file, timm);
-            BeitCheckpoint.Convert(file, converted);
-            var config = BeitConfig.Load(converted);
-            Assert.True(config.UseSharedRelativePositionBias && !config.UseRelativePositionBias && config.UseMaskToken && config.UseMeanPooling);
-            Assert.Equal(64, config.VocabSize);
-            Assert.Equal(["BeitForMaskedImageModeling"], config.Architectures!);
-            var tensors = BeitCheckpoint.ReadTensors(converted);
-            Assert.Equal(hf["layernorm.weight"].Data, tensors["layernorm.weight"].Data);
-            Assert.False(tensors.ContainsKey("beit.layernorm.weight")); // transformers' conversion: the head's norm, mean pooling kept
-            Assert.Equal(hf["beit.encoder.relative_position_bias.relative_position_bias_table"].Data,
-                         tensors["beit.encoder.relative_position_bias.relative_position_bias_table"].Data);
-            var onnx = BeitOnnxExporter.ExportToBytes(converted, BeitOnnxTask.MaskedImageModeling);
-            using var session = new BeitOnnxSession(onnx, new BeitOnnxSessionOptions { IntraOpThreads = 1 });
-            var logits = session.Run(Pixels(), 2, new bool[2 * 16])["logits"];
-            Assert.Equal(new long[] { 2, 16, 64 }, logits.Shape);
-            Assert.DoesNotContain(logits.ToFloatArray(), float.IsNaN);
-        }
-        finally { Directory.Delete(dir, true); }
+        using var dir = new TempDir();
+        string file = Path.Combine(dir, "beit_base_patch16_224_pt22k.safetensors"), converted = Path.Combine(dir, "converted");
+        SafeTensors.Write(file, timm);
+        BeitCheckpoint.Convert(file, converted);
+        var config = BeitConfig.Load(converted);
+        Assert.True(config.UseSharedRelativePositionBias && !config.UseRelativePositionBias && config.UseMaskToken && config.UseMeanPooling);
+        Assert.Equal(64, config.VocabSize);
+        Assert.Equal(["BeitForMaskedImageModeling"], config.Architectures!);
+        var tensors = BeitCheckpoint.ReadTensors(converted);
+        Assert.Equal(hf["layernorm.weight"].Data, tensors["layernorm.weight"].Data);
+        Assert.False(tensors.ContainsKey("beit.layernorm.weight")); // transformers' conversion: the head's norm, mean pooling kept
+        Assert.Equal(hf["beit.encoder.relative_position_bias.relative_position_bias_table"].Data,
+                     tensors["beit.encoder.relative_position_bias.relative_position_bias_table"].Data);
+        var onnx = BeitOnnxExporter.ExportToBytes(converted, BeitOnnxTask.MaskedImageModeling);
+        using var session = new BeitOnnxSession(onnx, new BeitOnnxSessionOptions { IntraOpThreads = 1 });
+        var logits = session.Run(Pixels(), 2, new bool[2 * 16])["logits"];
+        Assert.Equal(new long[] { 2, 16, 64 }, logits.Shape);
+        Assert.DoesNotContain(logits.ToFloatArray(), float.IsNaN);
     }
 
     [Fact]
     public void TimmWithoutRelativeTablesNeedsTheHeadCount()
     {
-        string dir = Fixtures.TempDir();
-        try
-        {
-            var tensors = TimmTensors().Where(kv => !kv.Key.Contains("relative_position", StringComparison.Ordinal)).ToDictionary();
-            tensors["pos_embed"] = TensorData.FromFloats(Enumerable.Range(0, 17 * 32).Select(i => MathF.Sin(i)).ToArray(), 1, 17, 32);
-            string file = Path.Combine(dir, "beit_abs.safetensors"), converted = Path.Combine(dir, "converted");
-            SafeTensors.Write(file, tensors);
-            var e = Assert.Throws<InvalidDataException>(() => BeitCheckpoint.Convert(file, converted));
-            Assert.Contains("--num-heads", e.Message);
-            Assert.Contains(file, e.Message);
-            Assert.False(Directory.Exists(converted));
+        using var dir = new TempDir();
+        var tensors = TimmTensors().Where(kv => !kv.Key.Contains("relative_position", StringComparison.Ordinal)).ToDictionary();
+        tensors["pos_embed"] = TensorData.FromFloats(Enumerable.Range(0, 17 * 32).Select(i => MathF.Sin(i)).ToArray(), 1, 17, 32);
+        string file = Path.Combine(dir, "beit_abs.safetensors"), converted = Path.Combine(dir, "converted");
+        SafeTensors.Write(file, tensors);
+        var e = Assert.Throws<InvalidDataException>(() => BeitCheckpoint.Convert(file, converted));
+        Assert.Contains("--num-heads", e.Message);
+        Assert.Contains(file, e.Message);
+        Assert.False(Directory.Exists(converted));
 
-            BeitCheckpoint.Convert(file, converted, numAttentionHeads: 4);
-            var config = BeitConfig.Load(converted);
-            Assert.True(config.UseAbsolutePositionEmbeddings && !config.UseRelativePositionBias);
-            Assert.Equal((4, 32), (config.NumAttentionHeads, config.ImageSize));
-            Assert.Equal(tensors["pos_embed"].Data, BeitCheckpoint.ReadTensors(converted)["beit.embeddings.position_embeddings"].Data);
-            Assert.Throws<InvalidDataException>(() => BeitCheckpoint.Convert(file, converted, numAttentionHeads: 3));
-        }
-        finally { Directory.Delete(dir, true); }
+        BeitCheckpoint.Convert(file, converted, numAttentionHeads: 4);
+        var config = BeitConfig.Load(converted);
+        Assert.True(config.UseAbsolutePositionEmbeddings && !config.UseRelativePositionBias);
+        Assert.Equal((4, 32), (config.NumAttentionHeads, config.ImageSize));
+        Assert.Equal(tensors["pos_embed"].Data, BeitCheckpoint.ReadTensors(converted)["beit.embeddings.position_embeddings"].Data);
+        Assert.Throws<InvalidDataException>(() => BeitCheckpoint.Convert(file, converted, numAttentionHeads: 3));
     }
 
     [Fact]
     public void UnknownTimmTensorsAreNamed()
     {
-        string dir = Fixtures.TempDir();
-        try
-        {
-            var tensors = TimmTensors();
-            tensors["blocks.0.attn.mystery"] = TensorData.FromFloats([1f], 1);
-            string file = Path.Combine(dir, "odd.safetensors");
-            SafeTensors.Write(file, tensors);
-            var e = Assert.Throws<InvalidDataException>(() => BeitCheckpoint.Convert(file, Path.Combine(dir, "out")));
-            Assert.Contains("blocks.0.attn.mystery", e.Message);
-            Assert.Contains(file, e.Message);
-        }
-        finally { Directory.Delete(dir, true); }
+        using var dir = new TempDir();
+        var tensors = TimmTensors();
+        tensors["blocks.0.attn.mystery"] = TensorData.FromFloats([1f], 1);
+        string file = Path.Combine(dir, "odd.safetensors");
+        SafeTensors.Write(file, tensors);
+        var e = Assert.Throws<InvalidDataException>(() => BeitCheckpoint.Convert(file, Path.Combine(dir, "out")));
+        Assert.Contains("blocks.0.attn.mystery", e.Message);
+        Assert.Contains(file, e.Message);
     }
 
     [Fact]
@@ -299,24 +271,20 @@ public sealed class BeitCheckpointFamilyTests(ITestOutputHelper output)
     [Fact]
     public void BeitConvertCliWritesAFolderThatGivesTheSameLogits()
     {
-        string dir = Fixtures.TempDir();
-        try
-        {
-            string converted = Path.Combine(dir, "converted");
-            var (code, stdout, stderr) = DotnetProcess.Run(DotnetProcess.Built("samples/Beit.Cli", "beit.dll"), ["convert", TimmPth, converted]);
-            output.WriteLine(stdout + stderr);
-            Assert.Equal(0, code);
-            Assert.Contains("Timm", stdout);
-            Assert.True(File.Exists(Path.Combine(converted, BeitImageProcessor.ConfigFileName)));
-            AssertBitIdentical("beit convert (timm .pth)", Logits(WithEps(BeitConfig.Load(Original), 1e-6), BeitCheckpoint.ReadTensors(Original)), Logits(converted));
+        using var dir = new TempDir();
+        string converted = Path.Combine(dir, "converted");
+        var (code, stdout, stderr) = DotnetProcess.Run(DotnetProcess.Built("samples/Beit.Cli", "beit.dll"), ["convert", TimmPth, converted]);
+        output.WriteLine(stdout + stderr);
+        Assert.Equal(0, code);
+        Assert.Contains("Timm", stdout);
+        Assert.True(File.Exists(Path.Combine(converted, BeitImageProcessor.ConfigFileName)));
+        AssertBitIdentical("beit convert (timm .pth)", Logits(WithEps(BeitConfig.Load(Original), 1e-6), BeitCheckpoint.ReadTensors(Original)), Logits(converted));
 
-            // A second run over an existing folder replaces its files; a bad input fails with a message and a non-zero code.
-            Assert.Equal(0, DotnetProcess.Run(DotnetProcess.Built("samples/Beit.Cli", "beit.dll"), ["convert", Original, converted]).ExitCode);
-            AssertBitIdentical("beit convert (Hugging Face folder)", Logits(Original), Logits(converted));
-            var bad = DotnetProcess.Run(DotnetProcess.Built("samples/Beit.Cli", "beit.dll"), ["convert", Path.Combine(dir, "missing"), Path.Combine(dir, "x")]);
-            Assert.NotEqual(0, bad.ExitCode);
-            Assert.Contains("missing", bad.Stderr + bad.Stdout);
-        }
-        finally { Directory.Delete(dir, true); }
+        // A second run over an existing folder replaces its files; a bad input fails with a message and a non-zero code.
+        Assert.Equal(0, DotnetProcess.Run(DotnetProcess.Built("samples/Beit.Cli", "beit.dll"), ["convert", Original, converted]).ExitCode);
+        AssertBitIdentical("beit convert (Hugging Face folder)", Logits(Original), Logits(converted));
+        var bad = DotnetProcess.Run(DotnetProcess.Built("samples/Beit.Cli", "beit.dll"), ["convert", Path.Combine(dir, "missing"), Path.Combine(dir, "x")]);
+        Assert.NotEqual(0, bad.ExitCode);
+        Assert.Contains("missing", bad.Stderr + bad.Stdout);
     }
 }

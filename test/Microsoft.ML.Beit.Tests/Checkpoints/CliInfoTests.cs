@@ -65,22 +65,18 @@ public sealed class CliInfoTests(ITestOutputHelper output)
         Assert.Matches(@"\n\s+beit\.embeddings\.patch_embeddings\.projection\.weight\s+F32\s+\[32, 3, 8, 8\]\r?\n", stdout);
 
         // Text lists the first 20 labels (transformers' LABEL_i where config.json names none) and counts the rest.
-        string dir = Fixtures.TempDir();
-        try
-        {
-            var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(Fixtures.Tiny("cls_relpos"), "config.json")))!.AsObject();
-            config.Remove("id2label");
-            config.Remove("label2id");
-            config["num_labels"] = 25;
-            File.WriteAllText(Path.Combine(dir, "config.json"), config.ToJsonString());
-            File.Copy(Path.Combine(Fixtures.Tiny("cls_relpos"), "model.safetensors"), Path.Combine(dir, "model.safetensors"));
-            var many = Run("info", dir);
-            Assert.True(many.Code == 0, many.Stderr);
-            Assert.Contains("Labels (25):", many.Stdout);
-            Assert.Matches(@"\n\s+19\s+LABEL_19\r?\n\s+… 5 more", many.Stdout);
-            Assert.DoesNotContain("LABEL_20", many.Stdout);
-        }
-        finally { Directory.Delete(dir, recursive: true); }
+        using var dir = new TempDir();
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(Fixtures.Tiny("cls_relpos"), "config.json")))!.AsObject();
+        config.Remove("id2label");
+        config.Remove("label2id");
+        config["num_labels"] = 25;
+        File.WriteAllText(Path.Combine(dir, "config.json"), config.ToJsonString());
+        File.Copy(Path.Combine(Fixtures.Tiny("cls_relpos"), "model.safetensors"), Path.Combine(dir, "model.safetensors"));
+        var many = Run("info", dir);
+        Assert.True(many.Code == 0, many.Stderr);
+        Assert.Contains("Labels (25):", many.Stdout);
+        Assert.Matches(@"\n\s+19\s+LABEL_19\r?\n\s+… 5 more", many.Stdout);
+        Assert.DoesNotContain("LABEL_20", many.Stdout);
 
         string absent = Path.Combine(Fixtures.Tiny("cls_relpos"), "no-such-folder");
         var bad = Run("info", absent);

@@ -54,40 +54,33 @@ public sealed class ReadmeSnippetTests(ITestOutputHelper output)
         var snippets = documents.SelectMany(d => Extract(d, Path.GetRelativePath(repository, d))).ToList();
         Assert.True(snippets.Count >= 10, $"only {snippets.Count} C# blocks found in {string.Join(", ", documents)}");
 
-        string root = Fixtures.TempDir();
-        try
+        using var root = new TempDir();
+        string project = Path.Combine(root, "snippets");
+        Directory.CreateDirectory(project);
+        WriteProject(project, repository, snippets);
+        string work = Path.Combine(root, "work");
+        foreach (var (name, fixture) in WorkingFiles())
         {
-            string project = Path.Combine(root, "snippets");
-            Directory.CreateDirectory(project);
-            WriteProject(project, repository, snippets);
-            string work = Path.Combine(root, "work");
-            foreach (var (name, fixture) in WorkingFiles())
-            {
-                string target = Path.Combine(work, name);
-                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-                File.Copy(fixture, target);
-            }
-
-            var baseDir = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-            string tfm = baseDir.Name, configuration = baseDir.Parent!.Name;
-            // DotnetProcess runs "dotnet <first> <args>": here "dotnet build ...".
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            var build = DotnetProcess.Run("build", [project, "-c", configuration, "-nologo", "-v", "q", "-nodeReuse:false"], project);
-            Assert.True(build.ExitCode == 0, "the README snippets do not build:\n" + build.Stdout + build.Stderr + Listing(project));
-
-            output.WriteLine($"{snippets.Count} blocks ({snippets.Count(s => !s.Run)} compile-only): build {clock.Elapsed.TotalSeconds:F1} s");
-            clock.Restart();
-            await using var hub = await FakeHub.StartAsync(HubRepos.Create(out _, out _));
-            var environment = HubEntryPointTests.Environment(hub.Endpoint, Path.Combine(root, "hub-cache"));
-            var run = DotnetProcess.Run(Path.Combine(project, "bin", configuration, tfm, "Snippets.dll"), [], work, environment);
-            output.WriteLine($"run {clock.Elapsed.TotalSeconds:F1} s");
-            Assert.True(run.ExitCode == 0, $"a README snippet failed (exit code {run.ExitCode}):\n{run.Stdout}\n{run.Stderr}");
-            foreach (var s in snippets.Where(s => s.Run)) Assert.Contains("ran " + s.Where, run.Stdout);
+            string target = Path.Combine(work, name);
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(fixture, target);
         }
-        finally
-        {
-            Directory.Delete(root, recursive: true);
-        }
+
+        var baseDir = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        string tfm = baseDir.Name, configuration = baseDir.Parent!.Name;
+        // DotnetProcess runs "dotnet <first> <args>": here "dotnet build ...".
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var build = DotnetProcess.Run("build", [project, "-c", configuration, "-nologo", "-v", "q", "-nodeReuse:false"], project);
+        Assert.True(build.ExitCode == 0, "the README snippets do not build:\n" + build.Stdout + build.Stderr + Listing(project));
+
+        output.WriteLine($"{snippets.Count} blocks ({snippets.Count(s => !s.Run)} compile-only): build {clock.Elapsed.TotalSeconds:F1} s");
+        clock.Restart();
+        await using var hub = await FakeHub.StartAsync(HubRepos.Create(out _, out _));
+        var environment = HubEntryPointTests.Environment(hub.Endpoint, Path.Combine(root, "hub-cache"));
+        var run = DotnetProcess.Run(Path.Combine(project, "bin", configuration, tfm, "Snippets.dll"), [], work, environment);
+        output.WriteLine($"run {clock.Elapsed.TotalSeconds:F1} s");
+        Assert.True(run.ExitCode == 0, $"a README snippet failed (exit code {run.ExitCode}):\n{run.Stdout}\n{run.Stderr}");
+        foreach (var s in snippets.Where(s => s.Run)) Assert.Contains("ran " + s.Where, run.Stdout);
     }
 
     private static IEnumerable<Snippet> Extract(string path, string name)

@@ -29,7 +29,7 @@ public sealed class BeitClassifierTests(ITestOutputHelper output)
         for (int i = 0; i < 2; i++)
         {
             var expected = PipelineData.Softmax(PipelineData.Item(io["logits"], i));
-            float diff = PipelineData.MaxAbsDiff(scores[i], expected);
+            float diff = TestMath.MaxAbsDiff(scores[i], expected);
             output.WriteLine($"row {i}: Score vs softmax(HF logits) max abs diff {diff:E2}, predicted {predicted[i]}");
             Assert.True(diff <= Tolerance, $"row {i}: {diff}");
             Assert.Equal(names[Array.IndexOf(expected, expected.Max())], predicted[i]);
@@ -83,24 +83,17 @@ public sealed class BeitClassifierTests(ITestOutputHelper output)
         Assert.Equal(reference, Scores(ml, new() { Model = BeitModelSource.FromTensors(config, tensors) }));
         var onnx = BeitOnnxExporter.ExportToBytes(config, tensors, BeitOnnxTask.ImageClassification);
         Assert.Equal(reference, Scores(ml, new() { Model = BeitModelSource.FromOnnx(onnx) }));
-        string dir = Fixtures.TempDir();
-        try
-        {
-            string file = Path.Combine(dir, "cls.onnx");
-            File.WriteAllBytes(file, onnx);
-            Assert.Equal(reference, Scores(ml, new() { Model = file }));
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        using var dir = new TempDir();
+        string file = Path.Combine(dir, "cls.onnx");
+        File.WriteAllBytes(file, onnx);
+        Assert.Equal(reference, Scores(ml, new() { Model = file }));
 
         // The standard-operator export and PyTorch's own export (logits only, no configuration inside).
         var standard = Scores(ml, new() { Model = folder, ExportOptions = new BeitOnnxExportOptions { OperatorSet = BeitOnnxOperatorSet.Standard } });
         var torch = Scores(ml, new() { Model = BeitModelSource.FromOnnxFile(Path.Combine(folder, "model.onnx"), config) });
         for (int i = 0; i < 2; i++)
         {
-            float s = PipelineData.MaxAbsDiff(standard[i], reference[i]), t = PipelineData.MaxAbsDiff(torch[i], reference[i]);
+            float s = TestMath.MaxAbsDiff(standard[i], reference[i]), t = TestMath.MaxAbsDiff(torch[i], reference[i]);
             output.WriteLine($"row {i}: standard operators {s:E2}, torch.onnx.export graph {t:E2} (max abs diff of Score)");
             Assert.True(s <= Tolerance && t <= Tolerance);
         }
@@ -121,7 +114,7 @@ public sealed class BeitClassifierTests(ITestOutputHelper output)
         var io = PipelineData.Io("cls_relpos");
         for (int i = 0; i < 2; i++)
         {
-            float diff = PipelineData.MaxAbsDiff(PipelineData.Floats(scored, "Logits")[i], PipelineData.Item(io["logits"], i));
+            float diff = TestMath.MaxAbsDiff(PipelineData.Floats(scored, "Logits")[i], PipelineData.Item(io["logits"], i));
             output.WriteLine($"row {i}: Logits vs HF logits {diff:E2}");
             Assert.True(diff <= Tolerance);
         }
@@ -134,29 +127,22 @@ public sealed class BeitClassifierTests(ITestOutputHelper output)
         var ml = new MLContext();
         string[] names = ["say \"cheese\"", @"back\slash", "café, crème", "日本", "line\nbreak"];
         var data = FixturePixels(ml);
-        string dir = Fixtures.TempDir();
-        try
+        using var dir = new TempDir();
+        string zip = Path.Combine(dir, "classifier.zip");
+        List<float[]> expected;
+        // A stage saved on its own (not in a chain) loads as the chain it is made of.
+        using (var classifier = ml.Transforms.BeitClassifier(new BeitClassifierEstimator.Options
+               { Model = Path.Combine(Fixtures.Tiny("cls_relpos"), "model.onnx"), LabelNames = names }).Fit(data))
         {
-            string zip = Path.Combine(dir, "classifier.zip");
-            List<float[]> expected;
-            // A stage saved on its own (not in a chain) loads as the chain it is made of.
-            using (var classifier = ml.Transforms.BeitClassifier(new BeitClassifierEstimator.Options
-                   { Model = Path.Combine(Fixtures.Tiny("cls_relpos"), "model.onnx"), LabelNames = names }).Fit(data))
-            {
-                ml.Model.Save(classifier, data.Schema, zip);
-                expected = PipelineData.Floats(classifier.Transform(data), "Score");
-            }
-            var loaded = ml.Model.Load(zip, out _);
-            using var typed = BeitClassifierTransformer.FromLoaded(loaded);
-            Assert.Equal(names, typed.LabelNames);
-            var scored = loaded.Transform(data);
-            Assert.Equal(expected, PipelineData.Floats(scored, "Score"));
-            Assert.All(PipelineData.KeyNames(scored, "PredictedLabel"), n => Assert.Contains(n, names));
+            ml.Model.Save(classifier, data.Schema, zip);
+            expected = PipelineData.Floats(classifier.Transform(data), "Score");
         }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        var loaded = ml.Model.Load(zip, out _);
+        using var typed = BeitClassifierTransformer.FromLoaded(loaded);
+        Assert.Equal(names, typed.LabelNames);
+        var scored = loaded.Transform(data);
+        Assert.Equal(expected, PipelineData.Floats(scored, "Score"));
+        Assert.All(PipelineData.KeyNames(scored, "PredictedLabel"), n => Assert.Contains(n, names));
     }
 
     [Fact]
@@ -188,91 +174,78 @@ public sealed class BeitClassifierTests(ITestOutputHelper output)
     [Fact]
     public void PredictionEngineOnLoadedModelAndDeterministicDisposal()
     {
-        string dir = Fixtures.TempDir(), temp = Path.Combine(dir, "mlnet-temp");
+        using var dir = new TempDir();
+        string temp = Path.Combine(dir, "mlnet-temp");
         Directory.CreateDirectory(temp);
-        try
+        var ml = new MLContext { TempFilePath = temp };
+        string checkpoint = Fixtures.Tiny("cls_relpos");
+        var data = PipelineData.Paths(ml, PipelineData.PhotoPaths());
+        string zip = Path.Combine(dir, "model.zip");
+        List<float[]> expected;
+        string? modelFile;
+        var pipeline = ml.Transforms.LoadBeitImages()
+            .Append(ml.Transforms.BeitImageProcessor(checkpoint))
+            .Append(ml.Transforms.BeitClassifier(checkpoint))
+            .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
+        using (var model = pipeline.Fit(data))
         {
-            var ml = new MLContext { TempFilePath = temp };
-            string checkpoint = Fixtures.Tiny("cls_relpos");
-            var data = PipelineData.Paths(ml, PipelineData.PhotoPaths());
-            string zip = Path.Combine(dir, "model.zip");
-            List<float[]> expected;
-            string? modelFile;
-            var pipeline = ml.Transforms.LoadBeitImages()
-                .Append(ml.Transforms.BeitImageProcessor(checkpoint))
-                .Append(ml.Transforms.BeitClassifier(checkpoint))
-                .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
-            using (var model = pipeline.Fit(data))
-            {
-                ml.Model.Save(model, data.Schema, zip);
-                expected = PipelineData.Floats(model.Transform(data), "Score");
-                modelFile = BeitClassifierTransformer.FromLoaded(model).ModelFilePath;
-                Assert.True(File.Exists(modelFile));
-            }
-            Assert.False(File.Exists(modelFile), "the in-process classifier left its ONNX file behind");
+            ml.Model.Save(model, data.Schema, zip);
+            expected = PipelineData.Floats(model.Transform(data), "Score");
+            modelFile = BeitClassifierTransformer.FromLoaded(model).ModelFilePath;
+            Assert.True(File.Exists(modelFile));
+        }
+        Assert.False(File.Exists(modelFile), "the in-process classifier left its ONNX file behind");
 
-            var loaded = ml.Model.Load(zip, out var schema);
-            Assert.NotEmpty(Directory.GetFiles(temp));
-            using (var engine = ml.Model.CreatePredictionEngine<ImagePathRow, ClassifierPrediction>(loaded, inputSchema: schema))
-            {
-                var photos = PipelineData.PhotoPaths();
-                for (int i = 0; i < photos.Length; i++)
-                {
-                    var prediction = engine.Predict(new ImagePathRow { ImagePath = photos[i] });
-                    Assert.Equal(expected[i], prediction.Score);
-                    Assert.Equal(BeitClassifierTransformer.FromLoaded(loaded).LabelNames[Array.IndexOf(prediction.Score, prediction.Score.Max())], prediction.PredictedLabel);
-                }
-            }
-            ((IDisposable)loaded).Dispose();
-            // ML.NET wrote the embedded ONNX model to its temp folder at Load; disposing the model removed it.
-            Assert.Empty(Directory.GetFiles(temp));
-        }
-        finally
+        var loaded = ml.Model.Load(zip, out var schema);
+        Assert.NotEmpty(Directory.GetFiles(temp));
+        using (var engine = ml.Model.CreatePredictionEngine<ImagePathRow, ClassifierPrediction>(loaded, inputSchema: schema))
         {
-            Directory.Delete(dir, true);
+            var photos = PipelineData.PhotoPaths();
+            for (int i = 0; i < photos.Length; i++)
+            {
+                var prediction = engine.Predict(new ImagePathRow { ImagePath = photos[i] });
+                Assert.Equal(expected[i], prediction.Score);
+                Assert.Equal(BeitClassifierTransformer.FromLoaded(loaded).LabelNames[Array.IndexOf(prediction.Score, prediction.Score.Max())], prediction.PredictedLabel);
+            }
         }
+        ((IDisposable)loaded).Dispose();
+        // ML.NET wrote the embedded ONNX model to its temp folder at Load; disposing the model removed it.
+        Assert.Empty(Directory.GetFiles(temp));
     }
 
     [Fact]
     public void FromLoadedGivesTheTypedStagesBack()
     {
         var ml = new MLContext();
-        string dir = Fixtures.TempDir();
-        try
+        using var dir = new TempDir();
+        string checkpoint = Fixtures.Tiny("cls_relpos");
+        var data = PipelineData.Paths(ml, [Fixtures.Preproc("camera.png")]);
+        string zip = Path.Combine(dir, "model.zip");
+        var processor = Microsoft.ML.Beit.Processing.BeitImageProcessor.FromJson("{\"size\": {\"height\": 40, \"width\": 40}, \"crop_size\": 32, \"resample\": 2, \"image_mean\": [0.485, 0.456, 0.406]}");
+        using (var model = ml.Transforms.LoadBeitImages(new LoadBeitImagesEstimator.Options { DecoderOptions = new() { ApplyExifOrientation = true, MaxPixels = 1_000_000 } })
+            .Append(ml.Transforms.BeitImageProcessor(new BeitImageProcessorEstimator.Options { Processor = processor }))
+            .Append(ml.Transforms.BeitClassifier(checkpoint))
+            .Fit(data))
         {
-            string checkpoint = Fixtures.Tiny("cls_relpos");
-            var data = PipelineData.Paths(ml, [Fixtures.Preproc("camera.png")]);
-            string zip = Path.Combine(dir, "model.zip");
-            var processor = Microsoft.ML.Beit.Processing.BeitImageProcessor.FromJson("{\"size\": {\"height\": 40, \"width\": 40}, \"crop_size\": 32, \"resample\": 2, \"image_mean\": [0.485, 0.456, 0.406]}");
-            using (var model = ml.Transforms.LoadBeitImages(new LoadBeitImagesEstimator.Options { DecoderOptions = new() { ApplyExifOrientation = true, MaxPixels = 1_000_000 } })
-                .Append(ml.Transforms.BeitImageProcessor(new BeitImageProcessorEstimator.Options { Processor = processor }))
-                .Append(ml.Transforms.BeitClassifier(checkpoint))
-                .Fit(data))
-            {
-                ml.Model.Save(model, data.Schema, zip);
-            }
-            using var loaded = (TransformerChain<ITransformer>)ml.Model.Load(zip, out _);
-            var load = LoadBeitImagesTransformer.FromLoaded(loaded);
-            Assert.Equal(("ImagePath", "Image", true, 1_000_000L), (load.InputColumnName, load.OutputColumnName, load.DecoderOptions.ApplyExifOrientation, load.DecoderOptions.MaxPixels));
-            var process = BeitImageProcessorTransformer.FromLoaded(loaded);
-            Assert.Equal(processor.ToJson(), process.Processor.ToJson());
-            Assert.Equal(("Image", "PixelValues"), (process.InputColumnName, process.OutputColumnName));
-            var classifier = BeitClassifierTransformer.FromLoaded(loaded);
-            Assert.Equal(["cat", "dog", "bird", "fish", "horse"], classifier.LabelNames);
-            Assert.Equal((32, 32, "PixelValues", "PredictedLabel"), (classifier.ImageHeight, classifier.ImageWidth, classifier.InputColumnName, classifier.PredictedLabelColumnName));
-            Assert.Null(classifier.ModelFilePath);
-            var keys = ml.Transforms.Conversion.MapValueToKey("Label", keyData: classifier.LabelKeyData)
-                .Fit(ml.Data.LoadFromEnumerable([new LabelledImageRow { Label = "fish" }]));
-            var key = keys.Transform(ml.Data.LoadFromEnumerable([new LabelledImageRow { Label = "fish" }]));
-            Assert.Equal(["fish"], PipelineData.KeyNames(key, "Label"));
-            // The typed view runs (and names rows in errors) like the in-process stage.
-            Assert.Single(PipelineData.Floats(classifier.Transform(process.Transform(load.Transform(data))), "Score"));
-            var missing = Assert.Throws<ArgumentException>(() => BeitSegmenterTransformer.FromLoaded(loaded));
-            Assert.Contains("holds no BeitSegmenterTransformer stage", missing.Message);
+            ml.Model.Save(model, data.Schema, zip);
         }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        using var loaded = (TransformerChain<ITransformer>)ml.Model.Load(zip, out _);
+        var load = LoadBeitImagesTransformer.FromLoaded(loaded);
+        Assert.Equal(("ImagePath", "Image", true, 1_000_000L), (load.InputColumnName, load.OutputColumnName, load.DecoderOptions.ApplyExifOrientation, load.DecoderOptions.MaxPixels));
+        var process = BeitImageProcessorTransformer.FromLoaded(loaded);
+        Assert.Equal(processor.ToJson(), process.Processor.ToJson());
+        Assert.Equal(("Image", "PixelValues"), (process.InputColumnName, process.OutputColumnName));
+        var classifier = BeitClassifierTransformer.FromLoaded(loaded);
+        Assert.Equal(["cat", "dog", "bird", "fish", "horse"], classifier.LabelNames);
+        Assert.Equal((32, 32, "PixelValues", "PredictedLabel"), (classifier.ImageHeight, classifier.ImageWidth, classifier.InputColumnName, classifier.PredictedLabelColumnName));
+        Assert.Null(classifier.ModelFilePath);
+        var keys = ml.Transforms.Conversion.MapValueToKey("Label", keyData: classifier.LabelKeyData)
+            .Fit(ml.Data.LoadFromEnumerable([new LabelledImageRow { Label = "fish" }]));
+        var key = keys.Transform(ml.Data.LoadFromEnumerable([new LabelledImageRow { Label = "fish" }]));
+        Assert.Equal(["fish"], PipelineData.KeyNames(key, "Label"));
+        // The typed view runs (and names rows in errors) like the in-process stage.
+        Assert.Single(PipelineData.Floats(classifier.Transform(process.Transform(load.Transform(data))), "Score"));
+        var missing = Assert.Throws<ArgumentException>(() => BeitSegmenterTransformer.FromLoaded(loaded));
+        Assert.Contains("holds no BeitSegmenterTransformer stage", missing.Message);
     }
 }

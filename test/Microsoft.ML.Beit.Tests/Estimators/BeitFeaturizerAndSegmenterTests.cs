@@ -12,7 +12,7 @@ public sealed class BeitFeaturizerAndSegmenterTests(ITestOutputHelper output)
 
     private void AssertClose(string what, float[] actual, float[] expected)
     {
-        float diff = PipelineData.MaxAbsDiff(actual, expected);
+        float diff = TestMath.MaxAbsDiff(actual, expected);
         output.WriteLine($"{what}: max abs diff {diff:E2}");
         Assert.True(diff <= Tolerance, $"{what}: {diff}");
     }
@@ -140,31 +140,24 @@ public sealed class BeitFeaturizerAndSegmenterTests(ITestOutputHelper output)
     public void SegmentationPipelineEvaluatesAgainstLabelMapFiles()
     {
         var ml = new MLContext();
-        string dir = Fixtures.TempDir();
-        try
-        {
-            // Ground truth = the segmenter's own prediction for chelsea.png, written as a grey PNG: mIoU and accuracy must be 1.
-            var data = PipelineData.Paths(ml, [Fixtures.Preproc("chelsea.png")]);
-            using var model = ml.Transforms.LoadBeitImages()
-                .Append(ml.Transforms.BeitImageProcessor(Fixtures.Tiny("seg_uper")))
-                .Append(ml.Transforms.BeitSegmenter(Fixtures.Tiny("seg_uper")))
-                .Fit(data);
-            var map = PipelineData.Ints(model.Transform(data), "PredictedLabel")[0];
-            var size = PipelineData.Ints(model.Transform(data), "PredictedLabelSize")[0];
-            Assert.Equal([300, 451], size);
-            string truthPath = Path.Combine(dir, "truth.png");
-            TestPng.WriteGrey(truthPath, size[1], size[0], map.Select(v => (byte)v).ToArray());
+        using var dir = new TempDir();
+        // Ground truth = the segmenter's own prediction for chelsea.png, written as a grey PNG: mIoU and accuracy must be 1.
+        var data = PipelineData.Paths(ml, [Fixtures.Preproc("chelsea.png")]);
+        using var model = ml.Transforms.LoadBeitImages()
+            .Append(ml.Transforms.BeitImageProcessor(Fixtures.Tiny("seg_uper")))
+            .Append(ml.Transforms.BeitSegmenter(Fixtures.Tiny("seg_uper")))
+            .Fit(data);
+        var map = PipelineData.Ints(model.Transform(data), "PredictedLabel")[0];
+        var size = PipelineData.Ints(model.Transform(data), "PredictedLabelSize")[0];
+        Assert.Equal([300, 451], size);
+        string truthPath = Path.Combine(dir, "truth.png");
+        TestPng.WriteGrey(truthPath, size[1], size[0], map.Select(v => (byte)v).ToArray());
 
-            var labelled = ml.Data.LoadFromEnumerable([new LabelledImageRow { ImagePath = Fixtures.Preproc("chelsea.png"), Label = truthPath }]);
-            var metrics = ml.MulticlassClassification.EvaluateBeitSegmentation(model.Transform(labelled), model.LastTransformer.LabelNames);
-            Assert.Equal(300 * 451, metrics.Pixels);
-            Assert.Equal(1.0, metrics.PixelAccuracy);
-            Assert.Equal(1.0, metrics.MeanIoU);
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        var labelled = ml.Data.LoadFromEnumerable([new LabelledImageRow { ImagePath = Fixtures.Preproc("chelsea.png"), Label = truthPath }]);
+        var metrics = ml.MulticlassClassification.EvaluateBeitSegmentation(model.Transform(labelled), model.LastTransformer.LabelNames);
+        Assert.Equal(300 * 451, metrics.Pixels);
+        Assert.Equal(1.0, metrics.PixelAccuracy);
+        Assert.Equal(1.0, metrics.MeanIoU);
     }
 
     public sealed class SegmentationRow

@@ -26,33 +26,27 @@ public sealed class CliTrainTests(ITestOutputHelper output)
         File.WriteAllBytes(Path.Combine(folder, $"{set}-labels-idx1-ubyte"), labels);
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void TrainFractionKeepsAClassBalancedShareOfTheLabels()
     {
-        string dir = Fixtures.TempDir();
-        try
-        {
-            WriteIdx(dir, "train", 40, 4, 1);
-            WriteIdx(dir, "t10k", 8, 4, 2);
-            string zip = Path.Combine(dir, "out", "model.zip");
-            string[] common = ["train", dir, "--out", zip, "--epochs", "1", "--batch-size", "8", "--validation-fraction", "0", "--threads", "1"];
+        using var dir = new TempDir();
+        WriteIdx(dir, "train", 40, 4, 1);
+        WriteIdx(dir, "t10k", 8, 4, 2);
+        string zip = Path.Combine(dir, "out", "model.zip");
+        string[] common = ["train", dir, "--out", zip, "--epochs", "1", "--batch-size", "8", "--validation-fraction", "0", "--threads", "1"];
 
-            var run = DotnetProcess.Run(Beit, [.. common, "--train-fraction", "0.5"]);
-            output.WriteLine(run.Stdout + run.Stderr);
-            Assert.Equal(0, run.ExitCode);
-            // 10 images per class, half of each kept; the IDX test set is used whole.
-            Assert.Contains("20 training and 8 test images at 28×28", run.Stdout.Replace("\n", " "));
-            Assert.True(File.Exists(zip));
+        var run = DotnetProcess.Run(Beit, [.. common, "--train-fraction", "0.5"]);
+        output.WriteLine(run.Stdout + run.Stderr);
+        Assert.Equal(0, run.ExitCode);
+        // 10 images per class, half of each kept; the IDX test set is used whole.
+        Assert.Contains("20 training and 8 test images at 28×28", run.Stdout.Replace("\n", " "));
+        Assert.True(File.Exists(zip));
 
-            File.Delete(zip);
-            var bad = DotnetProcess.Run(Beit, [.. common, "--train-fraction", "0"]);
-            Assert.Equal(1, bad.ExitCode);
-            Assert.Contains("--train-fraction", bad.Stderr);
-            Assert.False(File.Exists(zip));
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        File.Delete(zip);
+        var bad = DotnetProcess.Run(Beit, [.. common, "--train-fraction", "0"]);
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("--train-fraction", bad.Stderr);
+        Assert.False(File.Exists(zip));
     }
 }

@@ -59,38 +59,13 @@ public sealed class LoadAndProcessTests
         Assert.False(derived.DoCenterCrop);
         Assert.Equal(PillowResample.Bicubic, derived.Resample);
 
-        string dir = Fixtures.TempDir();
-        try
-        {
-            var custom = new BeitImageProcessor { Size = ResizeSize.Exact(40, 40), CropSize = new PixelSize(32, 32), Resample = PillowResample.Bilinear };
-            File.WriteAllText(Path.Combine(dir, BeitImageProcessor.ConfigFileName), custom.ToJson());
-            var read = BeitImageProcessorEstimator.LoadProcessor(dir);
-            Assert.Equal(custom.ToJson(), read.ToJson());
-            Assert.Equal(custom.ToJson(), BeitImageProcessorEstimator.LoadProcessor(Path.Combine(dir, BeitImageProcessor.ConfigFileName)).ToJson());
-            Assert.Throws<FileNotFoundException>(() => BeitImageProcessorEstimator.LoadProcessor(Path.Combine(dir, "missing")));
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
-    }
-
-    [Fact]
-    public void StageConfigurationIsParsedOncePerStageNotPerRow()
-    {
-        var ml = new MLContext();
-        var paths = Enumerable.Repeat(Fixtures.Preproc("rgba_small.png"), 60).ToArray();
-        var data = PipelineData.Paths(ml, paths);
-        using var model = ml.Transforms.LoadBeitImages()
-            .Append(ml.Transforms.BeitImageProcessor(Fixtures.Tiny("cls_relpos")))
-            .Append(ml.Transforms.BeitClassifier(Fixtures.Tiny("cls_relpos")))
-            .Fit(data);
-        var scored = model.Transform(data);
-        long before = Interlocked.Read(ref BeitStageConfig.ParseCount);
-        Assert.Equal(60, PipelineData.Floats(scored, "Score").Count);
-        long parses = Interlocked.Read(ref BeitStageConfig.ParseCount) - before;
-        // 3 stages × 60 rows would be 180 parses without the cache; other tests running in parallel may add a few.
-        Assert.True(parses < 30, $"{parses} configuration parses for 60 rows");
+        using var dir = new TempDir();
+        var custom = new BeitImageProcessor { Size = ResizeSize.Exact(40, 40), CropSize = new PixelSize(32, 32), Resample = PillowResample.Bilinear };
+        File.WriteAllText(Path.Combine(dir, BeitImageProcessor.ConfigFileName), custom.ToJson());
+        var read = BeitImageProcessorEstimator.LoadProcessor(dir);
+        Assert.Equal(custom.ToJson(), read.ToJson());
+        Assert.Equal(custom.ToJson(), BeitImageProcessorEstimator.LoadProcessor(Path.Combine(dir, BeitImageProcessor.ConfigFileName)).ToJson());
+        Assert.Throws<FileNotFoundException>(() => BeitImageProcessorEstimator.LoadProcessor(Path.Combine(dir, "missing")));
     }
 
     [Fact]
@@ -114,5 +89,38 @@ public sealed class LoadAndProcessTests
 
     public sealed class EmptyRow
     {
+    }
+}
+
+/// <summary>Tests that read a process-wide counter run alone, after the parallel ones, so no other test moves it.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ProcessWideCounterCollection
+{
+    public const string Name = "Process-wide counters";
+}
+
+/// <summary>The per-row cache of stage configurations, measured with the process-wide parse counter.</summary>
+[Collection(ProcessWideCounterCollection.Name)]
+public sealed class StageConfigCacheTests(Xunit.Abstractions.ITestOutputHelper output)
+{
+    [Fact]
+    public void StageConfigurationIsParsedOncePerStageNotPerRow()
+    {
+        var ml = new MLContext();
+        var paths = Enumerable.Repeat(Fixtures.Preproc("rgba_small.png"), 60).ToArray();
+        var data = PipelineData.Paths(ml, paths);
+        using var model = ml.Transforms.LoadBeitImages()
+            .Append(ml.Transforms.BeitImageProcessor(Fixtures.Tiny("cls_relpos")))
+            .Append(ml.Transforms.BeitClassifier(Fixtures.Tiny("cls_relpos")))
+            .Fit(data);
+        var scored = model.Transform(data);
+        long before = Interlocked.Read(ref BeitStageConfig.ParseCount);
+        Assert.Equal(60, PipelineData.Floats(scored, "Score").Count);
+        long parses = Interlocked.Read(ref BeitStageConfig.ParseCount) - before;
+        // 3 stages × 60 rows would be 180 parses without the cache: each stage's config string is parsed at most once,
+        // by the cursor that first reads it (3 when this test runs alone; 0 when an earlier test already parsed the same
+        // string instances, as the cache is process-wide).
+        output.WriteLine($"{parses} configuration parses for 60 rows");
+        Assert.InRange(parses, 0, 3);
     }
 }

@@ -44,6 +44,7 @@ public sealed class ModelPersistenceTests(ITestOutputHelper output)
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
+    [Trait("Category", "Slow")]
     [Theory]
     [MemberData(nameof(Stages))]
     public void SavedPipelineGivesIdenticalResultsInAFreshProcess(string kind)
@@ -51,57 +52,50 @@ public sealed class ModelPersistenceTests(ITestOutputHelper output)
         var ml = new MLContext(seed: 1);
         var data = PipelineData.Paths(ml, Images);
         var (pipeline, columns) = Pipeline(ml, kind);
-        string dir = Fixtures.TempDir();
-        try
+        using var dir = new TempDir();
+        string zip = Path.Combine(dir, "model.zip");
+        Dictionary<string, object[]> expected;
+        using (var model = (IDisposable)pipeline.Fit(data))
         {
-            string zip = Path.Combine(dir, "model.zip");
-            Dictionary<string, object[]> expected;
-            using (var model = (IDisposable)pipeline.Fit(data))
-            {
-                var transformer = (ITransformer)model;
-                ml.Model.Save(transformer, data.Schema, zip);
-                var scored = transformer.Transform(data);
-                expected = columns.ToDictionary(c => c, c => Read(scored, c));
-            }
-            AssertZipIsSelfContained(zip, dir);
-
-            var sw = Stopwatch.StartNew();
-            using var result = JsonDocument.Parse(RunModelLoadCheck(zip, columns, Images));
-            output.WriteLine($"{kind}: separate process ran in {sw.Elapsed.TotalSeconds:F1} s");
-            var root = result.RootElement;
-            Assert.False(root.GetProperty("beitLoadedBeforeLoad").GetBoolean(), "the check process loaded Microsoft.ML.Beit before Model.Load");
-            Assert.True(root.GetProperty("beitLoadedAfterLoad").GetBoolean(), "Model.Load did not load Microsoft.ML.Beit by name");
-            Assert.Equal(["ImagePath"], root.GetProperty("inputColumns").EnumerateArray().Select(e => e.GetString()));
-            Assert.True(root.GetProperty("engineFirstRowFirstColumnMatches").GetBoolean(), "PredictionEngine on the loaded model differs from the cursor");
-            var rows = root.GetProperty("rows").EnumerateArray().ToArray();
-            Assert.Equal(Images.Length, rows.Length);
-            foreach (var column in columns)
-            {
-                for (int r = 0; r < rows.Length; r++)
-                {
-                    var actual = rows[r].GetProperty(column);
-                    object want = expected[column][r];
-                    switch (want)
-                    {
-                        case float[] f:
-                            var got = actual.EnumerateArray().Select(e => e.GetSingle()).ToArray();
-                            Assert.Equal(f.Length, got.Length);
-                            Assert.True(f.AsSpan().SequenceEqual(got), $"{kind}: {column} row {r} differs across processes");
-                            break;
-                        case int[] i:
-                            Assert.Equal(i, actual.EnumerateArray().Select(e => e.GetInt32()).ToArray());
-                            break;
-                        case string s:
-                            Assert.Equal(s, actual.GetString());
-                            break;
-                    }
-                }
-                output.WriteLine($"{kind}: {column} identical in both processes ({Describe(expected[column][0])} per row)");
-            }
+            var transformer = (ITransformer)model;
+            ml.Model.Save(transformer, data.Schema, zip);
+            var scored = transformer.Transform(data);
+            expected = columns.ToDictionary(c => c, c => Read(scored, c));
         }
-        finally
+        AssertZipIsSelfContained(zip, dir);
+
+        var sw = Stopwatch.StartNew();
+        using var result = JsonDocument.Parse(RunModelLoadCheck(zip, columns, Images));
+        output.WriteLine($"{kind}: separate process ran in {sw.Elapsed.TotalSeconds:F1} s");
+        var root = result.RootElement;
+        Assert.False(root.GetProperty("beitLoadedBeforeLoad").GetBoolean(), "the check process loaded Microsoft.ML.Beit before Model.Load");
+        Assert.True(root.GetProperty("beitLoadedAfterLoad").GetBoolean(), "Model.Load did not load Microsoft.ML.Beit by name");
+        Assert.Equal(["ImagePath"], root.GetProperty("inputColumns").EnumerateArray().Select(e => e.GetString()));
+        Assert.True(root.GetProperty("engineFirstRowFirstColumnMatches").GetBoolean(), "PredictionEngine on the loaded model differs from the cursor");
+        var rows = root.GetProperty("rows").EnumerateArray().ToArray();
+        Assert.Equal(Images.Length, rows.Length);
+        foreach (var column in columns)
         {
-            Directory.Delete(dir, recursive: true);
+            for (int r = 0; r < rows.Length; r++)
+            {
+                var actual = rows[r].GetProperty(column);
+                object want = expected[column][r];
+                switch (want)
+                {
+                    case float[] f:
+                        var got = actual.EnumerateArray().Select(e => e.GetSingle()).ToArray();
+                        Assert.Equal(f.Length, got.Length);
+                        Assert.True(f.AsSpan().SequenceEqual(got), $"{kind}: {column} row {r} differs across processes");
+                        break;
+                    case int[] i:
+                        Assert.Equal(i, actual.EnumerateArray().Select(e => e.GetInt32()).ToArray());
+                        break;
+                    case string s:
+                        Assert.Equal(s, actual.GetString());
+                        break;
+                }
+            }
+            output.WriteLine($"{kind}: {column} identical in both processes ({Describe(expected[column][0])} per row)");
         }
     }
 
@@ -114,23 +108,16 @@ public sealed class ModelPersistenceTests(ITestOutputHelper output)
         string where = Path.Combine(Fixtures.Root, "somewhere", "beit-base");
         config.ExtraFields["_name_or_path"] = where;
         var data = PipelineData.Paths(ml, Images);
-        string dir = Fixtures.TempDir();
-        try
+        using var dir = new TempDir();
+        string zip = Path.Combine(dir, "model.zip");
+        using (var model = ml.Transforms.LoadBeitImages()
+            .Append(ml.Transforms.BeitImageProcessor(Fixtures.Tiny("cls_relpos")))
+            .Append(ml.Transforms.BeitClassifier(new BeitClassifierEstimator.Options { Model = BeitModelSource.FromTensors(config, tensors) }))
+            .Fit(data))
         {
-            string zip = Path.Combine(dir, "model.zip");
-            using (var model = ml.Transforms.LoadBeitImages()
-                .Append(ml.Transforms.BeitImageProcessor(Fixtures.Tiny("cls_relpos")))
-                .Append(ml.Transforms.BeitClassifier(new BeitClassifierEstimator.Options { Model = BeitModelSource.FromTensors(config, tensors) }))
-                .Fit(data))
-            {
-                ml.Model.Save(model, data.Schema, zip);
-            }
-            AssertZipIsSelfContained(zip, dir);
+            ml.Model.Save(model, data.Schema, zip);
         }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        AssertZipIsSelfContained(zip, dir);
     }
 
     private static string Describe(object value) => value switch

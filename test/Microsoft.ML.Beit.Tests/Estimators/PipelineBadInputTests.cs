@@ -26,7 +26,8 @@ public sealed class PipelineBadInputTests(ITestOutputHelper output)
     public void MissingFileNamesColumnRowAndPath()
     {
         var ml = new MLContext();
-        string missing = Path.Combine(Fixtures.TempDir(), "missing.png");
+        using var dir = new TempDir();
+        string missing = dir.Combine("missing.png");
         // More rows than ML.NET's parallel cursors put in one batch, so the failing row is read by a worker thread.
         var paths = Enumerable.Repeat(Fixtures.Preproc("rgba_small.png"), 150).ToArray();
         paths[137] = missing;
@@ -45,27 +46,20 @@ public sealed class PipelineBadInputTests(ITestOutputHelper output)
     public void CorruptImageNamesColumnRowAndPath(string kind, ImageDecodingError error)
     {
         var ml = new MLContext();
-        string dir = Fixtures.TempDir();
-        try
+        using var dir = new TempDir();
+        string bad = Path.Combine(dir, kind + ".png");
+        byte[] png = File.ReadAllBytes(Fixtures.Preproc("chelsea.png"));
+        File.WriteAllBytes(bad, kind switch
         {
-            string bad = Path.Combine(dir, kind + ".png");
-            byte[] png = File.ReadAllBytes(Fixtures.Preproc("chelsea.png"));
-            File.WriteAllBytes(bad, kind switch
-            {
-                "garbage" => "this is not an image at all"u8.ToArray(),
-                "truncated" => png[..(png.Length / 2)],
-                _ => [],
-            });
-            var data = PipelineData.Paths(ml, [Fixtures.Preproc("camera.png"), Fixtures.Preproc("coffee.png"), bad]);
-            var e = ScoreAll(ml, Classify(ml), data);
-            Assert.Equal(("ImagePath", 2L, bad), (e.ColumnName, e.Row, e.SourceName));
-            Assert.Contains("cannot decode the image", e.Message);
-            Assert.Equal(error, Assert.IsType<ImageDecodingException>(e.InnerException).Error);
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+            "garbage" => "this is not an image at all"u8.ToArray(),
+            "truncated" => png[..(png.Length / 2)],
+            _ => [],
+        });
+        var data = PipelineData.Paths(ml, [Fixtures.Preproc("camera.png"), Fixtures.Preproc("coffee.png"), bad]);
+        var e = ScoreAll(ml, Classify(ml), data);
+        Assert.Equal(("ImagePath", 2L, bad), (e.ColumnName, e.Row, e.SourceName));
+        Assert.Contains("cannot decode the image", e.Message);
+        Assert.Equal(error, Assert.IsType<ImageDecodingException>(e.InnerException).Error);
     }
 
     [Fact]
@@ -163,29 +157,22 @@ public sealed class PipelineBadInputTests(ITestOutputHelper output)
     public void LoadedChainStillNamesColumnAndSource()
     {
         var ml = new MLContext();
-        string dir = Fixtures.TempDir();
-        try
-        {
-            var data = PipelineData.Paths(ml, [Fixtures.Preproc("camera.png")]);
-            string zip = Path.Combine(dir, "model.zip");
-            using (var model = Classify(ml).Fit(data)) ml.Model.Save(model, data.Schema, zip);
-            var loaded = ml.Model.Load(zip, out _);
-            string missing = Path.Combine(dir, "gone.jpg");
-            // The raw loaded chain has no typed transformer to count rows (and ML.NET's parallel cursors wrap the
-            // error): the column and the path still identify the input.
-            var thrown = Assert.ThrowsAny<Exception>(() => PipelineData.Floats(loaded.Transform(PipelineData.Paths(ml, [missing])), "Score"));
-            var e = Assert.IsType<BeitInputException>(thrown as BeitInputException ?? thrown.InnerException);
-            Assert.Equal(("ImagePath", (long?)null, missing), (e.ColumnName, e.Row, e.SourceName));
-            // The typed view adds the row back.
-            using var typed = LoadBeitImagesTransformer.FromLoaded(loaded);
-            var withRow = Assert.Throws<BeitInputException>(() => PipelineData.Bytes(typed.Transform(PipelineData.Paths(ml, [Fixtures.Preproc("camera.png"), missing])), "Image"));
-            Assert.Equal(1, withRow.Row);
-            (loaded as IDisposable)?.Dispose();
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        using var dir = new TempDir();
+        var data = PipelineData.Paths(ml, [Fixtures.Preproc("camera.png")]);
+        string zip = Path.Combine(dir, "model.zip");
+        using (var model = Classify(ml).Fit(data)) ml.Model.Save(model, data.Schema, zip);
+        var loaded = ml.Model.Load(zip, out _);
+        string missing = Path.Combine(dir, "gone.jpg");
+        // The raw loaded chain has no typed transformer to count rows (and ML.NET's parallel cursors wrap the
+        // error): the column and the path still identify the input.
+        var thrown = Assert.ThrowsAny<Exception>(() => PipelineData.Floats(loaded.Transform(PipelineData.Paths(ml, [missing])), "Score"));
+        var e = Assert.IsType<BeitInputException>(thrown as BeitInputException ?? thrown.InnerException);
+        Assert.Equal(("ImagePath", (long?)null, missing), (e.ColumnName, e.Row, e.SourceName));
+        // The typed view adds the row back.
+        using var typed = LoadBeitImagesTransformer.FromLoaded(loaded);
+        var withRow = Assert.Throws<BeitInputException>(() => PipelineData.Bytes(typed.Transform(PipelineData.Paths(ml, [Fixtures.Preproc("camera.png"), missing])), "Image"));
+        Assert.Equal(1, withRow.Row);
+        (loaded as IDisposable)?.Dispose();
     }
 
     private sealed class FixedPixels

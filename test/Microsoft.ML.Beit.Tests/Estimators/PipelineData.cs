@@ -108,18 +108,6 @@ internal static class PipelineData
         return result;
     }
 
-    public static float MaxAbsDiff(float[] a, float[] b)
-    {
-        Assert.Equal(b.Length, a.Length);
-        float max = 0;
-        for (int i = 0; i < a.Length; i++)
-        {
-            Assert.False(float.IsNaN(a[i]), $"NaN at {i}");
-            max = Math.Max(max, Math.Abs(a[i] - b[i]));
-        }
-        return max;
-    }
-
     public static float[] Softmax(float[] logits)
     {
         double max = logits.Max(), sum = logits.Sum(v => Math.Exp(v - max));

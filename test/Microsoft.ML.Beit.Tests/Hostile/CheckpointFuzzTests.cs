@@ -165,22 +165,18 @@ public sealed class CheckpointFuzzTests(ITestOutputHelper log)
         foreach (var name in new[] { "cls_relpos", "seg_uper" })
         {
             string original = File.ReadAllText(Path.Combine(Fixtures.Tiny(name), BeitConfig.FileName));
-            var dir = Fixtures.TempDir();
-            try
+            using var dir = new TempDir();
+            string file = Path.Combine(dir, BeitConfig.FileName);
+            var outcome = Fuzz($"{name}/config.json", 500, s_configErrors, (m, describe) =>
             {
-                string file = Path.Combine(dir, BeitConfig.FileName);
-                var outcome = Fuzz($"{name}/config.json", 500, s_configErrors, (m, describe) =>
-                {
-                    string json = m.MutateJson(original, out var what);
-                    describe(what);
-                    File.WriteAllText(file, json);
-                    var config = BeitConfig.Load(dir);
-                    // What loads must also write back and load again.
-                    BeitConfig.FromJson(config.ToJson());
-                }, names: file);
-                Assert.True(outcome.Successes > 0, "no config mutation was accepted");
-            }
-            finally { Directory.Delete(dir, true); }
+                string json = m.MutateJson(original, out var what);
+                describe(what);
+                File.WriteAllText(file, json);
+                var config = BeitConfig.Load(dir);
+                // What loads must also write back and load again.
+                BeitConfig.FromJson(config.ToJson());
+            }, names: file);
+            Assert.True(outcome.Successes > 0, "no config mutation was accepted");
         }
     }
 

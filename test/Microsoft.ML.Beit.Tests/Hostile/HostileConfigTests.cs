@@ -8,9 +8,9 @@ namespace Beit.Tests.Hostile;
 /// <summary>Crafted <c>config.json</c> and <c>preprocessor_config.json</c> files: typed errors naming the file and field, before anything is allocated.</summary>
 public sealed class HostileConfigTests(ITestOutputHelper log) : IDisposable
 {
-    private readonly string _dir = Fixtures.TempDir();
+    private readonly TempDir _dir = new();
 
-    public void Dispose() => Directory.Delete(_dir, true);
+    public void Dispose() => _dir.Dispose();
 
     private static JsonObject TinyConfig() =>
         JsonNode.Parse(File.ReadAllText(Path.Combine(Fixtures.Tiny("cls_relpos"), "config.json")))!.AsObject();

@@ -207,29 +207,21 @@ public sealed class HostilePickleTests(ITestOutputHelper log)
     [Fact]
     public void IndexNamingItselfIsRefusedForBin()
     {
-        var dir = Fixtures.TempDir();
-        try
-        {
-            string index = Path.Combine(dir, PyTorchCheckpoint.IndexFileName);
-            File.WriteAllText(index, $$$"""{"weight_map":{"x":"{{{PyTorchCheckpoint.IndexFileName}}}"}}""");
-            Bounded.Throws<InvalidDataException>(log, () => PyTorchCheckpoint.Read(index), index);
-        }
-        finally { Directory.Delete(dir, true); }
+        using var dir = new TempDir();
+        string index = Path.Combine(dir, PyTorchCheckpoint.IndexFileName);
+        File.WriteAllText(index, $$$"""{"weight_map":{"x":"{{{PyTorchCheckpoint.IndexFileName}}}"}}""");
+        Bounded.Throws<InvalidDataException>(log, () => PyTorchCheckpoint.Read(index), index);
     }
 
     [Fact]
     public void IntegerTensorForAFloatWeightIsRefusedInABin()
     {
-        var dir = Fixtures.TempDir();
-        try
-        {
-            var p = new PickleWriter().Proto().OrderedDict().Unicode("classifier.bias")
-                .Tensor("IntStorage", "0", 5, 0, [5], [1]).Op('s').Stop();
-            string file = Path.Combine(dir, PyTorchCheckpoint.ModelFileName);
-            File.WriteAllBytes(file, PickleWriter.Zip(p.Bytes(), ("data/0", new byte[20])));
-            Bounded.Throws<CheckpointMismatchException>(log, () => BeitCheckpoint.ReadTensors(dir), file, "classifier.bias", "I32");
-        }
-        finally { Directory.Delete(dir, true); }
+        using var dir = new TempDir();
+        var p = new PickleWriter().Proto().OrderedDict().Unicode("classifier.bias")
+            .Tensor("IntStorage", "0", 5, 0, [5], [1]).Op('s').Stop();
+        string file = Path.Combine(dir, PyTorchCheckpoint.ModelFileName);
+        File.WriteAllBytes(file, PickleWriter.Zip(p.Bytes(), ("data/0", new byte[20])));
+        Bounded.Throws<CheckpointMismatchException>(log, () => BeitCheckpoint.ReadTensors(dir), file, "classifier.bias", "I32");
     }
 
     private static int IndexOf(byte[] haystack, byte[] needle)

@@ -9,9 +9,9 @@ namespace Beit.Tests.Hostile;
 /// <summary>Crafted safetensors files and shard indexes: each is refused with a typed exception naming the file, quickly.</summary>
 public sealed class HostileSafeTensorsTests(ITestOutputHelper log) : IDisposable
 {
-    private readonly string _dir = Fixtures.TempDir();
+    private readonly TempDir _dir = new();
 
-    public void Dispose() => Directory.Delete(_dir, true);
+    public void Dispose() => _dir.Dispose();
 
     /// <summary>A safetensors file with the given header JSON and <paramref name="dataBytes"/> zero bytes of data.</summary>
     internal static byte[] Craft(string header, long dataBytes)

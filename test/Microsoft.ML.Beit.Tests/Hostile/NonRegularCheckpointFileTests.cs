@@ -35,74 +35,46 @@ public sealed class NonRegularCheckpointFileTests(ITestOutputHelper log)
     [Fact]
     public void ConfigFifoIsRefused()
     {
-        string dir = Fixtures.TempDir();
-        try
-        {
-            string config = CheckpointWith(dir, BeitConfig.FileName, MakeFifo);
-            Bounded.Throws<InvalidDataException>(log, () => BeitConfig.Load(dir), config, "FIFO");
-            Bounded.Throws<InvalidDataException>(log, () => BeitCheckpoint.Load(dir), config, "FIFO");
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        using var dir = new TempDir();
+        string config = CheckpointWith(dir, BeitConfig.FileName, MakeFifo);
+        Bounded.Throws<InvalidDataException>(log, () => BeitConfig.Load(dir), config, "FIFO");
+        Bounded.Throws<InvalidDataException>(log, () => BeitCheckpoint.Load(dir), config, "FIFO");
     }
 
     [Fact]
     public void WeightsLinkedToDevZeroAreRefused()
     {
-        string dir = Fixtures.TempDir();
-        try
-        {
-            string weights = CheckpointWith(dir, SafeTensors.ModelFileName, p => File.CreateSymbolicLink(p, "/dev/zero"));
-            Bounded.Throws<InvalidDataException>(log, () => BeitCheckpoint.ReadTensors(dir), weights, "character device");
-            Bounded.Throws<InvalidDataException>(log, () => SafeTensors.Read(weights), weights);
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        using var dir = new TempDir();
+        string weights = CheckpointWith(dir, SafeTensors.ModelFileName, p => File.CreateSymbolicLink(p, "/dev/zero"));
+        Bounded.Throws<InvalidDataException>(log, () => BeitCheckpoint.ReadTensors(dir), weights, "character device");
+        Bounded.Throws<InvalidDataException>(log, () => SafeTensors.Read(weights), weights);
     }
 
     [Fact]
     public void PyTorchWeightsAndPreprocessorConfigFifosAreRefused()
     {
-        string dir = Fixtures.TempDir();
-        try
-        {
-            foreach (var f in Directory.GetFiles(Fixtures.Tiny("cls_relpos_bin")))
-                File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
-            string bin = Path.Combine(dir, PyTorchCheckpoint.ModelFileName);
-            File.Delete(bin);
-            MakeFifo(bin);
-            Bounded.Throws<InvalidDataException>(log, () => BeitCheckpoint.ReadTensors(dir), bin, "FIFO");
+        using var dir = new TempDir();
+        foreach (var f in Directory.GetFiles(Fixtures.Tiny("cls_relpos_bin")))
+            File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+        string bin = Path.Combine(dir, PyTorchCheckpoint.ModelFileName);
+        File.Delete(bin);
+        MakeFifo(bin);
+        Bounded.Throws<InvalidDataException>(log, () => BeitCheckpoint.ReadTensors(dir), bin, "FIFO");
 
-            string processor = Path.Combine(dir, BeitImageProcessor.ConfigFileName);
-            MakeFifo(processor);
-            Bounded.Throws<InvalidDataException>(log, () => BeitImageProcessor.FromPretrained(dir), processor, "FIFO");
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        string processor = Path.Combine(dir, BeitImageProcessor.ConfigFileName);
+        MakeFifo(processor);
+        Bounded.Throws<InvalidDataException>(log, () => BeitImageProcessor.FromPretrained(dir), processor, "FIFO");
     }
 
     [Fact]
     public void OnnxFileLinkedToDevZeroIsRefused()
     {
-        string dir = Fixtures.TempDir();
-        try
-        {
-            string onnx = Path.Combine(dir, "model.onnx");
-            File.CreateSymbolicLink(onnx, "/dev/zero");
-            var ml = new MLContext();
-            Bounded.Throws<InvalidDataException>(log, () => ml.Transforms.BeitClassifier(onnx).Fit(
-                ml.Data.LoadFromEnumerable(Array.Empty<Row>())), onnx, "character device");
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        using var dir = new TempDir();
+        string onnx = Path.Combine(dir, "model.onnx");
+        File.CreateSymbolicLink(onnx, "/dev/zero");
+        var ml = new MLContext();
+        Bounded.Throws<InvalidDataException>(log, () => ml.Transforms.BeitClassifier(onnx).Fit(
+            ml.Data.LoadFromEnumerable(Array.Empty<Row>())), onnx, "character device");
     }
 
     private sealed class Row

@@ -56,15 +56,8 @@ public sealed class BeitHubTests(ITestOutputHelper output)
 
     private static async Task WithCacheAsync(Func<string, Task> body)
     {
-        string cache = Fixtures.TempDir();
-        try
-        {
-            await body(cache);
-        }
-        finally
-        {
-            Directory.Delete(cache, recursive: true);
-        }
+        using var cache = new TempDir();
+        await body(cache);
     }
 
     [Fact]
@@ -260,6 +253,7 @@ public sealed class BeitHubTests(ITestOutputHelper output)
         Assert.All(hub.Requests.Where(r => r.Storage), r => Assert.Null(r.Authorization));
     });
 
+    [Trait("Category", "Slow")]
     [Fact]
     public Task Cancellation_StopsTheDownload_AndLeavesNoBlob() => WithHubAsync(async (hub, cache, options) =>
     {
@@ -408,40 +402,33 @@ public sealed class BeitHubTests(ITestOutputHelper output)
     [Fact]
     public void Options_FollowHuggingFaceHubsEnvironmentVariables()
     {
-        string home = Fixtures.TempDir();
-        try
-        {
-            File.WriteAllText(Path.Combine(home, "token"), "hf_from_file\n");
-            var env = new Dictionary<string, string?> { ["HF_HOME"] = home };
-            var fromHome = new BeitHubOptions(n => env.GetValueOrDefault(n));
-            Assert.Equal(Path.Combine(home, "hub"), fromHome.CacheDirectory);
-            Assert.Equal("hf_from_file", fromHome.Token);
-            Assert.Equal(BeitHubOptions.DefaultEndpoint, fromHome.Endpoint);
-            Assert.False(fromHome.Offline);
+        using var home = new TempDir();
+        File.WriteAllText(Path.Combine(home, "token"), "hf_from_file\n");
+        var env = new Dictionary<string, string?> { ["HF_HOME"] = home };
+        var fromHome = new BeitHubOptions(n => env.GetValueOrDefault(n));
+        Assert.Equal(Path.Combine(home, "hub"), fromHome.CacheDirectory);
+        Assert.Equal("hf_from_file", fromHome.Token);
+        Assert.Equal(BeitHubOptions.DefaultEndpoint, fromHome.Endpoint);
+        Assert.False(fromHome.Offline);
 
-            env["HUGGINGFACE_HUB_CACHE"] = "/legacy";
-            Assert.Equal("/legacy", new BeitHubOptions(n => env.GetValueOrDefault(n)).CacheDirectory);
-            env["HF_HUB_CACHE"] = "/hub-cache";
-            env["HF_TOKEN"] = "hf_env";
-            env["HF_ENDPOINT"] = "http://127.0.0.1:1234/";
-            env["HF_HUB_OFFLINE"] = "1";
-            var all = new BeitHubOptions(n => env.GetValueOrDefault(n));
-            Assert.Equal("/hub-cache", all.CacheDirectory);
-            Assert.Equal("hf_env", all.Token);
-            Assert.Equal(new Uri("http://127.0.0.1:1234"), all.Endpoint);
-            Assert.True(all.Offline);
+        env["HUGGINGFACE_HUB_CACHE"] = "/legacy";
+        Assert.Equal("/legacy", new BeitHubOptions(n => env.GetValueOrDefault(n)).CacheDirectory);
+        env["HF_HUB_CACHE"] = "/hub-cache";
+        env["HF_TOKEN"] = "hf_env";
+        env["HF_ENDPOINT"] = "http://127.0.0.1:1234/";
+        env["HF_HUB_OFFLINE"] = "1";
+        var all = new BeitHubOptions(n => env.GetValueOrDefault(n));
+        Assert.Equal("/hub-cache", all.CacheDirectory);
+        Assert.Equal("hf_env", all.Token);
+        Assert.Equal(new Uri("http://127.0.0.1:1234"), all.Endpoint);
+        Assert.True(all.Offline);
 
-            var xdg = new BeitHubOptions(n => n == "XDG_CACHE_HOME" ? "/xdg" : null);
-            Assert.Equal(Path.Combine("/xdg", "huggingface", "hub"), xdg.CacheDirectory);
-            Assert.Throws<ArgumentException>(() => new BeitHubOptions(n => n == "HF_ENDPOINT" ? "ftp://x" : null));
-            Assert.Throws<ArgumentException>(() => BeitHub.Resolve(HubRepos.Main, new BeitHubOptions { Endpoint = null!, CacheDirectory = home }));
-            Assert.Throws<ArgumentException>(() => BeitHub.Resolve(HubRepos.Main, new BeitHubOptions { CacheDirectory = " " }));
-            Assert.Throws<ArgumentException>(() => BeitHub.Resolve(HubRepos.Main, new BeitHubOptions { CacheDirectory = home, Files = 0 }));
-        }
-        finally
-        {
-            Directory.Delete(home, recursive: true);
-        }
+        var xdg = new BeitHubOptions(n => n == "XDG_CACHE_HOME" ? "/xdg" : null);
+        Assert.Equal(Path.Combine("/xdg", "huggingface", "hub"), xdg.CacheDirectory);
+        Assert.Throws<ArgumentException>(() => new BeitHubOptions(n => n == "HF_ENDPOINT" ? "ftp://x" : null));
+        Assert.Throws<ArgumentException>(() => BeitHub.Resolve(HubRepos.Main, new BeitHubOptions { Endpoint = null!, CacheDirectory = home }));
+        Assert.Throws<ArgumentException>(() => BeitHub.Resolve(HubRepos.Main, new BeitHubOptions { CacheDirectory = " " }));
+        Assert.Throws<ArgumentException>(() => BeitHub.Resolve(HubRepos.Main, new BeitHubOptions { CacheDirectory = home, Files = 0 }));
     }
 
     [Fact]

@@ -22,70 +22,56 @@ public sealed class CliHubTests(ITestOutputHelper output)
     [Trait("Category", "Slow")]
     public async Task Info_DownloadsAModelId_ThenPrintsTheSameOfflineWithTheServerStopped()
     {
-        string cache = Fixtures.TempDir();
-        try
-        {
-            var hub = await FakeHub.StartAsync(HubRepos.Create(out string main, out _));
-            var online = Run(HubEntryPointTests.Environment(hub.Endpoint, cache), "info", HubRepos.Main);
-            Assert.True(online.Code == 0, online.Stderr);
-            Assert.Contains("BEiT: 4 layers, hidden 32, 4 heads, MLP 64", online.Stdout);
-            Assert.Contains("Weights: ", online.Stdout);
-            Assert.Contains(main, online.Stderr);
-            Assert.Equal(1, hub.Count(true, "GET", FakeHub.Sha256(HubRepos.Weights)));
+        using var cache = new TempDir();
+        var hub = await FakeHub.StartAsync(HubRepos.Create(out string main, out _));
+        var online = Run(HubEntryPointTests.Environment(hub.Endpoint, cache), "info", HubRepos.Main);
+        Assert.True(online.Code == 0, online.Stderr);
+        Assert.Contains("BEiT: 4 layers, hidden 32, 4 heads, MLP 64", online.Stdout);
+        Assert.Contains("Weights: ", online.Stdout);
+        Assert.Contains(main, online.Stderr);
+        Assert.Equal(1, hub.Count(true, "GET", FakeHub.Sha256(HubRepos.Weights)));
 
-            await hub.DisposeAsync();
-            var offline = Run(HubEntryPointTests.Environment(hub.Endpoint, cache, offline: true), "info", HubRepos.Main);
-            Assert.True(offline.Code == 0, offline.Stderr);
-            Assert.Equal(online.Stdout, offline.Stdout);
+        await hub.DisposeAsync();
+        var offline = Run(HubEntryPointTests.Environment(hub.Endpoint, cache, offline: true), "info", HubRepos.Main);
+        Assert.True(offline.Code == 0, offline.Stderr);
+        Assert.Equal(online.Stdout, offline.Stdout);
 
-            // The other commands take the id too (here from the cache).
-            string onnx = Path.Combine(cache, "model.onnx"), pixels = Path.Combine(cache, "pixels.safetensors");
-            var export = Run(HubEntryPointTests.Environment(hub.Endpoint, cache, offline: true),
-                             "export-onnx", HubRepos.Main, onnx, "--task", "image-classification");
-            Assert.True(export.Code == 0, export.Stderr);
-            Assert.True(new FileInfo(onnx).Length > 0);
-            var preprocess = Run(HubEntryPointTests.Environment(hub.Endpoint, cache, offline: true),
-                                 "preprocess", Fixtures.Preproc("chelsea.png"), "--preprocessor-config", HubRepos.Main, "--out", pixels);
-            Assert.True(preprocess.Code == 0, preprocess.Stderr);
-            Assert.Contains("pixel_values [1,3,32,32]", preprocess.Stdout);
+        // The other commands take the id too (here from the cache).
+        string onnx = Path.Combine(cache, "model.onnx"), pixels = Path.Combine(cache, "pixels.safetensors");
+        var export = Run(HubEntryPointTests.Environment(hub.Endpoint, cache, offline: true),
+                         "export-onnx", HubRepos.Main, onnx, "--task", "image-classification");
+        Assert.True(export.Code == 0, export.Stderr);
+        Assert.True(new FileInfo(onnx).Length > 0);
+        var preprocess = Run(HubEntryPointTests.Environment(hub.Endpoint, cache, offline: true),
+                             "preprocess", Fixtures.Preproc("chelsea.png"), "--preprocessor-config", HubRepos.Main, "--out", pixels);
+        Assert.True(preprocess.Code == 0, preprocess.Stderr);
+        Assert.Contains("pixel_values [1,3,32,32]", preprocess.Stdout);
 
-            var absent = Run(HubEntryPointTests.Environment(hub.Endpoint, cache, offline: true), "info", "acme/absent");
-            Assert.Equal(1, absent.Code);
-            Assert.Contains("acme/absent", absent.Stderr);
-            Assert.Contains("offline", absent.Stderr);
-        }
-        finally
-        {
-            Directory.Delete(cache, recursive: true);
-        }
+        var absent = Run(HubEntryPointTests.Environment(hub.Endpoint, cache, offline: true), "info", "acme/absent");
+        Assert.Equal(1, absent.Code);
+        Assert.Contains("acme/absent", absent.Stderr);
+        Assert.Contains("offline", absent.Stderr);
     }
 
     [Fact]
     [Trait("Category", "Slow")]
     public async Task TwoProcesses_FetchingTheSameModel_DownloadEachFileOnce()
     {
-        string cache = Fixtures.TempDir();
-        try
-        {
-            await using var hub = await FakeHub.StartAsync(HubRepos.Create(out _, out _));
-            // Slow storage, so that the second process arrives while the first is still downloading.
-            hub.StorageDelay = TimeSpan.FromSeconds(1);
-            var env = HubEntryPointTests.Environment(hub.Endpoint, cache);
-            var runs = await Task.WhenAll(Task.Run(() => Run(env, "info", HubRepos.Main)), Task.Run(() => Run(env, "info", HubRepos.Main)));
+        using var cache = new TempDir();
+        await using var hub = await FakeHub.StartAsync(HubRepos.Create(out _, out _));
+        // Slow storage, so that the second process arrives while the first is still downloading.
+        hub.StorageDelay = TimeSpan.FromSeconds(1);
+        var env = HubEntryPointTests.Environment(hub.Endpoint, cache);
+        var runs = await Task.WhenAll(Task.Run(() => Run(env, "info", HubRepos.Main)), Task.Run(() => Run(env, "info", HubRepos.Main)));
 
-            Assert.All(runs, r => Assert.True(r.Code == 0, r.Stderr));
-            Assert.Equal(runs[0].Stdout, runs[1].Stdout);
-            Assert.Equal(1, hub.Count(true, "GET", FakeHub.Sha256(HubRepos.Weights)));
-            Assert.Equal(1, hub.Count(false, "GET", "/config.json"));
-            Assert.Empty(Directory.EnumerateFiles(cache, "*.incomplete", SearchOption.AllDirectories));
+        Assert.All(runs, r => Assert.True(r.Code == 0, r.Stderr));
+        Assert.Equal(runs[0].Stdout, runs[1].Stdout);
+        Assert.Equal(1, hub.Count(true, "GET", FakeHub.Sha256(HubRepos.Weights)));
+        Assert.Equal(1, hub.Count(false, "GET", "/config.json"));
+        Assert.Empty(Directory.EnumerateFiles(cache, "*.incomplete", SearchOption.AllDirectories));
 
-            var denied = Run(env, "info", HubRepos.Private);
-            Assert.Equal(1, denied.Code);
-            Assert.Contains("HF_TOKEN", denied.Stderr);
-        }
-        finally
-        {
-            Directory.Delete(cache, recursive: true);
-        }
+        var denied = Run(env, "info", HubRepos.Private);
+        Assert.Equal(1, denied.Code);
+        Assert.Contains("HF_TOKEN", denied.Stderr);
     }
 }

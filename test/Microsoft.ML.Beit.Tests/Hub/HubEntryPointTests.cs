@@ -33,44 +33,37 @@ public sealed class HubEntryPointTests
     [Fact]
     public async Task EveryCheckpointEntryPoint_TakesAModelId()
     {
-        string cache = Fixtures.TempDir();
-        try
-        {
-            var repos = HubRepos.Create(out string main, out _);
-            await using var hub = await FakeHub.StartAsync(repos);
-            using var env = new EnvironmentScope(Environment(hub.Endpoint, cache));
-            string snapshot = Path.Combine(cache, "models--microsoft--beit-base-patch16-224", "snapshots", main);
-            string tiny = Fixtures.Tiny("cls_relpos");
+        using var cache = new TempDir();
+        var repos = HubRepos.Create(out string main, out _);
+        await using var hub = await FakeHub.StartAsync(repos);
+        using var env = new EnvironmentScope(Environment(hub.Endpoint, cache));
+        string snapshot = Path.Combine(cache, "models--microsoft--beit-base-patch16-224", "snapshots", main);
+        string tiny = Fixtures.Tiny("cls_relpos");
 
-            Assert.Equal("cat", BeitConfig.Load(HubRepos.Main).LabelName(0));
-            Assert.Equal(BeitCheckpoint.ReadTensors(tiny).Count, BeitCheckpoint.ReadTensors(HubRepos.Main).Count);
-            Assert.Equal("lion", BeitCheckpoint.Load(HubRepos.Main + "@v1").Config.LabelName(0));
-            var processor = BeitImageProcessor.FromPretrained(HubRepos.Main);
-            Assert.Equal(ResizeSize.Exact(32, 32), processor.Size);
-            Assert.Equal(processor.Size, BeitImageProcessorEstimator.LoadProcessor(HubRepos.Main).Size);
-            Assert.Equal(snapshot, BeitModelSource.FromPath(HubRepos.Main).CheckpointFolder);
-            Assert.Equal(snapshot, BeitModelSource.FromCheckpoint(HubRepos.Main).CheckpointFolder);
-            BeitModelSource implicitSource = HubRepos.Main;
-            Assert.Equal(snapshot, implicitSource.CheckpointFolder);
-            // The model exported from the id is the one exported from the fixture folder, byte for byte.
-            Assert.Equal(BeitOnnxExporter.ExportToBytes(tiny, BeitOnnxTask.ImageClassification),
-                         BeitOnnxExporter.ExportToBytes(HubRepos.Main, BeitOnnxTask.ImageClassification));
-            // README's snippet, verbatim.
-            var config = BeitConfig.Load("microsoft/beit-base-patch16-224");             // downloads once, then reads the cache
-            string folder = BeitHub.Resolve("microsoft/beit-base-patch16-224@main",       // the local snapshot folder
-                new BeitHubOptions { Offline = false },
-                new Progress<BeitDownloadProgress>(p => Console.Error.Write($"\r{p.FileName} {p.BytesDownloaded}/{p.TotalBytes}")));
-            Assert.Equal(snapshot, folder);
-            Assert.Equal("cat", config.LabelName(0));
-            // One download, however many entry points asked.
-            Assert.Equal(1, hub.Count(true, "GET", FakeHub.Sha256(HubRepos.Weights)));
+        Assert.Equal("cat", BeitConfig.Load(HubRepos.Main).LabelName(0));
+        Assert.Equal(BeitCheckpoint.ReadTensors(tiny).Count, BeitCheckpoint.ReadTensors(HubRepos.Main).Count);
+        Assert.Equal("lion", BeitCheckpoint.Load(HubRepos.Main + "@v1").Config.LabelName(0));
+        var processor = BeitImageProcessor.FromPretrained(HubRepos.Main);
+        Assert.Equal(ResizeSize.Exact(32, 32), processor.Size);
+        Assert.Equal(processor.Size, BeitImageProcessorEstimator.LoadProcessor(HubRepos.Main).Size);
+        Assert.Equal(snapshot, BeitModelSource.FromPath(HubRepos.Main).CheckpointFolder);
+        Assert.Equal(snapshot, BeitModelSource.FromCheckpoint(HubRepos.Main).CheckpointFolder);
+        BeitModelSource implicitSource = HubRepos.Main;
+        Assert.Equal(snapshot, implicitSource.CheckpointFolder);
+        // The model exported from the id is the one exported from the fixture folder, byte for byte.
+        Assert.Equal(BeitOnnxExporter.ExportToBytes(tiny, BeitOnnxTask.ImageClassification),
+                     BeitOnnxExporter.ExportToBytes(HubRepos.Main, BeitOnnxTask.ImageClassification));
+        // README's snippet, verbatim.
+        var config = BeitConfig.Load("microsoft/beit-base-patch16-224");             // downloads once, then reads the cache
+        string folder = BeitHub.Resolve("microsoft/beit-base-patch16-224@main",       // the local snapshot folder
+            new BeitHubOptions { Offline = false },
+            new Progress<BeitDownloadProgress>(p => Console.Error.Write($"\r{p.FileName} {p.BytesDownloaded}/{p.TotalBytes}")));
+        Assert.Equal(snapshot, folder);
+        Assert.Equal("cat", config.LabelName(0));
+        // One download, however many entry points asked.
+        Assert.Equal(1, hub.Count(true, "GET", FakeHub.Sha256(HubRepos.Weights)));
 
-            // A folder path that does not exist and is no id keeps its old error.
-            Assert.Throws<FileNotFoundException>(() => BeitConfig.Load(Path.Combine(cache, "no-such-folder")));
-        }
-        finally
-        {
-            Directory.Delete(cache, recursive: true);
-        }
+        // A folder path that does not exist and is no id keeps its old error.
+        Assert.Throws<FileNotFoundException>(() => BeitConfig.Load(Path.Combine(cache, "no-such-folder")));
     }
 }

@@ -48,7 +48,7 @@ public sealed class QuantizedExportTests(ITestOutputHelper output)
         var expected = io["logits"].ToFloatArray();
         var logits = session.Run(io["pixel_values"].ToFloatArray(), 2)["logits"].ToFloatArray();
         double bound = QuantizationBounds.Int8LogitBound(config, tensors, expected, reduceRange);
-        float diff = Beit.Tests.Estimators.PipelineData.MaxAbsDiff(logits, expected);
+        float diff = TestMath.MaxAbsDiff(logits, expected);
         output.WriteLine($"int8 ({set}, {op}, attention op {attentionOperator}, reduce range {reduceRange}): max |Δlogit| {diff:E3}, bound {bound:E3} (rms logits {QuantizationBounds.Rms(expected):E3})");
         Assert.True(diff <= bound, $"max |Δlogit| {diff} exceeds the quantization bound {bound}");
         Assert.True(diff > 0, "the int8 graph computed exactly the float32 logits: its projections were not quantized");
@@ -71,7 +71,7 @@ public sealed class QuantizedExportTests(ITestOutputHelper output)
         var expected = io[reference].ToFloatArray();
         var actual = r[outputName].ToFloatArray();
         double bound = QuantizationBounds.Int8LogitBound(config, tensors, expected, reduceRange: false, classifier: false);
-        float diff = Beit.Tests.Estimators.PipelineData.MaxAbsDiff(actual, expected);
+        float diff = TestMath.MaxAbsDiff(actual, expected);
         output.WriteLine($"int8 {fixture} {outputName}: max |Δ| {diff:E3}, bound {bound:E3}");
         Assert.True(diff > 0 && diff <= bound, $"max |Δ| {diff}, bound {bound}");
     }
@@ -99,19 +99,12 @@ public sealed class QuantizedExportTests(ITestOutputHelper output)
 
         // The relative bias is stored as tables + index; ONNX Runtime folds the Gather → Transpose → Reshape at load.
         Assert.Equal(config.NumHiddenLayers, int8.Graph.Node.Count(n => n.OpType == "Gather" && n.Name.Contains("relative_position_bias", StringComparison.Ordinal)));
-        string dir = Fixtures.TempDir();
-        try
-        {
-            string optimized = Path.Combine(dir, "optimized.onnx");
-            using (new BeitOnnxSession(Google.Protobuf.MessageExtensions.ToByteArray(int8), new BeitOnnxSessionOptions { OptimizedModelFilePath = optimized })) { }
-            var folded = ModelProto.Parser.ParseFrom(File.ReadAllBytes(optimized)).Graph;
-            Assert.DoesNotContain(folded.Node, n => n.Name.Contains("relative_position_bias", StringComparison.Ordinal));
-            Assert.Equal(config.NumHiddenLayers, folded.Node.Count(n => n.OpType == "MultiHeadAttention"));
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        using var dir = new TempDir();
+        string optimized = Path.Combine(dir, "optimized.onnx");
+        using (new BeitOnnxSession(Google.Protobuf.MessageExtensions.ToByteArray(int8), new BeitOnnxSessionOptions { OptimizedModelFilePath = optimized })) { }
+        var folded = ModelProto.Parser.ParseFrom(File.ReadAllBytes(optimized)).Graph;
+        Assert.DoesNotContain(folded.Node, n => n.Name.Contains("relative_position_bias", StringComparison.Ordinal));
+        Assert.Equal(config.NumHiddenLayers, folded.Node.Count(n => n.OpType == "MultiHeadAttention"));
     }
 
     [Theory]
@@ -168,7 +161,7 @@ public sealed class QuantizedExportTests(ITestOutputHelper output)
         var logits = results.Single(r => r.Name == BeitOnnxNames.Logits).AsEnumerable<float>().ToArray();
         var expected = io["logits"].ToFloatArray();
         double bound = QuantizationBounds.Float16LogitBound(config, expected);
-        float diff = Beit.Tests.Estimators.PipelineData.MaxAbsDiff(logits, expected);
+        float diff = TestMath.MaxAbsDiff(logits, expected);
         output.WriteLine($"float16 (CPU provider, run directly): max |Δlogit| {diff:E3}, bound {bound:E3}");
         Assert.True(diff <= bound, $"max |Δlogit| {diff} exceeds the float16 bound {bound}");
         AssertSameTop1(logits, expected, config.NumLabels);
@@ -204,7 +197,7 @@ public sealed class QuantizedExportTests(ITestOutputHelper output)
         var logits = Beit.Tests.Estimators.PipelineData.Floats(classifier.Transform(data), "Logits").SelectMany(v => v).ToArray();
         var expected = io["logits"].ToFloatArray();
         double bound = QuantizationBounds.Int8LogitBound(config, tensors, expected, reduceRange: !CpuInstructionSets.HasInt8DotProduct);
-        float diff = Beit.Tests.Estimators.PipelineData.MaxAbsDiff(logits, expected);
+        float diff = TestMath.MaxAbsDiff(logits, expected);
         output.WriteLine($"int8 classifier stage: max |Δlogit| {diff:E3}, bound {bound:E3}");
         Assert.True(diff > 0 && diff <= bound, $"max |Δlogit| {diff}, bound {bound}");
 

@@ -24,9 +24,9 @@ public class BeitImageProcessorTests(ITestOutputHelper output)
         var expected = s_seed.Value["pil_bicubic." + name];
         Assert.Equal(new long[] { 1, 3, 224, 224 }, expected.Shape);
         var actual = new BeitImageProcessor().Preprocess(ImageDecoder.Decode(Fixtures.Preproc(name + ".png")));
-        output.WriteLine($"pil_bicubic.{name}: max abs diff {PillowFixtures.MaxAbsDiff(expected.ToFloatArray(), actual):G4}");
+        output.WriteLine($"pil_bicubic.{name}: max abs diff {TestMath.MaxAbsDiff(actual, expected.ToFloatArray()):G4}");
         // The fixture rescaled in float32 (x·float32(1/255)); Hugging Face's slow processor, like us, in float64: ≤ 1 ulp apart.
-        Assert.True(PillowFixtures.MaxAbsDiff(expected.ToFloatArray(), actual) <= 1e-6f);
+        Assert.True(TestMath.MaxAbsDiff(actual, expected.ToFloatArray()) <= 1e-6f);
     }
 
     public static TheoryData<string> PhotosExceptThin() => new() { "astronaut", "camera", "chelsea", "coffee", "rgba_small" };
@@ -37,8 +37,8 @@ public class BeitImageProcessorTests(ITestOutputHelper output)
     {
         var expected = s_seed.Value["hf." + (name == "rgba_small" ? "rgba_small_rgb" : name)];
         var actual = new BeitImageProcessor().Preprocess(ImageDecoder.Decode(Fixtures.Preproc(name + ".png")));
-        output.WriteLine($"hf.{name}: max abs diff {PillowFixtures.MaxAbsDiff(expected.ToFloatArray(), actual):G4}");
-        Assert.True(PillowFixtures.MaxAbsDiff(expected.ToFloatArray(), actual) <= 0.0079f);
+        output.WriteLine($"hf.{name}: max abs diff {TestMath.MaxAbsDiff(actual, expected.ToFloatArray()):G4}");
+        Assert.True(TestMath.MaxAbsDiff(actual, expected.ToFloatArray()) <= 0.0079f);
     }
 
     [Fact]
@@ -53,8 +53,8 @@ public class BeitImageProcessorTests(ITestOutputHelper output)
         for (int i = 0; i < hf.Length; i++)
             Assert.True(Math.Abs(actual[i] - hf[i]) <= Math.Abs(pil[i] - hf[i]) + 1e-6f, $"element {i}");
         int overOneStep = hf.Where((v, i) => Math.Abs(actual[i] - v) > 0.0079f).Count();
-        output.WriteLine($"hf.thin: max abs diff {PillowFixtures.MaxAbsDiff(hf, actual):G4}, {overOneStep} of {hf.Length} values more than one step away");
-        Assert.True(PillowFixtures.MaxAbsDiff(hf, actual) <= 2 * 0.0079f);
+        output.WriteLine($"hf.thin: max abs diff {TestMath.MaxAbsDiff(actual, hf):G4}, {overOneStep} of {hf.Length} values more than one step away");
+        Assert.True(TestMath.MaxAbsDiff(actual, hf) <= 2 * 0.0079f);
     }
 
     private static BeitImageProcessor V5Defaults() => new()
@@ -73,8 +73,8 @@ public class BeitImageProcessorTests(ITestOutputHelper output)
     {
         var expected = s_v5.Value[name];
         var actual = V5Defaults().Preprocess(ImageDecoder.Decode(Fixtures.Preproc(name + ".png")));
-        output.WriteLine($"v5 {name}: max abs diff {PillowFixtures.MaxAbsDiff(expected.ToFloatArray(), actual):G4}");
-        Assert.True(PillowFixtures.MaxAbsDiff(expected.ToFloatArray(), actual) <= 0.0079f);
+        output.WriteLine($"v5 {name}: max abs diff {TestMath.MaxAbsDiff(actual, expected.ToFloatArray()):G4}");
+        Assert.True(TestMath.MaxAbsDiff(actual, expected.ToFloatArray()) <= 0.0079f);
     }
 
     [Fact]
@@ -91,9 +91,9 @@ public class BeitImageProcessorTests(ITestOutputHelper output)
         var pil = new BeitImageProcessor { DoResize = false, DoCenterCrop = false }.Preprocess(new RgbImage(224, 224, pilBytes));
         Assert.Equal(pil, actual);
         int overOneStep = hf.Where((v, i) => Math.Abs(actual[i] - v) > 0.0079f).Count();
-        output.WriteLine($"v5 rgba_small: max abs diff {PillowFixtures.MaxAbsDiff(hf, actual):G4}, {overOneStep} of {hf.Length} values more than one step away");
+        output.WriteLine($"v5 rgba_small: max abs diff {TestMath.MaxAbsDiff(actual, hf):G4}, {overOneStep} of {hf.Length} values more than one step away");
         Assert.True(overOneStep <= 2);
-        Assert.True(PillowFixtures.MaxAbsDiff(hf, actual) <= 2 * 0.0079f);
+        Assert.True(TestMath.MaxAbsDiff(actual, hf) <= 2 * 0.0079f);
     }
 
     // ------------------------------------------------------------------ every option against Pillow/NumPy
@@ -240,42 +240,35 @@ public class BeitImageProcessorTests(ITestOutputHelper output)
     [Fact]
     public void ReadsAnOldBeitFeatureExtractorConfig()
     {
-        var dir = Fixtures.TempDir();
-        try
-        {
-            File.WriteAllText(Path.Combine(dir, BeitImageProcessor.ConfigFileName), """
-                {
-                  "crop_size": 224,
-                  "do_center_crop": false,
-                  "do_normalize": true,
-                  "do_resize": true,
-                  "feature_extractor_type": "BeitFeatureExtractor",
-                  "image_mean": [0.5, 0.5, 0.5],
-                  "image_std": [0.5, 0.5, 0.5],
-                  "reduce_labels": true,
-                  "resample": 3,
-                  "size": 640
-                }
-                """);
-            var p = BeitImageProcessor.FromPretrained(dir);
-            Assert.Equal(ResizeSize.Exact(640, 640), p.Size);
-            Assert.Equal(new PixelSize(224, 224), p.CropSize);
-            Assert.True(p.DoReduceLabels);
-            Assert.True(p.DoRescale);       // absent: class default
-            Assert.Equal(1.0 / 255, p.RescaleFactor);
-            Assert.Equal(new PixelSize(640, 640), p.GetOutputSize(451, 300));
+        using var dir = new TempDir();
+        File.WriteAllText(Path.Combine(dir, BeitImageProcessor.ConfigFileName), """
+            {
+              "crop_size": 224,
+              "do_center_crop": false,
+              "do_normalize": true,
+              "do_resize": true,
+              "feature_extractor_type": "BeitFeatureExtractor",
+              "image_mean": [0.5, 0.5, 0.5],
+              "image_std": [0.5, 0.5, 0.5],
+              "reduce_labels": true,
+              "resample": 3,
+              "size": 640
+            }
+            """);
+        var p = BeitImageProcessor.FromPretrained(dir);
+        Assert.Equal(ResizeSize.Exact(640, 640), p.Size);
+        Assert.Equal(new PixelSize(224, 224), p.CropSize);
+        Assert.True(p.DoReduceLabels);
+        Assert.True(p.DoRescale);       // absent: class default
+        Assert.Equal(1.0 / 255, p.RescaleFactor);
+        Assert.Equal(new PixelSize(640, 640), p.GetOutputSize(451, 300));
 
-            // The file itself works too, and ToJson round-trips.
-            var again = BeitImageProcessor.FromJson(p.ToJson());
-            Assert.Equal(p.Size, again.Size);
-            Assert.Equal(p.DoReduceLabels, again.DoReduceLabels);
-            Assert.Equal(p.ImageMean, again.ImageMean);
-            Assert.Equal(p.Resample, BeitImageProcessor.FromPretrained(Path.Combine(dir, BeitImageProcessor.ConfigFileName)).Resample);
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        // The file itself works too, and ToJson round-trips.
+        var again = BeitImageProcessor.FromJson(p.ToJson());
+        Assert.Equal(p.Size, again.Size);
+        Assert.Equal(p.DoReduceLabels, again.DoReduceLabels);
+        Assert.Equal(p.ImageMean, again.ImageMean);
+        Assert.Equal(p.Resample, BeitImageProcessor.FromPretrained(Path.Combine(dir, BeitImageProcessor.ConfigFileName)).Resample);
     }
 
     [Fact]
@@ -295,15 +288,8 @@ public class BeitImageProcessorTests(ITestOutputHelper output)
         Assert.Contains("resample", Assert.Throws<InvalidDataException>(() => BeitImageProcessor.FromJson("""{"resample": 9}""", "cfg.json")).Message);
         Assert.Contains("image_mean", Assert.Throws<InvalidDataException>(() => BeitImageProcessor.FromJson("""{"image_mean": [1, 2]}""", "cfg.json")).Message);
         Assert.Contains("size", Assert.Throws<InvalidDataException>(() => BeitImageProcessor.FromJson("""{"size": {"longest_edge": 3}}""", "cfg.json")).Message);
-        var dir = Fixtures.TempDir();
-        try
-        {
-            Assert.Contains(BeitImageProcessor.ConfigFileName, Assert.Throws<FileNotFoundException>(() => BeitImageProcessor.FromPretrained(dir)).Message);
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        using var dir = new TempDir();
+        Assert.Contains(BeitImageProcessor.ConfigFileName, Assert.Throws<FileNotFoundException>(() => BeitImageProcessor.FromPretrained(dir)).Message);
     }
 
     // ------------------------------------------------------------------ batch and span APIs

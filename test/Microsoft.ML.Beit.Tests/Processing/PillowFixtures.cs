@@ -32,12 +32,4 @@ internal static class PillowFixtures
         int px = first / channels;
         return $"{diff} bytes differ; first at (x={px % width}, y={px / width}, c={first % channels}): expected {expected[first]}, got {actual[first]}";
     }
-
-    public static float MaxAbsDiff(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        float max = 0;
-        for (int i = 0; i < expected.Length; i++) max = Math.Max(max, Math.Abs(expected[i] - actual[i]));
-        return max;
-    }
 }

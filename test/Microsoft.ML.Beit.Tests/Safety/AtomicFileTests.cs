@@ -6,9 +6,9 @@ namespace Beit.Tests.Safety;
 /// <summary>Temp-then-rename writes, and the sweep of what a killed process left next to its target.</summary>
 public sealed class AtomicFileTests : IDisposable
 {
-    private readonly string _dir = Fixtures.TempDir();
+    private readonly TempDir _dir = new();
 
-    public void Dispose() => Directory.Delete(_dir, true);
+    public void Dispose() => _dir.Dispose();
 
     private static int DeadPid()
     {

@@ -12,9 +12,9 @@ namespace Beit.Tests.Safety;
 public sealed class CliFailureTests(ITestOutputHelper output) : IDisposable
 {
     private static readonly string Beit = DotnetProcess.Built("samples/Beit.Cli", "beit.dll");
-    private readonly string _dir = Fixtures.TempDir();
+    private readonly TempDir _dir = new();
 
-    public void Dispose() => Directory.Delete(_dir, true);
+    public void Dispose() => _dir.Dispose();
 
     private (int Code, string Stdout, string Stderr) Run(string tmp, params string[] args)
     {

@@ -11,9 +11,9 @@ namespace Beit.Tests.Safety;
 /// <summary>A truncated, garbled, inflating or bit-flipped model.zip is refused with one clear error, fast, leaving no temporary files.</summary>
 public sealed class ModelZipTests(ITestOutputHelper output) : IDisposable
 {
-    private readonly string _dir = Fixtures.TempDir();
+    private readonly TempDir _dir = new();
 
-    public void Dispose() => Directory.Delete(_dir, true);
+    public void Dispose() => _dir.Dispose();
 
     /// <summary>A small classification model.zip (paths → scores) from the tiny fixture.</summary>
     internal static string TinyZip(string dir, string name = "model.zip")

@@ -48,6 +48,7 @@ public sealed class PredictionEnginePoolTests
         }
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void APoolServes200ConcurrentRequestsWithoutErrorsAndDisposingItKeepsTheModel()
     {

@@ -34,7 +34,7 @@ public sealed class BeitOnnxSessionTests
         var note = Assert.Single(notes);
         Assert.Contains("CPU", note);
         var io = Io("cls_relpos");
-        Assert.True(MaxAbsDiff(session.Run(io["pixel_values"].ToFloatArray(), 2)["logits"], io["logits"]) <= Tolerance);
+        Assert.True(TestMath.MaxAbsDiff(session.Run(io["pixel_values"].ToFloatArray(), 2)["logits"], io["logits"]) <= Tolerance);
     }
 
     [Fact]
@@ -66,7 +66,7 @@ public sealed class BeitOnnxSessionTests
         foreach (var level in new[] { GraphOptimizationLevel.ORT_DISABLE_ALL, GraphOptimizationLevel.ORT_ENABLE_BASIC, GraphOptimizationLevel.ORT_ENABLE_ALL })
         {
             using var session = new BeitOnnxSession(s_cls.Value, new BeitOnnxSessionOptions { GraphOptimizationLevel = level, IntraOpThreads = 2 });
-            Assert.True(MaxAbsDiff(session.Run(pixels, 2)["logits"], io["logits"]) <= Tolerance, level.ToString());
+            Assert.True(TestMath.MaxAbsDiff(session.Run(pixels, 2)["logits"], io["logits"]) <= Tolerance, level.ToString());
         }
     }
 
