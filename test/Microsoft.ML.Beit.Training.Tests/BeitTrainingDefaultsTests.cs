@@ -28,8 +28,10 @@ public class BeitTrainingDefaultsTests
     public void SmallGreyImagesFromScratchGetTheMeasuredRecipe()
     {
         var c = Defaults.Choose(new Defaults.DataStats(2000, 28, 28, Grey: true, Classes: 10), Avx2Only, new BeitImageClassificationTrainer.Options());
-        // The recipe measured at 72 % on 2,000 Fashion-MNIST images (formerly hard-coded in `beit demo`).
-        Assert.Equal(15, c.Epochs);
+        // The recipe measured at 72 % on the 3,000-image subset (formerly hard-coded in `beit demo`); 15·√(3000/2000) epochs.
+        Assert.Equal(18, c.Epochs);
+        Assert.Equal(15, Defaults.Choose(new Defaults.DataStats(3000, 28, 28, true, 10), Avx2Only, new BeitImageClassificationTrainer.Options()).Epochs);
+        Assert.Equal(10, Defaults.Choose(new Defaults.DataStats(60000, 28, 28, true, 10), Avx2Only, new BeitImageClassificationTrainer.Options()).Epochs);
         Assert.Equal(128, c.BatchSize);
         Assert.Equal(2e-3, c.LearningRate, 12);
         Assert.Equal(0.2, c.WarmupEpochs, 12);
@@ -52,7 +54,7 @@ public class BeitTrainingDefaultsTests
         Assert.Equal(0.35, c.RandomCropMinScale);
         Assert.Equal(32, c.BatchSize); // 450 training images: at least 8 steps per epoch at 32
         Assert.Equal(2e-3 * 32 / 128, c.LearningRate, 12);
-        Assert.Equal(30, c.Epochs); // 15·√(2000/500)
+        Assert.Equal(30, c.Epochs); // 15·√(3000/500) ≈ 37, at most 30
         Assert.Equal(0.1, c.ValidationFraction);
         Assert.True(c.Bf16Autocast); // native bf16
         var config = Defaults.Config(96, c.DropPathRate);
@@ -69,8 +71,8 @@ public class BeitTrainingDefaultsTests
         Assert.Equal(0.65, c.LayerDecay);
         Assert.Equal(32, c.BatchSize);
         Assert.Equal(5e-4 * 32 / 256, c.LearningRate, 12);
-        Assert.Equal(5, c.Epochs);
-        Assert.Equal(1.0, c.WarmupEpochs, 12);
+        Assert.Equal(6, c.Epochs); // a third of 18
+        Assert.Equal(1.2, c.WarmupEpochs, 12);
         Assert.Equal(0.1, c.DropPathRate);
         Assert.StartsWith("fine-tuning", c.Reasons[0]);
     }
@@ -95,7 +97,7 @@ public class BeitTrainingDefaultsTests
         Assert.NotSame(o, resolved);
         Assert.Equal(3, resolved.Epochs);
         var auto = Defaults.Apply(new BeitImageClassificationTrainer.Options(), Defaults.Choose(new Defaults.DataStats(2000, 28, 28, true, 10), Avx2Only, new BeitImageClassificationTrainer.Options()));
-        Assert.Equal((15, 128, false), (auto.Epochs, auto.BatchSize, auto.Augment));
+        Assert.Equal((18, 128, false), (auto.Epochs, auto.BatchSize, auto.Augment));
     }
 
     [Fact]
