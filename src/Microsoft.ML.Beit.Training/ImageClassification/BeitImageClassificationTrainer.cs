@@ -53,13 +53,7 @@ public sealed partial class BeitImageClassificationTrainer
         var o = BeitTrainingDefaults.Apply(_options, choice);
         o.Validate();
         var notes = new List<string>(choice.Reasons);
-        if (choice.Warning is string warning)
-        {
-            // Warn rather than refuse: the result is correct, only slow, and the user may know better (e.g. a
-            // future libtorch with a fast bf16 path on this CPU).
-            notes.Insert(0, "warning: " + warning);
-            log?.Warning(MessageSensitivity.None, warning);
-        }
+        if (choice.Warning is string warning) notes.Insert(0, "warning: " + warning); // TrainingLoop logs it
         foreach (var reason in choice.Reasons) log?.Info(MessageSensitivity.None, "auto: " + reason);
         if (validation is null && o.ValidationFraction > 0 && train.Count >= 2 * train.ClassNames.Count)
             (train, validation) = train.Split(o.ValidationFraction, o.Seed);

@@ -103,12 +103,20 @@ internal static class BeitTrainingDefaults
         bool onCpu = o.Device.StartsWith("cpu", StringComparison.OrdinalIgnoreCase);
         bool bf16 = Pick(o.ExplicitBf16Autocast, "bf16 autocast", onCpu && cpu.HasNativeBf16,
             onCpu ? $"{cpu.Describe()}" : "float32 off the CPU unless asked");
-        string? warning = o.ExplicitBf16Autocast == true && onCpu && !cpu.HasNativeBf16
-            ? $"bf16 autocast was requested but this CPU has no native bf16 ({cpu.Describe()}): libtorch emulates it, which measured 15–40× slower than float32. Training proceeds; drop the bf16 setting to train in float32."
-            : null;
+        string? warning = o.ExplicitBf16Autocast == true ? Bf16Warning(o, cpu) : null;
         reasons.Insert(0, (checkpoint ? "fine-tuning " : "from scratch, ") + what);
         return new Choice(epochs, batch, lr, warmup, layerDecay, dropPath, augment, minScale, validation, bf16, reasons, warning);
     }
+
+    /// <summary>
+    /// The warning for bf16 autocast on a CPU that emulates bf16, or null. Every trainer warns and proceeds rather than
+    /// refusing: the result is correct, only slower, and a user who asks explicitly may know better (a newer libtorch,
+    /// a short test).
+    /// </summary>
+    public static string? Bf16Warning(BeitTrainerOptions o, CpuFeatures cpu) =>
+        o.Bf16Autocast && o.Device.StartsWith("cpu", StringComparison.OrdinalIgnoreCase) && !cpu.HasNativeBf16
+            ? $"bf16 autocast was requested but this CPU has no native bf16 ({cpu.Describe()}): libtorch emulates it, which measured 15–40× slower than float32. Training proceeds; drop the bf16 setting to train in float32."
+            : null;
 
     /// <summary>A copy of <paramref name="options"/> carrying every setting of <paramref name="choice"/>.</summary>
     public static T Apply<T>(T options, Choice choice) where T : BeitTrainerOptions
