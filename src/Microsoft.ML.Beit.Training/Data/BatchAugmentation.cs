@@ -47,9 +47,9 @@ public static class BatchAugmentation
     /// <remarks>
     /// Each sample's crop box and flip sign become an affine <c>theta</c> (<see cref="CropTheta"/>); one
     /// <c>affine_grid</c> + <c>grid_sample</c> (bilinear, <c>align_corners=False</c>, border padding) resamples every
-    /// image, and label maps follow on the same grid with nearest sampling. This replaced a per-image loop of
-    /// antialiased bicubic <c>interpolate</c> calls, which cost ten times the model's own step on small images; the
-    /// output differs: bilinear rather than bicubic, and no antialiasing when a crop is shrunk (crops are usually
+    /// image, and label maps follow on the same grid with nearest sampling: a fixed handful of operations per batch
+    /// instead of a per-image loop of antialiased bicubic <c>interpolate</c> calls (four operations per image). The
+    /// output differs from that loop's: bilinear rather than bicubic, and no antialiasing when a crop is shrunk (crops are usually
     /// enlarged to the model's side, where antialiasing does nothing).
     /// </remarks>
     public static (Tensor Images, Tensor? Labels) RandomResizedCropAndFlip(Tensor images, Tensor? labels, int outHeight, int outWidth,
