@@ -1,8 +1,11 @@
 // Training throughput harness: full optimizer steps (forward, backward, AdamW) of BeitForImageClassification on
 // random data, fp32 against bf16 autocast, alternating so both see the same machine load. Usage:
 //   dotnet run -c Release --project benchmarks/Beit.Training.Benchmarks -- [--threads 2] [--seconds 20] [--base-steps 3]
+// and the cost of training-time augmentation (see AugmentationBenchmark.cs):
+//   dotnet run -c Release --project benchmarks/Beit.Training.Benchmarks -- --augmentation [--rounds 7]
 using System.Diagnostics;
 using Microsoft.ML.Beit;
+using Microsoft.ML.Beit.Training.Benchmarks;
 using Microsoft.ML.Beit.Training;
 using Microsoft.ML.Beit.Training.ImageClassification;
 using Microsoft.ML.Beit.Training.Optimization;
@@ -10,6 +13,12 @@ using static TorchSharp.torch;
 
 int threads = Arg("--threads", 2), seconds = Arg("--seconds", 20), baseSteps = Arg("--base-steps", 3);
 set_num_threads(threads);
+Console.WriteLine($"CPU: {CpuFeatures.Current.Describe()}; load average {LoadAverage()}");
+if (args.Contains("--augmentation"))
+{
+    AugmentationBenchmark.Run(Arg("--rounds", 7));
+    return;
+}
 Console.WriteLine($"BEiT training throughput, {threads} libtorch threads, img/s of full AdamW steps (higher is better)");
 Console.WriteLine();
 Console.WriteLine("| model | batch | fp32 img/s | bf16 autocast img/s | bf16 / fp32 |");
@@ -75,3 +84,5 @@ int Arg(string name, int fallback)
     int i = Array.IndexOf(args, name);
     return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1]) : fallback;
 }
+
+static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "unknown";

@@ -27,7 +27,7 @@ internal static class QuantizedBenchmark
 
     public static void Run(BeitConfig config, Dictionary<string, TensorData> tensors, int threads, int[] batches, int[] rounds, bool profile, string tmp)
     {
-        Console.WriteLine($"CPU instruction sets: {string.Join(", ", CpuInstructionSets.Present)}; load average at start: {LoadAverage()}");
+        Console.WriteLine($"CPU instruction sets: {CpuFeatures.Current.Describe()}; load average at start: {LoadAverage()}");
         var sw = Stopwatch.StartNew();
         var graphs = new List<(string Name, byte[] Model)>
         {

@@ -17,19 +17,19 @@ public static class BeitTrainingCatalog
     /// <param name="labelColumnName">Key column of class labels.</param>
     /// <param name="featureColumnName">Pixel values from <c>mlContext.Transforms.BeitImageProcessor</c>.</param>
     /// <param name="checkpointFolder">A Hugging Face (or our pre-trained) checkpoint to start from; null trains from scratch.</param>
-    /// <param name="epochs">Passes over the data.</param>
+    /// <param name="epochs">Passes over the data; null lets the trainer choose them (and every other unset option) from the data.</param>
     public static BeitImageClassificationTrainer Beit(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
-        string labelColumnName = "Label", string featureColumnName = "PixelValues", string? checkpointFolder = null, int epochs = 10)
+        string labelColumnName = "Label", string featureColumnName = "PixelValues", string? checkpointFolder = null, int? epochs = null)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        return new BeitImageClassificationTrainer(new BeitImageClassificationTrainer.Options
+        var options = new BeitImageClassificationTrainer.Options
         {
             LabelColumnName = labelColumnName,
             FeatureColumnName = featureColumnName,
             CheckpointFolder = checkpointFolder,
-            Epochs = epochs,
-        })
-        { Environment = EnvironmentOf(catalog) };
+        };
+        if (epochs is int e) options.Epochs = e;
+        return new BeitImageClassificationTrainer(options) { Environment = EnvironmentOf(catalog) };
     }
 
     /// <summary>BEiT image classification with every option.</summary>

@@ -81,6 +81,8 @@ internal static class TrainingLoop
             if (keepBest && Directory.Exists(best)) bestWeights = BeitCheckpoint.ReadTensors(best);
         }
 
+        if (Microsoft.ML.Beit.Training.ImageClassification.BeitTrainingDefaults.Bf16Warning(o, CpuFeatures.Current) is string bf16Warning)
+            log?.Warning(MessageSensitivity.None, bf16Warning);
         log?.Info(MessageSensitivity.None, $"{trainCount:N0} training images, {batchesPerEpoch} batches of {o.BatchSize} per epoch, {o.Epochs} epochs, peak learning rate {o.LearningRate:G3}"
             + (o.MaxTrainingTime is TimeSpan max ? $", time budget {max:hh\\:mm\\:ss}" : "") + (startEpoch > 0 ? $"; resuming after epoch {startEpoch}" : ""));
         int logEvery = Math.Max(1, batchesPerEpoch / 10);

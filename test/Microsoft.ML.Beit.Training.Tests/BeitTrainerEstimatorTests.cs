@@ -120,7 +120,7 @@ public class BeitTrainerEstimatorTests
         {
             var expected = torchLogits.AsSpan(i * k, k).ToArray();
             double bound = QuantizationBounds.Int8LogitBound(result.Model.Config, tensors, expected,
-                reduceRange: !Microsoft.ML.Beit.Onnx.CpuInstructionSets.HasInt8DotProduct);
+                reduceRange: !Microsoft.ML.Beit.CpuFeatures.Current.HasInt8DotProduct);
             for (int c = 0; c < k; c++)
             {
                 double d = Math.Abs(int8[i * k + c] - expected[c]);

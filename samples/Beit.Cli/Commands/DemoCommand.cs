@@ -21,7 +21,7 @@ internal static class DemoCommand
     {
         var full = new Option<bool>("--full") { Description = $"Use the full Fashion-MNIST in {FullDataset} (apt-get install dataset-fashion-mnist) instead of the bundled subset." };
         var output = new Option<string>("--out") { Description = "Folder for model.zip, charts and sample images.", DefaultValueFactory = _ => "beit-demo" };
-        var common = new TrainingCliOptions(defaultEpochs: 15, defaultBatch: 128, defaultLr: 2e-3);
+        var common = new TrainingCliOptions(defaultEpochs: null, defaultBatch: null, defaultLr: null);
         var cmd = new Command("demo", "The main job: train a small BEiT on Fashion-MNIST (bundled subset), evaluate, save model.zip, reload and predict.") { full, output };
         common.AddTo(cmd);
         cmd.SetAction((pr, ct) =>
@@ -34,7 +34,8 @@ internal static class DemoCommand
             var test = IdxDataset.Load(data, "t10k").ToTrainingImages(IdxDataset.FashionMnistClassNames);
             AnsiConsole.MarkupLineInterpolated($"Fashion-MNIST ({(useFull ? "full" : "bundled subset")}): [bold]{train.Count:N0}[/] training, [bold]{test.Count:N0}[/] test images, 28×28, 10 classes");
 
-            var options = new BeitImageClassificationTrainer.Options { LayerDecay = 1.0, ValidationFraction = 0.05, Augment = false, DropPathRate = 0.05, WarmupEpochs = 0.2 };
+            // Only the data: every other setting is the trainer's automatic choice, as `beit train` gets with no flags.
+            var options = new BeitImageClassificationTrainer.Options();
             common.Apply(pr, options);
             string dir = Path.GetFullPath(pr.GetValue(output)!);
             Directory.CreateDirectory(dir);

@@ -19,12 +19,12 @@ internal static class TrainCommand
         var checkpoint = new Option<string?>("--checkpoint") { Description = "Fine-tune this Hugging Face (or beit pretrain) checkpoint folder or Hub model id (org/name[@revision]); default: train a new model sized for the data." };
         var testFraction = new Option<double>("--test-fraction") { Description = "Fraction of each class held out for the test report (IDX folders use their t10k set).", DefaultValueFactory = _ => 0.1 };
         var trainFraction = new Option<double>("--train-fraction") { Description = "Train on only this fraction of each class's training images (a seeded, class-balanced subset; e.g. 0.1 for a few-label run).", DefaultValueFactory = _ => 1.0 };
-        var validationFraction = new Option<double>("--validation-fraction") { Description = "Fraction of the training images used to pick the best epoch.", DefaultValueFactory = _ => 0.1 };
+        var validationFraction = new Option<double?>("--validation-fraction") { Description = "Fraction of the training images used to pick the best epoch (default: chosen from the data)." };
         var patience = new Option<int>("--early-stopping") { Description = "Stop after this many epochs without a better validation accuracy (0: off).", DefaultValueFactory = _ => 0 };
-        var augment = new Option<bool>("--no-augment") { Description = "Train without random resized crops and flips." };
+        var augment = new Option<bool>("--no-augment") { Description = "Train without random resized crops and flips (default: augment unless the images are tiny and grey)." };
         var smoothing = new Option<double>("--label-smoothing") { Description = "Label smoothing ε.", DefaultValueFactory = _ => 0.1 };
         var layerDecay = new Option<double?>("--layer-decay") { Description = "Layer-wise learning-rate decay (default 0.65 when fine-tuning, 1 from scratch)." };
-        var common = new TrainingCliOptions(defaultEpochs: 10, defaultBatch: 64, defaultLr: 1e-3);
+        var common = new TrainingCliOptions(defaultEpochs: null, defaultBatch: null, defaultLr: null);
         var cmd = new Command("train", "Train an image classifier from a folder of labelled images and save model.zip.")
             { folder, output, checkpoint, testFraction, trainFraction, validationFraction, patience, augment, smoothing, layerDecay };
         common.AddTo(cmd);
@@ -35,12 +35,13 @@ internal static class TrainCommand
             var options = new BeitImageClassificationTrainer.Options
             {
                 CheckpointFolder = ckpt,
-                ValidationFraction = pr.GetValue(validationFraction),
                 EarlyStoppingPatience = pr.GetValue(patience),
-                Augment = !pr.GetValue(augment),
                 LabelSmoothing = pr.GetValue(smoothing),
-                LayerDecay = pr.GetValue(layerDecay) ?? (ckpt is null ? 1.0 : 0.65),
             };
+            // Unset flags leave the trainer's automatic choice (BeitTrainingDefaults) in place.
+            if (pr.GetValue(validationFraction) is double vf) options.ValidationFraction = vf;
+            if (pr.GetValue(augment)) options.Augment = false;
+            if (pr.GetValue(layerDecay) is double ld) options.LayerDecay = ld;
             common.Apply(pr, options);
             int? size = options.ImageSize ?? (ckpt is null ? null : BeitConfig.Load(ckpt).ImageSize);
             var all = TrainingCliOptions.LoadImages(path, unlabeled: false, size, out var idxTest);

@@ -7,14 +7,15 @@ using Spectre.Console;
 namespace Beit.Cli.Commands;
 
 /// <summary>Flags shared by <c>beit train</c> and <c>beit pretrain</c>, and their live progress display.</summary>
-internal sealed class TrainingCliOptions(int defaultEpochs, int defaultBatch, double defaultLr)
+// Null defaults leave the option unset, so the classification trainer chooses it from the data (BeitTrainingDefaults).
+internal sealed class TrainingCliOptions(int? defaultEpochs, int? defaultBatch, double? defaultLr)
 {
-    public Option<int> Epochs { get; } = new("--epochs") { Description = "Passes over the training images.", DefaultValueFactory = _ => defaultEpochs };
-    public Option<int> BatchSize { get; } = new("--batch-size") { Description = "Images per optimizer step.", DefaultValueFactory = _ => defaultBatch };
-    public Option<double> LearningRate { get; } = new("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => defaultLr };
+    public Option<int?> Epochs { get; } = new("--epochs") { Description = "Passes over the training images" + Auto(defaultEpochs) };
+    public Option<int?> BatchSize { get; } = new("--batch-size") { Description = "Images per optimizer step" + Auto(defaultBatch) };
+    public Option<double?> LearningRate { get; } = new("--lr") { Description = "Peak learning rate" + Auto(defaultLr) };
     public Option<int?> ImageSize { get; } = new("--image-size") { Description = "Model input side (default: the checkpoint's, or the images' for a new model)." };
     public Option<int> Seed { get; } = new("--seed") { Description = "Seed of every random choice.", DefaultValueFactory = _ => 0 };
-    public Option<bool> Bf16 { get; } = new("--bf16") { Description = "bfloat16 autocast of linear layers (faster on CPUs with AVX-512 BF16)." };
+    public Option<bool> Bf16 { get; } = new("--bf16") { Description = "bfloat16 autocast of linear layers (default: on only where the CPU has AVX-512 BF16 or AMX; elsewhere libtorch emulates bf16, 15-40x slower)." };
     public Option<int?> Threads { get; } = new("--threads") { Description = "libtorch threads." };
     public Option<double?> MaxMinutes { get; } = new("--max-minutes") { Description = "Training-time budget in minutes: stops within one batch of it, and the learning-rate schedule anneals by then (--epochs becomes an upper bound)." };
     public Option<string?> CheckpointDir { get; } = new("--checkpoint-dir") { Description = "Write a checkpoint after every epoch here, and resume from it." };
@@ -28,18 +29,21 @@ internal sealed class TrainingCliOptions(int defaultEpochs, int defaultBatch, do
 
     public void Apply(ParseResult pr, BeitTrainerOptions o)
     {
-        o.Epochs = pr.GetValue(Epochs);
-        o.BatchSize = pr.GetValue(BatchSize);
-        o.LearningRate = pr.GetValue(LearningRate);
+        if ((pr.GetValue(Epochs) ?? defaultEpochs) is int epochs) o.Epochs = epochs;
+        if ((pr.GetValue(BatchSize) ?? defaultBatch) is int batch) o.BatchSize = batch;
+        if ((pr.GetValue(LearningRate) ?? defaultLr) is double lr) o.LearningRate = lr;
         o.ImageSize = pr.GetValue(ImageSize);
         o.Seed = pr.GetValue(Seed);
-        o.Bf16Autocast = pr.GetValue(Bf16);
+        if (pr.GetValue(Bf16)) o.Bf16Autocast = true;
         o.NumThreads = pr.GetValue(Threads);
         o.MaxTrainingTime = pr.GetValue(MaxMinutes) is double m ? TimeSpan.FromMinutes(m) : null;
         o.CheckpointDirectory = pr.GetValue(CheckpointDir);
         o.Device = pr.GetValue(Device)!;
         if (pr.GetValue(ModelConfig) is string config) o.Config = Microsoft.ML.Beit.BeitConfig.Load(config);
     }
+
+    private static string Auto<T>(T? value) where T : struct =>
+        value is T v ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $" (default {v}).") : " (default: chosen from the data).";
 
     /// <summary>Images from a folder of class subfolders (or any images when unlabeled), or from MNIST-style IDX files.</summary>
     public static BeitTrainingImages LoadImages(string folder, bool unlabeled, int? size, out BeitTrainingImages? idxTest)
@@ -92,6 +96,7 @@ internal sealed class TrainingCliOptions(int defaultEpochs, int defaultBatch, do
                 var task = ctx.AddTask(title, maxValue: options.Epochs);
                 options.Progress = new CallbackProgress<BeitTrainingProgress>(p =>
                 {
+                    task.MaxValue = p.Epochs; // the trainer may choose the epochs from the data
                     task.Value = p.Epoch - 1 + (double)p.Batch / p.Batches;
                     task.Description = $"{title} epoch {p.Epoch}/{p.Epochs} loss {p.Loss:F4} {p.ImagesPerSecond:F0} img/s ETA {p.Remaining:hh\\:mm\\:ss}";
                 });

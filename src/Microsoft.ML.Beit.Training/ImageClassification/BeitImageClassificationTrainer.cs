@@ -32,7 +32,11 @@ public sealed partial class BeitImageClassificationTrainer
     /// <param name="Model">The trained model, in eval mode.</param>
     /// <param name="History">Metrics of every epoch run (resumed epochs included).</param>
     /// <param name="BestEpoch">Epoch whose weights <paramref name="Model"/> holds.</param>
-    public sealed record Result(BeitForImageClassification Model, IReadOnlyList<BeitEpochMetrics> History, int BestEpoch);
+    public sealed record Result(BeitForImageClassification Model, IReadOnlyList<BeitEpochMetrics> History, int BestEpoch)
+    {
+        /// <summary>The settings the trainer chose for options left unset, each with its reason, and any warning (e.g. emulated bf16).</summary>
+        public IReadOnlyList<string> Notes { get; init; } = [];
+    }
 
     /// <summary>
     /// Trains on <paramref name="train"/>, validating on <paramref name="validation"/> (or a stratified
@@ -44,13 +48,19 @@ public sealed partial class BeitImageClassificationTrainer
 
     private Result TrainCore(BeitTrainingImages train, BeitTrainingImages? validation, CancellationToken cancellationToken, IChannel? log)
     {
-        var o = _options;
+        // Options the user left unset are chosen from the data and the CPU (BeitTrainingDefaults); explicit ones win.
+        var choice = BeitTrainingDefaults.Choose(BeitTrainingDefaults.DataStats.Of(train), CpuFeatures.Current, _options);
+        var o = BeitTrainingDefaults.Apply(_options, choice);
+        o.Validate();
+        var notes = new List<string>(choice.Reasons);
+        if (choice.Warning is string warning) notes.Insert(0, "warning: " + warning); // TrainingLoop logs it
+        foreach (var reason in choice.Reasons) log?.Info(MessageSensitivity.None, "auto: " + reason);
         if (validation is null && o.ValidationFraction > 0 && train.Count >= 2 * train.ClassNames.Count)
             (train, validation) = train.Split(o.ValidationFraction, o.Seed);
         if (train.Count == 0) throw new ArgumentException("No training images.");
         if (o.NumThreads is int threads) torch.set_num_threads(threads);
         var device = new Device(o.Device);
-        var model = CreateModel(train);
+        var model = CreateModel(train, o);
         model.to(device);
         Func<ValidationResult>? validate = validation is null ? null : () =>
         {
@@ -58,15 +68,14 @@ public sealed partial class BeitImageClassificationTrainer
             return new ValidationResult(loss, accuracy, f1, double.NaN, accuracy);
         };
         var (history, best) = TrainingLoop.Run(o, model, train.Count,
-            (indices, seed, lr, optimizer) => TrainStep(model, optimizer, train, indices, lr, seed, device), validate, cancellationToken, log);
-        return new Result(model, history, best);
+            (indices, seed, lr, optimizer) => TrainStep(o, model, optimizer, train, indices, lr, seed, device), validate, cancellationToken, log);
+        return new Result(model, history, best) { Notes = notes };
     }
 
     // One optimizer step; returns the batch loss.
-    private double TrainStep(BeitForImageClassification model, BeitAdamW optimizer, BeitTrainingImages data, ReadOnlySpan<int> indices,
+    private static double TrainStep(Options o, BeitForImageClassification model, BeitAdamW optimizer, BeitTrainingImages data, ReadOnlySpan<int> indices,
         double lr, int seed, Device device)
     {
-        var o = _options;
         using var scope = NewDisposeScope();
         // Seeds derived from (seed, epoch, batch) make a resumed run draw exactly what an uninterrupted run draws.
         torch.random.manual_seed(seed);
@@ -122,9 +131,8 @@ public sealed partial class BeitImageClassificationTrainer
         return cm;
     }
 
-    private BeitForImageClassification CreateModel(BeitTrainingImages train)
+    private static BeitForImageClassification CreateModel(BeitTrainingImages train, Options o)
     {
-        var o = _options;
         torch.random.manual_seed(o.Seed);
         var (config, tensors) = o.FineTuningStart(() => DefaultConfig(train, o));
         bool sameHead = config.NumLabels == train.ClassNames.Count && tensors is not null && tensors.ContainsKey("classifier.weight")
@@ -189,25 +197,6 @@ public sealed partial class BeitImageClassificationTrainer
     /// A from-scratch configuration suited to the data: patch size giving a 7×7 to 14×14 grid at the images' size,
     /// and a width that trains in minutes on a few CPU cores.
     /// </summary>
-    public static BeitConfig DefaultConfig(BeitTrainingImages train, Options o)
-    {
-        int size = o.ImageSize ?? Math.Min(train.Height, train.Width);
-        int patch = size <= 32 ? 4 : size <= 64 ? 8 : 16;
-        // Measured on a 2-core CPU with bf16 autocast at 28×28: 4 layers of width 128 (two 64-wide heads) train at
-        // about 700 img/s and reached a better 15-minute Fashion-MNIST accuracy than 6 layers (more epochs beat depth).
-        return new BeitConfig
-        {
-            ImageSize = size,
-            PatchSize = patch,
-            HiddenSize = 128,
-            NumHiddenLayers = size <= 32 ? 4 : 6,
-            NumAttentionHeads = 2,
-            IntermediateSize = 256,
-            UseRelativePositionBias = true,
-            UseMeanPooling = true,
-            LayerScaleInitValue = 0.1,
-            DropPathRate = o.DropPathRate,
-            LayerNormEps = 1e-6,
-        };
-    }
+    public static BeitConfig DefaultConfig(BeitTrainingImages train, Options o) =>
+        BeitTrainingDefaults.Config(o.ImageSize ?? Math.Min(train.Height, train.Width), o.DropPathRate);
 }

@@ -18,12 +18,13 @@ namespace Microsoft.ML.Beit.Training.ImageClassification;
 public sealed record BeitModelBuilderReport(string ModelPath, BeitImageClassificationTrainer.Result Training, ConfusionMatrixMetrics Test,
     int TrainCount, int TestCount, TimeSpan TrainingTime)
 {
-    /// <summary>A short human-readable report: data, time, throughput, test accuracy, macro-F1 and the confusion matrix.</summary>
+    /// <summary>A short human-readable report: data, time, throughput, the automatically chosen settings, test accuracy, macro-F1 and the confusion matrix.</summary>
     public override string ToString()
     {
         var sb = new StringBuilder();
         var last = Training.History[^1];
         sb.AppendLine(CultureInfo.InvariantCulture, $"Trained on {TrainCount:N0} images for {Training.History.Count} epochs in {TrainingTime:hh\\:mm\\:ss} ({last.ImagesPerSecond:F0} img/s in the last epoch); kept epoch {Training.BestEpoch}.");
+        foreach (var note in Training.Notes) sb.AppendLine("  " + note);
         sb.AppendLine(CultureInfo.InvariantCulture, $"Test ({TestCount:N0} held-out images, scored from {Path.GetFileName(ModelPath)}): accuracy {Test.Accuracy:P2}, macro-F1 {Test.MacroF1:F4}.");
         sb.AppendLine("Per class (precision / recall / F1):");
         for (int c = 0; c < Test.NumClasses; c++)

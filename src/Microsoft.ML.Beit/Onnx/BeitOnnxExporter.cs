@@ -111,7 +111,7 @@ public static class BeitOnnxExporter
     {
         ArgumentNullException.ThrowIfNull(tensors);
         var (h, w) = Validate(config, task, options);
-        bool reduceRange = options.Int8ReduceRange ?? !CpuInstructionSets.HasInt8DotProduct;
+        bool reduceRange = options.Int8ReduceRange ?? !CpuFeatures.Current.HasInt8DotProduct;
         var int8 = options.Precision == BeitOnnxPrecision.Int8 ? new BeitExportContext.Int8Settings(reduceRange, options.Int8MatMul) : null;
         var ctx = new BeitExportContext(config, new BeitCheckpointWeights(tensors), h, w,
             options.OperatorSet == BeitOnnxOperatorSet.OnnxRuntimeFused, options.AttentionOperator, int8);

@@ -196,7 +196,7 @@ public sealed class QuantizedExportTests(ITestOutputHelper output)
         using var classifier = estimator.Fit(data);
         var logits = Beit.Tests.Estimators.PipelineData.Floats(classifier.Transform(data), "Logits").SelectMany(v => v).ToArray();
         var expected = io["logits"].ToFloatArray();
-        double bound = QuantizationBounds.Int8LogitBound(config, tensors, expected, reduceRange: !CpuInstructionSets.HasInt8DotProduct);
+        double bound = QuantizationBounds.Int8LogitBound(config, tensors, expected, reduceRange: !CpuFeatures.Current.HasInt8DotProduct);
         float diff = TestMath.MaxAbsDiff(logits, expected);
         output.WriteLine($"int8 classifier stage: max |Δlogit| {diff:E3}, bound {bound:E3}");
         Assert.True(diff > 0 && diff <= bound, $"max |Δlogit| {diff}, bound {bound}");
