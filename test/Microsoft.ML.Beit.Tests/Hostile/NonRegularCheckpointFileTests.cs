@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using Beit.Tests.Safety;
 using Microsoft.ML;
 using Microsoft.ML.Beit;
 using Microsoft.ML.Beit.Checkpoints;
@@ -15,12 +15,6 @@ namespace Beit.Tests.Hostile;
 /// </summary>
 public sealed class NonRegularCheckpointFileTests(ITestOutputHelper log)
 {
-    private static void MakeFifo(string path)
-    {
-        using var mkfifo = Process.Start("mkfifo", [path])!;
-        Assert.True(mkfifo.WaitForExit(10_000) && mkfifo.ExitCode == 0, "mkfifo failed");
-    }
-
     /// <summary>A copy of the tiny classification checkpoint whose <paramref name="file"/> is replaced by <paramref name="make"/>.</summary>
     private static string CheckpointWith(string dir, string file, Action<string> make)
     {
@@ -36,7 +30,7 @@ public sealed class NonRegularCheckpointFileTests(ITestOutputHelper log)
     public void ConfigFifoIsRefused()
     {
         using var dir = new TempDir();
-        string config = CheckpointWith(dir, BeitConfig.FileName, MakeFifo);
+        string config = CheckpointWith(dir, BeitConfig.FileName, NonRegularFileTests.MakeFifo);
         Bounded.Throws<InvalidDataException>(log, () => BeitConfig.Load(dir), config, "FIFO");
         Bounded.Throws<InvalidDataException>(log, () => BeitCheckpoint.Load(dir), config, "FIFO");
     }
@@ -58,11 +52,11 @@ public sealed class NonRegularCheckpointFileTests(ITestOutputHelper log)
             File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
         string bin = Path.Combine(dir, PyTorchCheckpoint.ModelFileName);
         File.Delete(bin);
-        MakeFifo(bin);
+        NonRegularFileTests.MakeFifo(bin);
         Bounded.Throws<InvalidDataException>(log, () => BeitCheckpoint.ReadTensors(dir), bin, "FIFO");
 
         string processor = Path.Combine(dir, BeitImageProcessor.ConfigFileName);
-        MakeFifo(processor);
+        NonRegularFileTests.MakeFifo(processor);
         Bounded.Throws<InvalidDataException>(log, () => BeitImageProcessor.FromPretrained(dir), processor, "FIFO");
     }
 

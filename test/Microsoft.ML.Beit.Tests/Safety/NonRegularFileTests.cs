@@ -11,7 +11,8 @@ namespace Beit.Tests.Safety;
 /// <summary>A symbolic link to <c>/dev/zero</c> or a FIFO is refused at once, never read until OOM or waited on forever.</summary>
 public sealed class NonRegularFileTests(ITestOutputHelper output)
 {
-    private static void MakeFifo(string path)
+    /// <summary>Makes a FIFO (named pipe) at <paramref name="path"/>: opening it for reading blocks until a writer comes.</summary>
+    internal static void MakeFifo(string path)
     {
         using var mkfifo = Process.Start("mkfifo", [path])!;
         Assert.True(mkfifo.WaitForExit(10_000) && mkfifo.ExitCode == 0, "mkfifo failed");
