@@ -104,7 +104,7 @@ public sealed class BeitConfig
 
     /// <summary>Keys this class does not model, kept verbatim for round trip.</summary>
     [JsonIgnore]
-    public JsonObject ExtraFields { get; private set; } = new();
+    public JsonObject ExtraFields { get; } = new();
 
     // System.Text.Json fills this with the keys no property maps; FromJsonObject moves them to ExtraFields (which
     // ToJson writes back itself), so it is null except during deserialization.
