@@ -103,14 +103,14 @@ public sealed partial class BeitImageClassificationTrainer
     }
 
     /// <summary>Loss, accuracy and macro-F1 of <paramref name="model"/> on <paramref name="data"/>, in eval mode.</summary>
-    public static (double Loss, double Accuracy, double MacroF1) Evaluate(BeitForImageClassification model, BeitTrainingImages data, int batchSize, Device? device = null)
+    internal static (double Loss, double Accuracy, double MacroF1) Evaluate(BeitForImageClassification model, BeitTrainingImages data, int batchSize, Device? device = null)
     {
         var cm = Predict(model, data, batchSize, device, out double loss);
         return (loss, cm.Accuracy, cm.MacroF1);
     }
 
     /// <summary>The confusion matrix of <paramref name="model"/> on <paramref name="data"/>, with the mean cross-entropy.</summary>
-    public static ConfusionMatrixMetrics Predict(BeitForImageClassification model, BeitTrainingImages data, int batchSize, Device? device, out double meanLoss)
+    internal static ConfusionMatrixMetrics Predict(BeitForImageClassification model, BeitTrainingImages data, int batchSize, Device? device, out double meanLoss)
     {
         var cm = new ConfusionMatrixMetrics(data.ClassNames);
         double lossSum = 0;
@@ -164,6 +164,6 @@ public sealed partial class BeitImageClassificationTrainer
     /// A from-scratch configuration suited to the data: patch size giving a 7×7 to 14×14 grid at the images' size,
     /// and a width that trains in minutes on a few CPU cores.
     /// </summary>
-    public static BeitConfig DefaultConfig(BeitTrainingImages train, Options o) =>
+    internal static BeitConfig DefaultConfig(BeitTrainingImages train, Options o) =>
         BeitTrainingDefaults.Config(o.ImageSize ?? Math.Min(train.Height, train.Width), o.DropPathRate);
 }

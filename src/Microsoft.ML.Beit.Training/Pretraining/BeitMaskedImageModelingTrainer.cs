@@ -152,7 +152,7 @@ public sealed partial class BeitMaskedImageModelingTrainer
     }
 
     /// <summary>Masked-token cross-entropy and accuracy on <paramref name="data"/> with masks fixed by <paramref name="seed"/>.</summary>
-    public static (double Loss, double Accuracy) Evaluate(BeitForMaskedImageModeling model, IBeitVisualTokenizer tokenizer, BeitTrainingImages data,
+    internal static (double Loss, double Accuracy) Evaluate(BeitForMaskedImageModeling model, IBeitVisualTokenizer tokenizer, BeitTrainingImages data,
         BlockwiseMaskingGenerator.Options maskOptions, int batchSize, int seed, Device? device = null)
     {
         int patch = model.Config.PatchSize, size = model.Config.ImageSize;

@@ -94,7 +94,7 @@ public sealed partial class BeitSemanticSegmentationTrainer
     /// The pixel confusion matrix of <paramref name="model"/> on <paramref name="data"/> (logits upsampled bilinearly to
     /// the label size, ignore index skipped), with the mean validation loss.
     /// </summary>
-    public static ConfusionMatrixMetrics Evaluate(BeitForSemanticSegmentation model, BeitSegmentationImages data, int batchSize, Device? device, out double meanLoss)
+    internal static ConfusionMatrixMetrics Evaluate(BeitForSemanticSegmentation model, BeitSegmentationImages data, int batchSize, Device? device, out double meanLoss)
     {
         var cm = new ConfusionMatrixMetrics(data.ClassNames);
         double lossSum = 0;
@@ -174,11 +174,11 @@ public sealed partial class BeitSemanticSegmentationTrainer
     }
 
     /// <summary>Four evenly spaced layers ending at the last, e.g. [3, 6, 9, 12] for 12 layers or [1, 2, 3, 4] for 4.</summary>
-    public static int[] DefaultOutIndices(int numLayers) =>
+    internal static int[] DefaultOutIndices(int numLayers) =>
         Enumerable.Range(1, 4).Select(i => Math.Max(1, (int)Math.Round(i * numLayers / 4.0))).ToArray();
 
     /// <summary>A from-scratch configuration suited to the data (grid of 8×8 to 16×16 patches, small width).</summary>
-    public static BeitConfig DefaultConfig(BeitSegmentationImages train, Options o)
+    internal static BeitConfig DefaultConfig(BeitSegmentationImages train, Options o)
     {
         int size = o.ImageSize ?? Math.Min(train.Height, train.Width);
         int patch = size <= 64 ? 8 : 16;
