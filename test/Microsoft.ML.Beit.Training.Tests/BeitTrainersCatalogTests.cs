@@ -25,10 +25,11 @@ public class BeitTrainersCatalogTests
 
     private static BeitConfig TinySegConfig() => new()
     {
-        ImageSize = 32, PatchSize = 8, HiddenSize = 32, NumHiddenLayers = 2, NumAttentionHeads = 2, IntermediateSize = 64,
-        UseRelativePositionBias = true, OutIndices = [1, 1, 2, 2], AuxiliaryChannels = 16,
+        ImageSize = 32, PatchSize = 8, HiddenSize = 32, NumHiddenLayers = 4, NumAttentionHeads = 2, IntermediateSize = 64,
+        UseRelativePositionBias = true, OutIndices = [1, 2, 3, 4], AuxiliaryChannels = 16,
     };
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void SegmentationEstimatorReturnsASegmenterOfTheTrainedModelAndLogsToTheContext()
     {
@@ -85,6 +86,7 @@ public class BeitTrainersCatalogTests
         Assert.Contains("32·32 labels per row", e.Message);
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void PretrainingEstimatorReturnsAFeaturizerOfTheBackboneAndReportsTheTokenizer()
     {
@@ -126,7 +128,7 @@ public class BeitTrainersCatalogTests
         // k-means iterations come first through the same record, then the steps; both reach the user's log.
         Assert.Equal(BeitTrainingPhase.Tokenizer, progress[0].Phase);
         Assert.Equal(3, progress.Count(p => p.Phase == BeitTrainingPhase.Training));
-        Assert.Contains(log, e => e.Source.Contains(nameof(BeitMaskedImageModelingTrainer), StringComparison.Ordinal) && e.Message.StartsWith("k-means iteration 1/3", StringComparison.Ordinal));
+        Assert.Contains(log, e => e.Source.Contains(nameof(BeitMaskedImageModelingTrainer), StringComparison.Ordinal) && e.Message.Contains("k-means iteration 1/3", StringComparison.Ordinal));
     }
 
     private sealed class SyncProgress(Action<BeitTrainingProgress> report) : IProgress<BeitTrainingProgress>

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using Microsoft.ML;
+using Microsoft.ML.Beit;
 using Microsoft.ML.Beit.Estimators;
 using Microsoft.ML.Beit.IO;
 using Microsoft.ML.Beit.Onnx;
@@ -18,6 +19,13 @@ internal static class PackageCommand
     public const string InputColumn = "ImagePath";
 
     private static readonly string[] s_tasks = ["image-classification", "features", "semantic-segmentation"];
+
+    private static readonly Dictionary<string, BeitOnnxTask> s_taskOf = new()
+    {
+        ["image-classification"] = BeitOnnxTask.ImageClassification,
+        ["features"] = BeitOnnxTask.Features,
+        ["semantic-segmentation"] = BeitOnnxTask.SemanticSegmentation,
+    };
 
     public static Command Create()
     {
@@ -37,38 +45,22 @@ internal static class PackageCommand
             AtomicFile.CheckWritable(zip);
             string checkpoint = HubModels.Local(pr.GetValue(folder)!);
             var ml = new MLContext();
-            var input = ml.Data.LoadFromEnumerable(Array.Empty<PathRow>());
-            var load = ml.Transforms.LoadBeitImages("Image", InputColumn).Append(ml.Transforms.BeitImageProcessor(checkpoint));
             var p = ExportOnnxCommand.Precisions[pr.GetValue(precision)!];
-            var source = BeitModelSource.FromPath(checkpoint);
-            var export = new BeitOnnxExportOptions { Precision = p };
-            (ITransformer model, string outputs) = t switch
+            var options = new BeitPipelines.Options { InputColumnName = InputColumn, ExportOptions = new BeitOnnxExportOptions { Precision = p } };
+            var input = BeitPipelines.EmptyInput(ml, options);
+            using var model = BeitPipelines.CreateEstimator(ml, BeitModelSource.FromPath(checkpoint), s_taskOf[t], options).Fit(input);
+            string outputs = model.LastTransformer switch
             {
-                "image-classification" => Fit(load.Append(ml.Transforms.BeitClassifier(new BeitClassifierEstimator.Options { Model = source, ExportOptions = export })),
-                    input, m => $"Score, PredictedLabel ({m.LastTransformer.LabelNames.Count} labels)"),
-                "features" => Fit(load.Append(ml.Transforms.BeitFeaturizer(new BeitFeaturizerEstimator.Options { Model = source, ExportOptions = export })),
-                    input, m => $"Features ({m.LastTransformer.FeatureSize} floats)"),
-                _ => Fit(load.Append(ml.Transforms.BeitSegmenter(new BeitSegmenterEstimator.Options { Model = source, ExportOptions = export })),
-                    input, m => $"PredictedLabel, PredictedLabelSize ({m.LastTransformer.LabelNames.Count} classes)"),
+                BeitClassifierTransformer c => $"Score, PredictedLabel ({c.LabelNames.Count} labels)",
+                BeitFeaturizerTransformer f => $"Features ({f.FeatureSize} floats)",
+                BeitSegmenterTransformer s => $"PredictedLabel, PredictedLabelSize ({s.LabelNames.Count} classes)",
+                var other => other.GetType().Name,
             };
-            try
-            {
-                AtomicFile.Write(zip, tmp => ml.Model.Save(model, input.Schema, tmp));
-            }
-            finally
-            {
-                (model as IDisposable)?.Dispose();
-            }
+            BeitPipelines.Save(ml, model, input.Schema, zip);
             Console.WriteLine($"Wrote {zip} ({new FileInfo(zip).Length / 1e6:F1} MB) in {sw.Elapsed.TotalSeconds:F1} s, {p}: {InputColumn} → Image → PixelValues → {outputs}");
             return 0;
         });
         return cmd;
-    }
-
-    private static (ITransformer, string) Fit<T>(IEstimator<T> pipeline, IDataView input, Func<T, string> describe) where T : class, ITransformer
-    {
-        var model = pipeline.Fit(input);
-        return (model, describe(model));
     }
 
     internal sealed class PathRow

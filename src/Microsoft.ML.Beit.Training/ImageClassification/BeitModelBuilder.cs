@@ -73,7 +73,7 @@ public static class BeitModelBuilder
         var result = new BeitImageClassificationTrainer(mlContext, options).Train(train, null, cancellationToken);
         var elapsed = clock.Elapsed;
         cancellationToken.ThrowIfCancellationRequested();
-        Save(result.Model, modelPath, options.ExportPrecision);
+        Save(mlContext, result.Model, modelPath, options.ExportPrecision);
 
         var ml = mlContext;
         var loaded = BeitModelZip.Load(ml, modelPath, out _);
@@ -87,25 +87,12 @@ public static class BeitModelBuilder
     /// Saves a trained model as <c>model.zip</c>: <c>ImagePath</c> → <c>LoadBeitImages</c> → <c>BeitImageProcessor</c>
     /// (resize to the model's size, bicubic, mean/std 0.5, as the trainer saw the images) → <c>BeitClassifier</c>.
     /// </summary>
+    /// <param name="mlContext">The context that builds and saves the pipeline.</param>
     /// <param name="model">The trained model.</param>
     /// <param name="modelPath">The <c>model.zip</c> to write (atomically).</param>
     /// <param name="precision">The ONNX graph's precision (<see cref="Onnx.BeitOnnxPrecision.Int8"/>: the fastest on the CPU, about 4× smaller).</param>
-    public static void Save(BeitForImageClassification model, string modelPath, Onnx.BeitOnnxPrecision precision = Onnx.BeitOnnxPrecision.Float32)
-    {
-        var ml = new MLContext(seed: 0);
-        var paths = ml.Data.LoadFromEnumerable(Array.Empty<PathRow>());
-        var preprocessing = ml.Transforms.LoadBeitImages("Image", ImagePathColumn)
-            .Append(ml.Transforms.BeitImageProcessor(new BeitImageProcessorEstimator.Options
-            {
-                InputColumnName = "Image",
-                OutputColumnName = "PixelValues",
-                Processor = BeitImageProcessorEstimator.ForConfig(model.Config),
-            }))
-            .Fit(paths);
-        using var classifier = BeitImageClassificationTrainer.ToTransformer(ml, model, precision: precision);
-        var chain = new TransformerChain<ITransformer>(preprocessing, classifier);
-        AtomicFile.Write(modelPath, tmp => ml.Model.Save(chain, paths.Schema, tmp));
-    }
+    public static void Save(MLContext mlContext, BeitForImageClassification model, string modelPath, Onnx.BeitOnnxPrecision precision = Onnx.BeitOnnxPrecision.Float32) =>
+        TrainedModelZip.Save(mlContext, model, Onnx.BeitOnnxTask.ImageClassification, modelPath, precision);
 
     // Scores the test images through the loaded pipeline from PNG bytes of the in-memory images; ML.NET's multiclass
     // evaluator counts the confusion table.
@@ -141,11 +128,6 @@ public static class BeitModelBuilder
     private sealed class LabelRow
     {
         public string Label { get; set; } = "";
-    }
-
-    private sealed class PathRow
-    {
-        public string ImagePath { get; set; } = "";
     }
 
     private sealed class EvalRow

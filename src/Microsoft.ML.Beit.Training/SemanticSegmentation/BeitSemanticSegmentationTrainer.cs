@@ -145,33 +145,12 @@ public sealed partial class BeitSemanticSegmentationTrainer
     /// <c>BeitImageProcessor</c> (resize to the model's size, mean/std 0.5, as in training) → <c>BeitSegmenter</c>
     /// (a label map at each image's own size). Written atomically.
     /// </summary>
+    /// <param name="mlContext">The context that builds and saves the pipeline.</param>
     /// <param name="model">The trained model.</param>
     /// <param name="modelPath">The <c>model.zip</c> to write.</param>
     /// <param name="precision">The ONNX graph's precision (<see cref="Onnx.BeitOnnxPrecision.Int8"/>: the fastest on the CPU).</param>
-    public static void Save(BeitForSemanticSegmentation model, string modelPath, Onnx.BeitOnnxPrecision precision = Onnx.BeitOnnxPrecision.Float32)
-    {
-        var ml = new MLContext(seed: 0);
-        var paths = ml.Data.LoadFromEnumerable(Array.Empty<PathRow>());
-        var pipeline = ml.Transforms.LoadBeitImages("Image", "ImagePath")
-            .Append(ml.Transforms.BeitImageProcessor(new Estimators.BeitImageProcessorEstimator.Options
-            {
-                InputColumnName = "Image",
-                OutputColumnName = "PixelValues",
-                Processor = Estimators.BeitImageProcessorEstimator.ForConfig(model.Config),
-            }))
-            .Append(ml.Transforms.BeitSegmenter(new Estimators.BeitSegmenterEstimator.Options
-            {
-                Model = Estimators.BeitModelSource.FromTensors(model.Config, model.ToTensorData(), "trained BEiT segmenter"),
-                ExportOptions = new Onnx.BeitOnnxExportOptions { Precision = precision },
-            }));
-        using var fitted = pipeline.Fit(paths);
-        AtomicFile.Write(modelPath, tmp => ml.Model.Save(fitted, paths.Schema, tmp));
-    }
-
-    private sealed class PathRow
-    {
-        public string ImagePath { get; set; } = "";
-    }
+    public static void Save(MLContext mlContext, BeitForSemanticSegmentation model, string modelPath, Onnx.BeitOnnxPrecision precision = Onnx.BeitOnnxPrecision.Float32) =>
+        TrainedModelZip.Save(mlContext, model, Onnx.BeitOnnxTask.SemanticSegmentation, modelPath, precision);
 
     /// <summary>Four evenly spaced layers ending at the last, e.g. [3, 6, 9, 12] for 12 layers or [1, 2, 3, 4] for 4.</summary>
     internal static int[] DefaultOutIndices(int numLayers) =>
