@@ -1,4 +1,5 @@
 using Microsoft.ML.Beit.Evaluation;
+using Microsoft.ML.Beit.IO;
 using Microsoft.ML.Beit.Training;
 using OxyPlot;
 using OxyPlot.Axes;
@@ -54,18 +55,10 @@ internal static class TrainingPlots
         Export(model, path, Math.Max(480, 200 + 60 * n), Math.Max(400, 160 + 60 * n));
     }
 
-    private static void Export(PlotModel model, string path, int width, int height)
-    {
-        string tmp = path + ".tmp";
-        try
+    private static void Export(PlotModel model, string path, int width, int height) =>
+        AtomicFile.Write(path, tmp =>
         {
-            using (var stream = File.Create(tmp))
-                new OxyPlot.SkiaSharp.PngExporter { Width = width, Height = height }.Export(model, stream);
-            File.Move(tmp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
-    }
+            using var stream = File.Create(tmp);
+            new OxyPlot.SkiaSharp.PngExporter { Width = width, Height = height }.Export(model, stream);
+        });
 }

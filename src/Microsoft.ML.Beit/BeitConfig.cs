@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using Json = Microsoft.ML.Beit.BeitConfigJson;
 
 namespace Microsoft.ML.Beit;
 
@@ -10,7 +12,9 @@ namespace Microsoft.ML.Beit;
 /// </summary>
 /// <remarks>
 /// <see cref="Load"/> reads <c>config.json</c> files written by transformers v4 and v5, including
-/// <c>out_features</c>, <c>stage_names</c> and keys this class does not know (kept and written back).
+/// <c>out_features</c>, <c>stage_names</c> and keys this class does not know (kept and written back). The JSON mapping
+/// is System.Text.Json's (snake_case property names, <see cref="ExtraFields"/> as extension data) with converters as
+/// strict as <see cref="UntrustedJson"/>.
 /// </remarks>
 public sealed class BeitConfig
 {
@@ -28,6 +32,7 @@ public sealed class BeitConfig
     /// <summary>Width of the MLP inside each layer.</summary>
     public int IntermediateSize { get; set; } = 3072;
     /// <summary>MLP activation; <c>gelu</c> is the exact erf GELU.</summary>
+    [JsonConverter(typeof(Json.StringConverter))]
     public string HiddenAct { get; set; } = "gelu";
     /// <summary>Dropout after embeddings, attention output and MLP output.</summary>
     public double HiddenDropoutProb { get; set; }
@@ -38,8 +43,10 @@ public sealed class BeitConfig
     /// <summary>Epsilon of every LayerNorm (1e-12 in Hugging Face, 1e-6 in the original code).</summary>
     public double LayerNormEps { get; set; } = 1e-12;
     /// <summary>Native input resolution; fixes the shapes of position tables.</summary>
+    [JsonConverter(typeof(Json.SquareIntConverter))]
     public int ImageSize { get; set; } = 224;
     /// <summary>Side of a square patch.</summary>
+    [JsonConverter(typeof(Json.SquareIntConverter))]
     public int PatchSize { get; set; } = 16;
     /// <summary>Input channels.</summary>
     public int NumChannels { get; set; } = 3;
@@ -58,12 +65,16 @@ public sealed class BeitConfig
     /// <summary>Pool by LayerNorm(mean of patch tokens) rather than the CLS token.</summary>
     public bool UseMeanPooling { get; set; } = true;
     /// <summary>Hidden-state indices (1-based layers, 0 = embeddings) fed to the segmentation FPN.</summary>
+    [JsonConverter(typeof(Json.OptionalIntArrayConverter))]
     public int[]? OutIndices { get; set; }
     /// <summary>Backbone stage names selected as outputs (v4.36+ configs).</summary>
+    [JsonConverter(typeof(Json.OptionalStringArrayConverter))]
     public string[]? OutFeatures { get; set; }
     /// <summary>Backbone stage names: <c>stem, stage1..stageL</c>.</summary>
+    [JsonConverter(typeof(Json.OptionalStringArrayConverter))]
     public string[]? StageNames { get; set; }
     /// <summary>Pyramid pooling scales of the UperNet head.</summary>
+    [JsonConverter(typeof(Json.IntArrayConverter))]
     public int[] PoolScales { get; set; } = [1, 2, 3, 6];
     /// <summary>Adds the FCN auxiliary head to the segmentation model.</summary>
     public bool UseAuxiliaryHead { get; set; } = true;
@@ -82,18 +93,45 @@ public sealed class BeitConfig
     /// <summary>Backbone-only option (kept for round trip).</summary>
     public bool ReshapeHiddenStates { get; set; } = true;
     /// <summary>Class index to label name; empty means <c>LABEL_i</c> names for <see cref="NumLabels"/> classes.</summary>
+    [JsonPropertyName("id2label"), JsonConverter(typeof(Json.Id2LabelConverter))]
     public SortedDictionary<int, string> Id2Label { get; set; } = new();
     /// <summary><c>single_label_classification</c>, <c>multi_label_classification</c>, <c>regression</c> or null.</summary>
+    [JsonConverter(typeof(Json.OptionalStringConverter))]
     public string? ProblemType { get; set; }
     /// <summary>Model classes the checkpoint was saved from.</summary>
+    [JsonConverter(typeof(Json.OptionalStringArrayConverter))]
     public string[]? Architectures { get; set; }
 
     /// <summary>Keys this class does not model, kept verbatim for round trip.</summary>
-    public Dictionary<string, JsonNode?> ExtraFields { get; } = new();
+    [JsonIgnore]
+    public JsonObject ExtraFields { get; private set; } = new();
+
+    // System.Text.Json fills this with the keys no property maps; FromJsonObject moves them to ExtraFields (which
+    // ToJson writes back itself), so it is null except during deserialization.
+    [JsonExtensionData, JsonInclude]
+    private Dictionary<string, JsonElement>? UnknownKeys { get; set; }
+
+    // JSON-only keys: read, then resolved in FromJsonObject (num_labels, label2id) or here (segmentation_indices, an
+    // older name of out_indices); model_type is checked before deserializing and always written as "beit".
+    [JsonInclude, JsonPropertyName("model_type"), JsonConverter(typeof(Json.OptionalStringConverter))]
+    private string ModelType { get => "beit"; set { } }
+
+    [JsonInclude, JsonPropertyName("num_labels"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    private int NumLabelsRead { get => 0; set => _numLabelsRead = value; }
+
+    [JsonInclude, JsonPropertyName("label2id"), JsonConverter(typeof(Json.Label2IdConverter))]
+    private Dictionary<string, int>? Label2IdRead { get => null; set => _label2IdRead = value; }
+
+    [JsonInclude, JsonPropertyName("segmentation_indices"), JsonConverter(typeof(Json.OptionalIntArrayConverter))]
+    private int[]? SegmentationIndices { get => null; set { if (value != null) OutIndices = value; } }
+
+    private int? _numLabelsRead;
+    private Dictionary<string, int>? _label2IdRead;
 
     private int _numLabelsWithoutNames = 2;
 
     /// <summary>Number of output classes of the classification and segmentation heads.</summary>
+    [JsonIgnore]
     public int NumLabels
     {
         get => Id2Label.Count > 0 ? Id2Label.Count : _numLabelsWithoutNames;
@@ -109,9 +147,11 @@ public sealed class BeitConfig
     }
 
     /// <summary>Patch grid side at the native resolution (<c>image_size / patch_size</c>).</summary>
+    [JsonIgnore]
     public int GridSize => ImageSize / PatchSize;
 
     /// <summary>Per-head width (<c>hidden_size / num_attention_heads</c>).</summary>
+    [JsonIgnore]
     public int HeadDim => HiddenSize / NumAttentionHeads;
 
     /// <summary>The label name of class <paramref name="id"/>.</summary>
@@ -292,82 +332,24 @@ public sealed class BeitConfig
         if (root["model_type"] is null && root["architecture"] is JsonNode timm)
             throw new InvalidDataException($"BeitConfig: this is timm's config.json (architecture {timm.ToJsonString()}), not Hugging Face's; " +
                                            "convert the checkpoint first (beit convert, or BeitCheckpoint.Convert).");
-        var c = new BeitConfig();
         if (root["model_type"] is JsonNode mt && mt.GetValueKind() == JsonValueKind.String && (string?)mt is string m && m != "beit" && m != "data2vec-vision")
             throw new InvalidDataException($"BeitConfig: model_type is '{m}', not 'beit'.");
-        int? numLabels = null;
-        Dictionary<string, int>? label2id = null;
-        foreach (var (key, node) in root)
+        BeitConfig c;
+        try
         {
-            try
-            {
-                switch (key)
-                {
-                    case "vocab_size": c.VocabSize = Int(node); break;
-                    case "hidden_size": c.HiddenSize = Int(node); break;
-                    case "num_hidden_layers": c.NumHiddenLayers = Int(node); break;
-                    case "num_attention_heads": c.NumAttentionHeads = Int(node); break;
-                    case "intermediate_size": c.IntermediateSize = Int(node); break;
-                    case "hidden_act": c.HiddenAct = Str(node); break;
-                    case "hidden_dropout_prob": c.HiddenDropoutProb = Dbl(node); break;
-                    case "attention_probs_dropout_prob": c.AttentionProbsDropoutProb = Dbl(node); break;
-                    case "initializer_range": c.InitializerRange = Dbl(node); break;
-                    case "layer_norm_eps": c.LayerNormEps = Dbl(node); break;
-                    case "image_size": c.ImageSize = SquareInt(node, key); break;
-                    case "patch_size": c.PatchSize = SquareInt(node, key); break;
-                    case "num_channels": c.NumChannels = Int(node); break;
-                    case "use_mask_token": c.UseMaskToken = Bool(node); break;
-                    case "use_absolute_position_embeddings": c.UseAbsolutePositionEmbeddings = Bool(node); break;
-                    case "use_relative_position_bias": c.UseRelativePositionBias = Bool(node); break;
-                    case "use_shared_relative_position_bias": c.UseSharedRelativePositionBias = Bool(node); break;
-                    case "layer_scale_init_value": c.LayerScaleInitValue = Dbl(node); break;
-                    case "drop_path_rate": c.DropPathRate = Dbl(node); break;
-                    case "use_mean_pooling": c.UseMeanPooling = Bool(node); break;
-                    case "out_indices":
-                    case "segmentation_indices":
-                        if (node != null) c.OutIndices = IntArray(node);
-                        break;
-                    case "out_features": c.OutFeatures = node == null ? null : StrArray(node); break;
-                    case "stage_names": c.StageNames = node == null ? null : StrArray(node); break;
-                    case "pool_scales": c.PoolScales = IntArray(node); break;
-                    case "use_auxiliary_head": c.UseAuxiliaryHead = Bool(node); break;
-                    case "auxiliary_loss_weight": c.AuxiliaryLossWeight = Dbl(node); break;
-                    case "auxiliary_channels": c.AuxiliaryChannels = Int(node); break;
-                    case "auxiliary_num_convs": c.AuxiliaryNumConvs = Int(node); break;
-                    case "auxiliary_concat_input": c.AuxiliaryConcatInput = Bool(node); break;
-                    case "semantic_loss_ignore_index": c.SemanticLossIgnoreIndex = Int(node); break;
-                    case "add_fpn": c.AddFpn = Bool(node); break;
-                    case "reshape_hidden_states": c.ReshapeHiddenStates = Bool(node); break;
-                    case "problem_type": c.ProblemType = node == null ? null : Str(node); break;
-                    case "architectures": c.Architectures = node == null ? null : StrArray(node); break;
-                    case "num_labels": numLabels = UntrustedJson.Int(node, 1, BeitLimits.MaxNumLabels); break;
-                    case "id2label":
-                        if (node is JsonObject id2)
-                        {
-                            if (id2.Count > BeitLimits.MaxNumLabels) throw new FormatException($"{id2.Count} labels; at most {BeitLimits.MaxNumLabels} are accepted");
-                            c.Id2Label = new SortedDictionary<int, string>(id2.ToDictionary(
-                                kv => int.Parse(kv.Key, CultureInfo.InvariantCulture), kv => Str(kv.Value)));
-                        }
-                        break;
-                    case "label2id":
-                        if (node is JsonObject { Count: > BeitLimits.MaxNumLabels } big)
-                            throw new FormatException($"{big.Count} labels; at most {BeitLimits.MaxNumLabels} are accepted");
-                        if (node is JsonObject l2) label2id = l2.ToDictionary(kv => kv.Key, kv => Int(kv.Value));
-                        break;
-                    case "semantic_out_indices": // HF-mid only; unused by the models, kept for round trip.
-                    default:
-                        c.ExtraFields[key] = node?.DeepClone();
-                        break;
-                }
-            }
-            catch (Exception e) when (e is FormatException or InvalidOperationException or InvalidCastException or OverflowException or ArgumentException)
-            {
-                string shown = node?.ToJsonString() ?? "null";
-                if (shown.Length > 80) shown = shown[..80] + "…";
-                throw new InvalidDataException($"BeitConfig: field '{key}' has an invalid value ({shown}): {e.Message}.", e);
-            }
+            c = root.Deserialize<BeitConfig>(Json.Options) ?? throw new JsonException("the configuration is null");
         }
-        if (c.Id2Label.Count == 0 && label2id is { Count: > 0 })
+        catch (JsonException e)
+        {
+            string field = Json.Field(e.Path) ?? "?";
+            throw Invalid(field, root[field], e.Message, e);
+        }
+        foreach (var (key, value) in c.UnknownKeys ?? [])
+            c.ExtraFields[key] = value.ValueKind == JsonValueKind.Null ? null : JsonNode.Parse(value.GetRawText());
+        c.UnknownKeys = null;
+        if (c._numLabelsRead is int n && (n < 1 || n > BeitLimits.MaxNumLabels))
+            throw Invalid("num_labels", root["num_labels"], $"{n} is outside [1, {BeitLimits.MaxNumLabels}]");
+        if (c.Id2Label.Count == 0 && c._label2IdRead is { Count: > 0 } label2id)
         {
             var id2 = new SortedDictionary<int, string>();
             foreach (var (name, id) in label2id)
@@ -377,46 +359,32 @@ public sealed class BeitConfig
             }
             c.Id2Label = id2;
         }
-        if (numLabels is int n && n != c.NumLabels) c.NumLabels = n;
+        if (c._numLabelsRead is int count && count != c.NumLabels) c.NumLabels = count;
+        c._numLabelsRead = null;
+        c._label2IdRead = null;
         c.Validate();
         return c;
     }
 
-    /// <summary>Writes the configuration as Hugging Face's <c>config.json</c> text (sorted keys, 2-space indent).</summary>
+    private static InvalidDataException Invalid(string field, JsonNode? value, string why, Exception? inner = null)
+    {
+        string shown = value?.ToJsonString() ?? "null";
+        if (shown.Length > 80) shown = shown[..80] + "…";
+        return new InvalidDataException($"BeitConfig: field '{field}' has an invalid value ({shown}): {why.TrimEnd('.')}.", inner);
+    }
+
+    /// <summary>
+    /// Writes the configuration as Hugging Face's <c>config.json</c> text (sorted keys, 2-space indent). The keys
+    /// transformers derives are written resolved, as it writes them: <c>stage_names</c>, <c>out_indices</c>,
+    /// <c>out_features</c>, and <c>id2label</c> / <c>label2id</c> for all <see cref="NumLabels"/> classes.
+    /// </summary>
     public string ToJson()
     {
-        var o = new SortedDictionary<string, JsonNode?>(StringComparer.Ordinal);
-        foreach (var (k, v) in ExtraFields) o[k] = v?.DeepClone();
-        o["model_type"] = "beit";
-        o["vocab_size"] = VocabSize;
-        o["hidden_size"] = HiddenSize;
-        o["num_hidden_layers"] = NumHiddenLayers;
-        o["num_attention_heads"] = NumAttentionHeads;
-        o["intermediate_size"] = IntermediateSize;
-        o["hidden_act"] = HiddenAct;
-        o["hidden_dropout_prob"] = HiddenDropoutProb;
-        o["attention_probs_dropout_prob"] = AttentionProbsDropoutProb;
-        o["initializer_range"] = InitializerRange;
-        o["layer_norm_eps"] = LayerNormEps;
-        o["image_size"] = ImageSize;
-        o["patch_size"] = PatchSize;
-        o["num_channels"] = NumChannels;
-        o["use_mask_token"] = UseMaskToken;
-        o["use_absolute_position_embeddings"] = UseAbsolutePositionEmbeddings;
-        o["use_relative_position_bias"] = UseRelativePositionBias;
-        o["use_shared_relative_position_bias"] = UseSharedRelativePositionBias;
-        o["layer_scale_init_value"] = LayerScaleInitValue;
-        o["drop_path_rate"] = DropPathRate;
-        o["use_mean_pooling"] = UseMeanPooling;
-        o["pool_scales"] = new JsonArray(PoolScales.Select(x => (JsonNode?)x).ToArray());
-        o["use_auxiliary_head"] = UseAuxiliaryHead;
-        o["auxiliary_loss_weight"] = AuxiliaryLossWeight;
-        o["auxiliary_channels"] = AuxiliaryChannels;
-        o["auxiliary_num_convs"] = AuxiliaryNumConvs;
-        o["auxiliary_concat_input"] = AuxiliaryConcatInput;
-        o["semantic_loss_ignore_index"] = SemanticLossIgnoreIndex;
-        o["add_fpn"] = AddFpn;
-        o["reshape_hidden_states"] = ReshapeHiddenStates;
+        var o = JsonSerializer.SerializeToNode(this, Json.Options)!.AsObject();
+        foreach (var (key, value) in ExtraFields)
+        {
+            if (!o.ContainsKey(key)) o[key] = value?.DeepClone();
+        }
         var stages = StageNames ?? DefaultStageNames();
         var outIdx = ResolvedOutIndices();
         o["stage_names"] = new JsonArray(stages.Select(x => (JsonNode?)x).ToArray());
@@ -434,42 +402,18 @@ public sealed class BeitConfig
         }
         o["id2label"] = id2;
         o["label2id"] = l2;
-        if (ProblemType != null) o["problem_type"] = ProblemType;
-        if (Architectures != null) o["architectures"] = new JsonArray(Architectures.Select(x => (JsonNode?)x).ToArray());
-        var obj = new JsonObject();
-        foreach (var (k, v) in o) obj[k] = v;
-        return obj.ToJsonString(new JsonSerializerOptions { WriteIndented = true, IndentSize = 2 }) + "\n";
+        var sorted = new JsonObject();
+        foreach (var (k, v) in o.OrderBy(kv => kv.Key, StringComparer.Ordinal)) sorted[k] = v?.DeepClone();
+        return sorted.ToJsonString(new JsonSerializerOptions { WriteIndented = true, IndentSize = 2 }) + "\n";
     }
 
     /// <summary>Writes <c>config.json</c> into <paramref name="folder"/> (created if needed), atomically.</summary>
     public void Save(string folder)
     {
-        Directory.CreateDirectory(folder);
-        string file = Path.Combine(folder, FileName);
-        string tmp = file + ".tmp";
-        File.WriteAllText(tmp, ToJson());
-        File.Move(tmp, file, overwrite: true);
+        string json = ToJson();
+        IO.AtomicFile.Write(Path.Combine(folder, FileName), tmp => File.WriteAllText(tmp, json));
     }
 
     /// <summary>A deep copy.</summary>
     public BeitConfig Clone() => FromJson(ToJson());
-
-    // A null or mistyped value throws FormatException, which FromJsonObject turns into an error naming the field.
-    private static int Int(JsonNode? n) => UntrustedJson.Int(n);
-    private static double Dbl(JsonNode? n) => UntrustedJson.Double(n);
-    private static bool Bool(JsonNode? n) => UntrustedJson.Bool(n);
-    private static string Str(JsonNode? n) => UntrustedJson.String(n);
-    private static int[] IntArray(JsonNode? n) => n is JsonArray a ? a.Select(Int).ToArray() : [Int(n)];
-    private static string[] StrArray(JsonNode? n) => n is JsonArray a ? a.Select(Str).ToArray() : [Str(n)];
-
-    private static int SquareInt(JsonNode? n, string key)
-    {
-        if (n is JsonArray a)
-        {
-            var v = a.Select(Int).ToArray();
-            if (v.Length != 2 || v[0] != v[1]) throw new InvalidDataException($"BeitConfig: {key} must be square (got [{string.Join(",", v)}]).");
-            return v[0];
-        }
-        return Int(n);
-    }
 }

@@ -88,7 +88,7 @@ internal static class BeitLimits
 
     /// <summary>
     /// Most patches at the native resolution (<c>(image_size / patch_size)²</c>): 4096, a 64×64 grid (1024 px with
-    /// 16 px patches). The relative-position index of each layer has (patches + 1)² entries (Bao et al. 2021, §2.6;
+    /// 16 px patches). The relative-position index of each layer has (patches + 1)² entries (Bao et al. 2021, arXiv:2106.08254;
     /// transformers' <c>BeitRelativePositionBias</c>): 16.8 M at this bound.
     /// </summary>
     public const int MaxNumPatches = 4096;

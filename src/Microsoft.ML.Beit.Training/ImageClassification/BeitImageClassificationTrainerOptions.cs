@@ -3,7 +3,8 @@ namespace Microsoft.ML.Beit.Training.ImageClassification;
 public sealed partial class BeitImageClassificationTrainer
 {
     /// <summary>
-    /// Options of <see cref="BeitImageClassificationTrainer"/>. Defaults follow the BEiT fine-tuning recipe (spec §10)
+    /// Options of <see cref="BeitImageClassificationTrainer"/>. Defaults follow the BEiT fine-tuning recipe (the ImageNet fine-tuning hyperparameters of
+    /// Bao et al. 2021, arXiv:2106.08254, appendix; microsoft/unilm <c>beit/run_class_finetuning.py</c>)
     /// scaled to small data: AdamW, layer decay 0.65, weight decay 0.05, warm-up then cosine, drop path 0.1, label
     /// smoothing 0.1, random resized crop + flip.
     /// </summary>

@@ -12,7 +12,8 @@ namespace Microsoft.ML.Beit.Training.Optimization;
 internal sealed record ParameterSetting(string Name, Parameter Parameter, int LayerId, double LrScale, double WeightDecay);
 
 /// <summary>
-/// Builds per-tensor settings as the original BEiT code does (spec §10.1): layer-wise learning-rate decay
+/// Builds per-tensor settings as the original BEiT code does (microsoft/unilm <c>beit/optim_factory.py</c>,
+/// <c>get_parameter_groups</c> with <c>LayerDecayValueAssigner</c>): layer-wise learning-rate decay
 /// <c>decay^(L+1−layer_id)</c>, and no weight decay on 1-D tensors (biases, norms, layer-scale lambdas), tokens and
 /// position / relative-bias tables.
 /// </summary>

@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Beit.Training.Pretraining;
 
 /// <summary>
-/// BEiT pre-training on unlabeled images (paper §2, spec §9): blockwise-masked patches are replaced by the mask token
+/// BEiT pre-training on unlabeled images (masked image modeling, Bao et al. 2021, arXiv:2106.08254): blockwise-masked patches are replaced by the mask token
 /// and <see cref="BeitForMaskedImageModeling"/> learns to predict their visual tokens from a tokenizer
 /// (<see cref="IBeitVisualTokenizer"/>: a user-supplied ONNX dVAE, or k-means learnt from the same images). Settings
 /// follow the paper: AdamW, warm-up + cosine, layer scale, shared relative position bias, drop path, gradient

@@ -1,7 +1,7 @@
 namespace Microsoft.ML.Beit.Training.Pretraining;
 
 /// <summary>
-/// BEiT's blockwise masking (paper §2.5, microsoft/unilm <c>masking_generator.py</c>): rectangular blocks of
+/// BEiT's blockwise masking (Bao et al. 2021, arXiv:2106.08254, Algorithm 1; microsoft/unilm <c>masking_generator.py</c>): rectangular blocks of
 /// random area and aspect ratio are masked until the target number of patches is reached.
 /// </summary>
 /// <remarks>

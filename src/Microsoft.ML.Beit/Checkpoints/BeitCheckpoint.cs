@@ -144,33 +144,19 @@ public static class BeitCheckpoint
     /// <summary>
     /// Writes a folder Hugging Face transformers loads with <c>from_pretrained</c>: <c>config.json</c> and
     /// <c>model.safetensors</c> (metadata <c>format=pt</c>). Both files are written to temporary names first and
-    /// renamed only when both are complete, so a failure leaves the previous checkpoint (if any) intact.
+    /// renamed only when both are complete (<see cref="IO.AtomicFile.WriteMany"/>; <c>config.json</c>, which marks a
+    /// folder as a checkpoint, last), so a failure leaves the previous checkpoint (if any) intact.
     /// </summary>
     public static void Save(string folder, BeitConfig config, IReadOnlyDictionary<string, TensorData> tensors)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(tensors);
         config.Validate();
-        Directory.CreateDirectory(folder);
-        string weights = Path.Combine(folder, SafeTensors.ModelFileName);
-        string cfg = Path.Combine(folder, BeitConfig.FileName);
-        string weightsTmp = weights + ".tmp", cfgTmp = cfg + ".tmp";
-        try
-        {
-            using (var fs = new FileStream(weightsTmp, FileMode.Create, FileAccess.Write, FileShare.None))
-            {
-                SafeTensors.Write(fs, tensors, new Dictionary<string, string> { ["format"] = "pt" });
-            }
-            File.WriteAllText(cfgTmp, config.ToJson());
-            File.Move(weightsTmp, weights, overwrite: true);
-            File.Move(cfgTmp, cfg, overwrite: true);
-        }
-        finally
-        {
-            foreach (var t in new[] { weightsTmp, cfgTmp })
-            {
-                try { if (File.Exists(t)) File.Delete(t); } catch (IOException) { }
-            }
-        }
+        string json = config.ToJson();
+        IO.AtomicFile.WriteMany(
+        [
+            (Path.Combine(folder, SafeTensors.ModelFileName), tmp => SafeTensors.WriteFile(tmp, tensors, new Dictionary<string, string> { ["format"] = "pt" })),
+            (Path.Combine(folder, BeitConfig.FileName), tmp => File.WriteAllText(tmp, json)),
+        ]);
     }
 }

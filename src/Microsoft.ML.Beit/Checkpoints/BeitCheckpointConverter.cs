@@ -57,42 +57,23 @@ internal static class BeitCheckpointConverter
     }
 
     /// <summary>
-    /// Writes the three files into a hidden sibling folder first; a new output folder then appears with one rename, and an
-    /// existing one has each file replaced by a rename, so no reader ever sees a half-written file.
+    /// Writes the files as one change (<see cref="IO.AtomicFile.WriteMany"/>): all to temporary names first, then renamed
+    /// weights first and <c>config.json</c>, which marks a folder as a checkpoint, last, so no reader ever sees a
+    /// half-written file and a failure while writing leaves the previous conversion as it was.
     /// </summary>
     private static void Write(string outputFolder, BeitConfig config, IReadOnlyDictionary<string, TensorData> tensors, string? processorJson)
     {
         config.Validate();
         string target = Path.GetFullPath(outputFolder).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar);
-        string parent = Path.GetDirectoryName(target) ?? throw new ArgumentException($"'{outputFolder}' has no parent folder.", nameof(outputFolder));
-        Directory.CreateDirectory(parent);
-        string staging = Path.Combine(parent, $".{Path.GetFileName(target)}.{Guid.NewGuid():N}.tmp");
-        Directory.CreateDirectory(staging);
-        try
-        {
-            using (var fs = new FileStream(Path.Combine(staging, SafeTensors.ModelFileName), FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                SafeTensors.Write(fs, tensors, new Dictionary<string, string> { ["format"] = "pt" });
-            }
-            File.WriteAllText(Path.Combine(staging, BeitConfig.FileName), config.ToJson());
-            if (processorJson != null) File.WriteAllText(Path.Combine(staging, BeitImageProcessor.ConfigFileName), processorJson);
-            if (!Directory.Exists(target))
-            {
-                Directory.Move(staging, target);
-                return;
-            }
-            // Weights first: config.json is what marks a folder as a checkpoint.
-            foreach (var name in new[] { SafeTensors.ModelFileName, BeitImageProcessor.ConfigFileName, BeitConfig.FileName })
-            {
-                string from = Path.Combine(staging, name), to = Path.Combine(target, name);
-                if (File.Exists(from)) File.Move(from, to, overwrite: true);
-                else File.Delete(to); // a processor left from an earlier conversion would not belong to these weights
-            }
-        }
-        finally
-        {
-            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
-        }
+        if (Path.GetDirectoryName(target) is null) throw new ArgumentException($"'{outputFolder}' has no parent folder.", nameof(outputFolder));
+        string json = config.ToJson();
+        IO.AtomicFile.WriteMany(
+        [
+            (Path.Combine(target, SafeTensors.ModelFileName), tmp => SafeTensors.WriteFile(tmp, tensors, new Dictionary<string, string> { ["format"] = "pt" })),
+            // Without a processor of its own, one left from an earlier conversion would not belong to these weights: deleted.
+            (Path.Combine(target, BeitImageProcessor.ConfigFileName), processorJson == null ? null : tmp => File.WriteAllText(tmp, processorJson)),
+            (Path.Combine(target, BeitConfig.FileName), tmp => File.WriteAllText(tmp, json)),
+        ]);
     }
 
     private static JsonObject ReadJson(string path) => UntrustedJson.ReadObjectFile(path, BeitLimits.MaxConfigFileBytes);

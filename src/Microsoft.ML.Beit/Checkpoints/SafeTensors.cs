@@ -208,24 +208,16 @@ public static class SafeTensors
 
     /// <summary>
     /// Writes tensors to <paramref name="path"/> in safetensors format, sorted by name, atomically
-    /// (a temporary file renamed into place, so a failure leaves nothing half-written).
+    /// (<see cref="IO.AtomicFile"/>: a failure leaves nothing half-written).
     /// </summary>
-    public static void Write(string path, IReadOnlyDictionary<string, TensorData> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Write(string path, IReadOnlyDictionary<string, TensorData> tensors, IReadOnlyDictionary<string, string>? metadata = null) =>
+        IO.AtomicFile.Write(path, tmp => WriteFile(tmp, tensors, metadata));
+
+    /// <summary>Writes a new safetensors file at <paramref name="path"/> (not atomically: the callers write a temporary path).</summary>
+    internal static void WriteFile(string path, IReadOnlyDictionary<string, TensorData> tensors, IReadOnlyDictionary<string, string>? metadata)
     {
-        string tmp = path + ".tmp";
-        try
-        {
-            using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
-            {
-                Write(fs, tensors, metadata);
-            }
-            File.Move(tmp, path, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(tmp); } catch (IOException) { }
-            throw;
-        }
+        using var fs = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20);
+        Write(fs, tensors, metadata);
     }
 
     /// <summary>Writes tensors to a stream in safetensors format, sorted by name.</summary>

@@ -187,6 +187,8 @@ public static class BeitHub
                             $"'{file}' downloaded from {metadata.Location.GetLeftPart(UriPartial.Path)} does not match its sha256 {metadata.Etag} (twice); it was not cached.");
                     }
                 }
+                // Not IO.AtomicFile: '<blob>.incomplete' is huggingface_hub's name for a partial download, which a later run
+                // (ours or Python's) resumes from where it stopped, so it must outlive a failed attempt.
                 File.Move(partial, blob, overwrite: true);
             }
         }

@@ -108,9 +108,7 @@ internal sealed partial class HubCache
         string target = Path.GetRelativePath(Path.GetDirectoryName(pointer)!, blob);
         var existing = new FileInfo(pointer);
         if (existing.LinkTarget == target && IsPresent(pointer)) return pointer;
-        Directory.CreateDirectory(Path.GetDirectoryName(pointer)!);
-        string tmp = TempName(pointer);
-        try
+        IO.AtomicFile.Write(pointer, tmp =>
         {
             try
             {
@@ -120,12 +118,7 @@ internal sealed partial class HubCache
             {
                 File.Copy(blob, tmp, overwrite: true);
             }
-            File.Move(tmp, pointer, overwrite: true);
-        }
-        finally
-        {
-            DeleteQuietly(tmp);
-        }
+        });
         return pointer;
     }
 
@@ -183,23 +176,7 @@ internal sealed partial class HubCache
         return Convert.ToHexStringLower(SHA256.HashData(stream));
     }
 
-    public static void WriteAtomically(string path, byte[] content)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        string tmp = TempName(path);
-        try
-        {
-            File.WriteAllBytes(tmp, content);
-            File.Move(tmp, path, overwrite: true);
-        }
-        finally
-        {
-            DeleteQuietly(tmp);
-        }
-    }
-
-    private static string TempName(string path) =>
-        Path.Combine(Path.GetDirectoryName(path)!, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
+    public static void WriteAtomically(string path, byte[] content) => IO.AtomicFile.WriteAllBytes(path, content);
 
     public static void DeleteQuietly(string path)
     {

@@ -13,20 +13,52 @@ internal static class AtomicFile
     /// <summary>Writes <paramref name="target"/> through <paramref name="write"/>, which receives the temporary path to create.</summary>
     public static void Write(string target, Action<string> write)
     {
-        string full = Path.GetFullPath(target);
-        string dir = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(dir);
-        SweepStale(full);
-        string tmp = Path.Combine(dir, $"{Prefix(full)}{Environment.ProcessId.ToString(CultureInfo.InvariantCulture)}-{Guid.NewGuid():N}.tmp");
+        ArgumentNullException.ThrowIfNull(write);
+        WriteMany([(target, write)]);
+    }
+
+    /// <summary>
+    /// Writes several files as one change (e.g. a checkpoint's weights and <c>config.json</c>): every new content goes to
+    /// its temporary file first, and only when all are complete are they renamed over their targets, in the order given,
+    /// so the file that marks the set as complete goes last. A null writer deletes its target at that point of the order
+    /// (a file that must not outlive the others). A failure while writing leaves every target as it was.
+    /// </summary>
+    public static void WriteMany(IReadOnlyList<(string Target, Action<string>? Write)> files)
+    {
+        ArgumentNullException.ThrowIfNull(files);
+        var staged = new List<(string Full, string? Tmp)>(files.Count);
         try
         {
-            write(tmp);
-            using (var fs = new FileStream(tmp, FileMode.Open, FileAccess.ReadWrite, FileShare.None)) fs.Flush(flushToDisk: true);
-            File.Move(tmp, full, overwrite: true);
+            foreach (var (target, write) in files)
+            {
+                string full = Path.GetFullPath(target);
+                if (write == null)
+                {
+                    staged.Add((full, null));
+                    continue;
+                }
+                string dir = Path.GetDirectoryName(full)!;
+                Directory.CreateDirectory(dir);
+                SweepStale(full);
+                string tmp = Path.Combine(dir, $"{Prefix(full)}{Environment.ProcessId.ToString(CultureInfo.InvariantCulture)}-{Guid.NewGuid():N}.tmp");
+                staged.Add((full, tmp));
+                write(tmp);
+                // A symbolic link (the Hub cache's snapshot pointers) has no content of its own to flush.
+                if (new FileInfo(tmp).LinkTarget == null)
+                    using (var fs = new FileStream(tmp, FileMode.Open, FileAccess.ReadWrite, FileShare.None)) fs.Flush(flushToDisk: true);
+            }
+            foreach (var (full, tmp) in staged)
+            {
+                if (tmp != null) File.Move(tmp, full, overwrite: true);
+                else if (File.Exists(full)) File.Delete(full);
+            }
         }
         catch
         {
-            try { File.Delete(tmp); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+            foreach (var (_, tmp) in staged)
+            {
+                if (tmp != null) BeitTempFiles.DeleteQuietly(tmp);
+            }
             throw;
         }
     }

@@ -3,7 +3,8 @@ namespace Microsoft.ML.Beit.Modeling;
 /// <summary>
 /// Hugging Face's <c>BeitRelativePositionBias</c> evaluated in C#: the dense bias <c>[nH, N+1, N+1]</c> added to the
 /// attention scores, for any patch grid. At a grid other than the table's window the offset rows are resized as
-/// transformers does since 2024 (bilinear, <c>align_corners=False</c>, the three CLS rows kept), spec §3.4.
+/// transformers does since 2024 (bilinear, <c>align_corners=False</c>, the three CLS rows kept):
+/// <c>modeling_beit.py</c>, <c>BeitRelativePositionBias.forward</c> with <c>interpolate_pos_encoding</c>.
 /// </summary>
 public static class BeitRelativePositionBias
 {

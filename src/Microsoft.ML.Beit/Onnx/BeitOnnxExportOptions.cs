@@ -39,7 +39,8 @@ public sealed class BeitOnnxExportOptions
 {
     /// <summary>
     /// Input height in pixels; null means the checkpoint's <c>image_size</c>. Must be a multiple of <c>patch_size</c>.
-    /// At another resolution the relative position tables are resized as Hugging Face does (bilinear, spec §3.4).
+    /// At another resolution the relative position tables are resized as Hugging Face does (bilinear,
+    /// <c>modeling_beit.py</c>'s <c>BeitRelativePositionBias.forward</c> with <c>interpolate_pos_encoding</c>).
     /// </summary>
     public int? ImageHeight { get; set; }
 

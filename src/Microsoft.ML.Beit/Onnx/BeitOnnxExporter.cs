@@ -42,21 +42,11 @@ public static class BeitOnnxExporter
     {
         ArgumentException.ThrowIfNullOrEmpty(outputPath);
         var model = BuildModel(config, tensors, task, options ?? new());
-        string full = Path.GetFullPath(outputPath);
-        string tmp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
+        IO.AtomicFile.Write(outputPath, tmp =>
         {
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
-            {
-                model.WriteTo(fs);
-            }
-            File.Move(tmp, full, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(tmp); } catch (IOException) { }
-            throw;
-        }
+            using var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20);
+            model.WriteTo(fs);
+        });
     }
 
     /// <summary>Exports a configuration and its tensors to ONNX bytes in memory (e.g. for an ML.NET pipeline).</summary>

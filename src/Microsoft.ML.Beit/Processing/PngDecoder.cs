@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Compression;
+using System.IO.Hashing;
 using System.Runtime.Intrinsics;
 
 namespace Microsoft.ML.Beit.Processing;
@@ -49,8 +50,9 @@ internal static class PngDecoder
                 throw new ImageDecodingException(source, ImageDecodingError.Truncated, $"chunk '{typeName}' at byte {pos} needs {length} bytes, {span.Length - pos - 12} remain.");
             var body = span.Slice(pos + 8, (int)length);
             bool isIdat = typeName == "IDAT";
-            // Pillow verifies the CRC of every chunk it parses; IDAT goes straight to zlib, whose Adler-32 checks it.
-            if (!isIdat && PngCrc.Compute(span.Slice(pos + 4, 4 + (int)length)) != BinaryPrimitives.ReadUInt32BigEndian(span[(pos + 8 + (int)length)..]))
+            // Pillow verifies the CRC of every chunk it parses (CRC-32 over type and data, as in zip: System.IO.Hashing);
+            // IDAT goes straight to zlib, whose Adler-32 checks it.
+            if (!isIdat && Crc32.HashToUInt32(span.Slice(pos + 4, 4 + (int)length)) != BinaryPrimitives.ReadUInt32BigEndian(span[(pos + 8 + (int)length)..]))
                 throw new ImageDecodingException(source, ImageDecodingError.Corrupt, $"chunk '{typeName}' has a bad CRC.");
             if (!haveHeader && typeName != "IHDR")
                 throw new ImageDecodingException(source, ImageDecodingError.Corrupt, "the first chunk is not IHDR.");
@@ -364,30 +366,5 @@ internal static class PngDecoder
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
         public override void SetLength(long value) => throw new NotSupportedException();
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    }
-}
-
-/// <summary>The CRC-32 of PNG chunks (ISO 3309, polynomial 0xEDB88320).</summary>
-internal static class PngCrc
-{
-    private static readonly uint[] s_table = BuildTable();
-
-    private static uint[] BuildTable()
-    {
-        var t = new uint[256];
-        for (uint n = 0; n < 256; n++)
-        {
-            uint c = n;
-            for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            t[n] = c;
-        }
-        return t;
-    }
-
-    public static uint Compute(ReadOnlySpan<byte> data)
-    {
-        uint c = 0xFFFFFFFFu;
-        foreach (byte b in data) c = s_table[(c ^ b) & 0xFF] ^ (c >> 8);
-        return c ^ 0xFFFFFFFFu;
     }
 }

@@ -2,7 +2,7 @@ using Microsoft.ML.Beit.Modeling;
 
 namespace Beit.Tests.Modeling;
 
-/// <summary>The dense relative position bias and its resize to other windows (spec §3).</summary>
+/// <summary>The dense relative position bias and its resize to other windows (<c>modeling_beit.py</c>, <c>BeitRelativePositionBias</c>).</summary>
 public sealed class BeitRelativePositionBiasTests
 {
     [Fact]

@@ -144,7 +144,7 @@ public class BadImageInputTests
     /// <summary>Rewrites the CRC of the chunk whose type starts at <paramref name="typeOffset"/> with <paramref name="length"/> bytes of type+data.</summary>
     private static void FixCrc(byte[] data, int typeOffset, int length)
     {
-        uint crc = PngCrc.Compute(data.AsSpan(typeOffset, length));
+        uint crc = System.IO.Hashing.Crc32.HashToUInt32(data.AsSpan(typeOffset, length));
         System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(data.AsSpan(typeOffset + length), crc);
     }
 }

@@ -18,6 +18,33 @@ public sealed class AtomicFileTests : IDisposable
     }
 
     [Fact]
+    public void WriteManyRenamesOnlyWhenEveryFileIsWrittenAndDeletesANullWritersTarget()
+    {
+        string weights = Path.Combine(_dir, "model.safetensors"), config = Path.Combine(_dir, "config.json"), processor = Path.Combine(_dir, "preprocessor_config.json");
+        File.WriteAllText(weights, "old weights");
+        File.WriteAllText(config, "old config");
+        File.WriteAllText(processor, "old processor");
+        Assert.Throws<IOException>(() => AtomicFile.WriteMany(
+        [
+            (weights, tmp => File.WriteAllText(tmp, "new weights")),
+            (config, tmp => { File.WriteAllText(tmp, "half"); throw new IOException("disk full"); }),
+        ]));
+        Assert.Equal("old weights", File.ReadAllText(weights));
+        Assert.Equal("old config", File.ReadAllText(config));
+        Assert.Equal(3, Directory.GetFileSystemEntries(_dir).Length);
+
+        AtomicFile.WriteMany(
+        [
+            (weights, tmp => File.WriteAllText(tmp, "new weights")),
+            (processor, null),
+            (config, tmp => File.WriteAllText(tmp, "new config")),
+        ]);
+        Assert.Equal("new weights", File.ReadAllText(weights));
+        Assert.Equal("new config", File.ReadAllText(config));
+        Assert.Equal(["config.json", "model.safetensors"], Directory.GetFileSystemEntries(_dir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public void AFailedWriteLeavesNeitherTargetNorTempAndStaleLeftoversOfDeadProcessesAreSwept()
     {
         string target = Path.Combine(_dir, "model.zip");

@@ -4,7 +4,8 @@ using static Microsoft.ML.Beit.Onnx.OnnxGraphBuilder;
 namespace Microsoft.ML.Beit.Onnx.Stages;
 
 /// <summary>
-/// <c>BeitEncoder</c> / <c>BeitLayer</c> (pre-LN transformer with relative position bias and layer scale, spec §3–§4),
+/// <c>BeitEncoder</c> / <c>BeitLayer</c> (pre-LN transformer with relative position bias and layer scale; <c>modeling_beit.py</c>,
+/// <c>BeitSelfAttention</c>),
 /// with the algebra done at export time: <c>1/√dh</c> folded into the query projection, Q/K/V concatenated into one
 /// projection (zero key bias), layer-scale lambdas folded into the output projections, and the relative position bias
 /// precomputed per layer as a constant <c>[1, nH, N+1, N+1]</c>.

@@ -3,7 +3,8 @@ using static Microsoft.ML.Beit.Onnx.OnnxGraphBuilder;
 namespace Microsoft.ML.Beit.Onnx.Stages;
 
 /// <summary>
-/// <c>BeitPooler</c>, the <c>BeitForImageClassification</c> classifier and the <c>BeitForMaskedImageModeling</c> head (spec §5–§6.2).
+/// <c>BeitPooler</c>, the <c>BeitForImageClassification</c> classifier and the <c>BeitForMaskedImageModeling</c> head
+/// (<c>modeling_beit.py</c>).
 /// </summary>
 internal static class BeitHeadsExport
 {

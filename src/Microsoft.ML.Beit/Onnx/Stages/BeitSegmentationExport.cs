@@ -4,7 +4,8 @@ using static Microsoft.ML.Beit.Onnx.OnnxGraphBuilder;
 namespace Microsoft.ML.Beit.Onnx.Stages;
 
 /// <summary>
-/// <c>BeitForSemanticSegmentation</c> after the backbone (spec §6.3): the four feature maps, <c>fpn1..fpn4</c>, and
+/// <c>BeitForSemanticSegmentation</c> after the backbone (<c>modeling_beit.py</c>,
+/// <c>BeitForSemanticSegmentation.forward</c>): the four feature maps, <c>fpn1..fpn4</c>, and
 /// <c>BeitUperHead</c> (pyramid pooling with exact adaptive average pooling, lateral and FPN convolutions, classifier),
 /// with every BatchNorm folded into the convolution before it. The auxiliary FCN head only feeds the training loss
 /// and is not exported.
