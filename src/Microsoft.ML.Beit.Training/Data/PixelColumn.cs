@@ -8,6 +8,14 @@ namespace Microsoft.ML.Beit.Training.Data;
 /// </summary>
 internal static class PixelColumn
 {
+    /// <summary>Checks an estimator's input shape: <paramref name="name"/> must be a float vector.</summary>
+    public static void CheckShape(SchemaShape inputSchema, string name, string trainer)
+    {
+        var features = inputSchema.Where(c => c.Name == name).ToList();
+        if (features.Count == 0 || features[^1].ItemType != NumberDataViewType.Single || features[^1].Kind == SchemaShape.Column.VectorKind.Scalar)
+            throw new ArgumentException($"{trainer}: input column '{name}' must be a float vector of pixel values (from BeitImageProcessor).");
+    }
+
     /// <summary>The pixel column, checked to be a float vector.</summary>
     public static DataViewSchema.Column Find(DataViewSchema schema, string name, string trainer)
     {

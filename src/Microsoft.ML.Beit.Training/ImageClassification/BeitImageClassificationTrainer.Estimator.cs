@@ -8,8 +8,7 @@ namespace Microsoft.ML.Beit.Training.ImageClassification;
 public sealed partial class BeitImageClassificationTrainer : IEstimator<BeitClassifierTransformer>
 {
     // Fit and GetOutputSchema build ML.NET components, which belong to a context: the user's.
-    private MLContext Context => _mlContext ?? throw new InvalidOperationException(
-        "This trainer has no MLContext; create the estimator with mlContext.BeitTrainers().ImageClassification(...) (or the MLContext constructor).");
+    private MLContext Context => TrainingChannel.Require(_mlContext, "ImageClassification");
 
     /// <summary>The result of the last <see cref="Fit(IDataView)"/>: the TorchSharp model and the per-epoch history.</summary>
     public Result? LastResult { get; private set; }
@@ -70,9 +69,7 @@ public sealed partial class BeitImageClassificationTrainer : IEstimator<BeitClas
     {
         var o = _options;
         var ml = Context;
-        var features = inputSchema.Where(c => c.Name == o.FeatureColumnName).ToList();
-        if (features.Count == 0 || features[^1].ItemType != NumberDataViewType.Single || features[^1].Kind == SchemaShape.Column.VectorKind.Scalar)
-            throw new ArgumentException($"BeitImageClassificationTrainer: input column '{o.FeatureColumnName}' must be a float vector of pixel values (from BeitImageProcessor).");
+        PixelColumn.CheckShape(inputSchema, o.FeatureColumnName, nameof(BeitImageClassificationTrainer));
         if (!inputSchema.Any(c => c.Name == o.LabelColumnName && c.IsKey))
             throw new ArgumentException($"BeitImageClassificationTrainer: label column '{o.LabelColumnName}' must be a key column (use MapValueToKey).");
         // The shape of what Fit returns: a score vector and a predicted-label key, added to the input columns.

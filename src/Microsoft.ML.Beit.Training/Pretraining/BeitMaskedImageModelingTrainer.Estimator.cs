@@ -6,8 +6,7 @@ namespace Microsoft.ML.Beit.Training.Pretraining;
 
 public sealed partial class BeitMaskedImageModelingTrainer : IEstimator<BeitFeaturizerTransformer>
 {
-    private MLContext Context => _mlContext ?? throw new InvalidOperationException(
-        "This trainer has no MLContext; create the estimator with mlContext.BeitTrainers().MaskedImageModeling(...) (or the MLContext constructor).");
+    private MLContext Context => TrainingChannel.Require(_mlContext, "MaskedImageModeling");
 
     /// <summary>The result of the last <see cref="Fit(IDataView)"/>: the TorchSharp model, its tokenizer and the per-epoch history.</summary>
     public Result? LastResult { get; private set; }
@@ -43,9 +42,7 @@ public sealed partial class BeitMaskedImageModelingTrainer : IEstimator<BeitFeat
     {
         var o = _options;
         var ml = Context;
-        var features = inputSchema.Where(c => c.Name == o.FeatureColumnName).ToList();
-        if (features.Count == 0 || features[^1].ItemType != NumberDataViewType.Single || features[^1].Kind == SchemaShape.Column.VectorKind.Scalar)
-            throw new ArgumentException($"BeitMaskedImageModelingTrainer: input column '{o.FeatureColumnName}' must be a float vector of pixel values (from BeitImageProcessor).");
+        PixelColumn.CheckShape(inputSchema, o.FeatureColumnName, nameof(BeitMaskedImageModelingTrainer));
         // The shape of what Fit returns: a float vector of embeddings added to the input columns.
         var shape = ml.Transforms.CustomMapping<EmptyRow, FeaturesRow>(static (_, _) => { }, contractName: null)
             .Append(ml.Transforms.CopyColumns(o.OutputColumnName, nameof(FeaturesRow.BeitFeatures)))

@@ -7,8 +7,7 @@ namespace Microsoft.ML.Beit.Training.SemanticSegmentation;
 
 public sealed partial class BeitSemanticSegmentationTrainer : IEstimator<BeitSegmenterTransformer>
 {
-    private MLContext Context => _mlContext ?? throw new InvalidOperationException(
-        "This trainer has no MLContext; create the estimator with mlContext.BeitTrainers().SemanticSegmentation(...) (or the MLContext constructor).");
+    private MLContext Context => TrainingChannel.Require(_mlContext, "SemanticSegmentation");
 
     /// <summary>The result of the last <see cref="Fit(IDataView)"/>: the TorchSharp model and the per-epoch history.</summary>
     public Result? LastResult { get; private set; }
@@ -42,9 +41,7 @@ public sealed partial class BeitSemanticSegmentationTrainer : IEstimator<BeitSeg
     {
         var o = _options;
         var ml = Context;
-        var features = inputSchema.Where(c => c.Name == o.FeatureColumnName).ToList();
-        if (features.Count == 0 || features[^1].ItemType != NumberDataViewType.Single || features[^1].Kind == SchemaShape.Column.VectorKind.Scalar)
-            throw new ArgumentException($"BeitSemanticSegmentationTrainer: input column '{o.FeatureColumnName}' must be a float vector of pixel values (from BeitImageProcessor).");
+        PixelColumn.CheckShape(inputSchema, o.FeatureColumnName, nameof(BeitSemanticSegmentationTrainer));
         if (!inputSchema.Any(c => c.Name == o.LabelColumnName && c.Kind != SchemaShape.Column.VectorKind.Scalar))
             throw new ArgumentException($"BeitSemanticSegmentationTrainer: label column '{o.LabelColumnName}' must be a vector (one class index per pixel).");
         // The shape of what Fit returns: an Int32 class map and its [height, width].
