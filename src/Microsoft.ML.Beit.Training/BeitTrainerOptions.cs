@@ -1,5 +1,4 @@
 using Microsoft.ML.Beit.Checkpoints;
-using Microsoft.ML.Beit.Training.ImageClassification;
 
 namespace Microsoft.ML.Beit.Training;
 
@@ -78,7 +77,7 @@ public abstract class BeitTrainerOptions
     public int? NumThreads { get; set; }
     /// <summary>Called after every epoch.</summary>
     public Action<BeitEpochMetrics>? EpochCallback { get; set; }
-    /// <summary>Receives progress after every batch.</summary>
+    /// <summary>Receives a <see cref="BeitTrainingProgress"/> after every optimizer step, at the end of every epoch and for every k-means iteration of pre-training's tokenizer; the same events reach <c>MLContext.Log</c> when the trainer came from <c>mlContext.BeitTrainers()</c>.</summary>
     public IProgress<BeitTrainingProgress>? Progress { get; set; }
 
     // The values the user set (null: unset), so automatic defaults never override an explicit choice.
@@ -97,7 +96,7 @@ public abstract class BeitTrainerOptions
     {
         if (CheckpointFolder is string folder)
         {
-            var (config, tensors) = BeitImageClassificationTrainer.LoadForFineTuning(folder);
+            var (config, tensors) = FineTuningCheckpoint.Load(folder);
             return (config, tensors);
         }
         return (Config?.Clone() ?? defaultConfig(), null);

@@ -1,27 +1,44 @@
-using System.Reflection;
+using Microsoft.ML.Beit.Training;
 using Microsoft.ML.Beit.Training.ImageClassification;
-using Microsoft.ML.Runtime;
+using Microsoft.ML.Beit.Training.Pretraining;
+using Microsoft.ML.Beit.Training.SemanticSegmentation;
 
 namespace Microsoft.ML;
 
 /// <summary>
-/// ML.NET catalog extensions for BEiT training: <c>mlContext.MulticlassClassification.Trainers.Beit(...)</c>, an
-/// estimator that fine-tunes (or trains from scratch) BEiT on a <c>PixelValues</c> column and a key <c>Label</c>, and
-/// returns the ONNX-backed scoring transformer that saves to <c>model.zip</c>. Training messages (the plan, progress
-/// about every tenth of an epoch, each epoch's metrics) go to <c>MLContext.Log</c>.
+/// ML.NET catalog entry for BEiT training: <c>mlContext.BeitTrainers()</c>. Every trainer it creates is an ML.NET
+/// estimator of the user's <see cref="MLContext"/>: training messages (the plan, progress about every tenth of an
+/// epoch, each epoch's metrics) go to <c>MLContext.Log</c>, and <c>Fit</c> returns a scoring transformer of that
+/// context. (ML.NET does not expose a trainer catalog's context to other assemblies, hence an entry on the context.)
 /// </summary>
 public static class BeitTrainingCatalog
 {
-    /// <summary>BEiT image classification with the paper's fine-tuning recipe.</summary>
-    /// <param name="catalog">The multiclass trainers catalog.</param>
+    /// <summary>The BEiT trainers of <paramref name="mlContext"/>.</summary>
+    public static BeitTrainers BeitTrainers(this MLContext mlContext)
+    {
+        ArgumentNullException.ThrowIfNull(mlContext);
+        return new BeitTrainers(mlContext);
+    }
+}
+
+/// <summary>The BEiT trainers of one <see cref="MLContext"/>; get it with <c>mlContext.BeitTrainers()</c>.</summary>
+public sealed class BeitTrainers
+{
+    private readonly MLContext _mlContext;
+
+    internal BeitTrainers(MLContext mlContext) => _mlContext = mlContext;
+
+    /// <summary>
+    /// BEiT image classification with the paper's fine-tuning recipe: a <c>PixelValues</c> column and a key <c>Label</c>
+    /// in, a <see cref="Beit.Estimators.BeitClassifierTransformer"/> (<c>Score</c>, <c>PredictedLabel</c>) out.
+    /// </summary>
     /// <param name="labelColumnName">Key column of class labels.</param>
     /// <param name="featureColumnName">Pixel values from <c>mlContext.Transforms.BeitImageProcessor</c>.</param>
     /// <param name="checkpointFolder">A Hugging Face (or our pre-trained) checkpoint to start from; null trains from scratch.</param>
     /// <param name="epochs">Passes over the data; null lets the trainer choose them (and every other unset option) from the data.</param>
-    public static BeitImageClassificationTrainer Beit(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
-        string labelColumnName = "Label", string featureColumnName = "PixelValues", string? checkpointFolder = null, int? epochs = null)
+    public BeitImageClassificationTrainer ImageClassification(string labelColumnName = "Label", string featureColumnName = "PixelValues",
+        string? checkpointFolder = null, int? epochs = null)
     {
-        ArgumentNullException.ThrowIfNull(catalog);
         var options = new BeitImageClassificationTrainer.Options
         {
             LabelColumnName = labelColumnName,
@@ -29,23 +46,30 @@ public static class BeitTrainingCatalog
             CheckpointFolder = checkpointFolder,
         };
         if (epochs is int e) options.Epochs = e;
-        return new BeitImageClassificationTrainer(options) { Environment = EnvironmentOf(catalog) };
+        return new BeitImageClassificationTrainer(_mlContext, options);
     }
 
     /// <summary>BEiT image classification with every option.</summary>
-    /// <param name="catalog">The multiclass trainers catalog.</param>
     /// <param name="options">Trainer options.</param>
-    public static BeitImageClassificationTrainer Beit(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
-        BeitImageClassificationTrainer.Options options)
+    public BeitImageClassificationTrainer ImageClassification(BeitImageClassificationTrainer.Options options)
     {
-        ArgumentNullException.ThrowIfNull(catalog);
-        return new BeitImageClassificationTrainer(options) { Environment = EnvironmentOf(catalog) };
+        ArgumentNullException.ThrowIfNull(options);
+        return new BeitImageClassificationTrainer(_mlContext, options);
     }
 
-    // ML.NET exposes a catalog's environment only to its own assemblies (through the internal IInternalCatalog).
-    // Reading it lets training messages reach MLContext.Log as ML.NET's trainers' do; a test fails if a new ML.NET
-    // moves it, and training itself never depends on it (Progress/EpochCallback still report).
-    private static IHostEnvironment? EnvironmentOf(object catalog) =>
-        catalog.GetType().GetInterfaces().FirstOrDefault(i => i.Name == "IInternalCatalog")
-            ?.GetProperty("Environment", BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic)?.GetValue(catalog) as IHostEnvironment;
+    /// <summary>
+    /// BEiT semantic segmentation (UperNet + FCN auxiliary head): a <c>PixelValues</c> column and a per-pixel label map in,
+    /// a <see cref="Beit.Estimators.BeitSegmenterTransformer"/> out.
+    /// </summary>
+    /// <param name="options">Trainer options (segmentation defaults when null).</param>
+    public BeitSemanticSegmentationTrainer SemanticSegmentation(BeitSemanticSegmentationTrainer.Options? options = null) =>
+        new(_mlContext, options ?? new BeitSemanticSegmentationTrainer.Options());
+
+    /// <summary>
+    /// BEiT masked-image-modeling pre-training on unlabeled images: a <c>PixelValues</c> column in, a
+    /// <see cref="Beit.Estimators.BeitFeaturizerTransformer"/> of the pre-trained backbone out.
+    /// </summary>
+    /// <param name="options">Trainer options (the paper's pre-training settings when null).</param>
+    public BeitMaskedImageModelingTrainer MaskedImageModeling(BeitMaskedImageModelingTrainer.Options? options = null) =>
+        new(_mlContext, options ?? new BeitMaskedImageModelingTrainer.Options());
 }

@@ -2,22 +2,47 @@ using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.ML.Beit.Checkpoints;
 using Microsoft.ML.Beit.IO;
+using Microsoft.ML.Beit.Training.ImageClassification;
 using Microsoft.ML.Beit.Training.Optimization;
 using Microsoft.ML.Runtime;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.Beit.Training;
 
-/// <summary>Progress of a training run, reported every batch.</summary>
-/// <param name="Epoch">1-based epoch.</param>
+/// <summary>What a <see cref="BeitTrainingProgress"/> report is about.</summary>
+public enum BeitTrainingPhase
+{
+    /// <summary>Fitting the k-means visual tokenizer before pre-training (<see cref="BeitTrainingProgress.Step"/> counts iterations).</summary>
+    Tokenizer,
+    /// <summary>An optimizer step finished (<see cref="BeitTrainingProgress.Step"/> counts steps of the whole run).</summary>
+    Training,
+    /// <summary>An epoch finished and was validated (<see cref="BeitTrainingProgress.Metric"/> is the validation score, NaN without validation).</summary>
+    EpochEnd,
+}
+
+/// <summary>
+/// Progress of a training run, the one record every BEiT trainer reports through <see cref="BeitTrainerOptions.Progress"/>:
+/// after every optimizer step, at the end of every epoch, and for each k-means iteration of pre-training's tokenizer.
+/// </summary>
+/// <param name="Phase">What this report is about.</param>
+/// <param name="Epoch">1-based epoch (0 while fitting the tokenizer).</param>
 /// <param name="Epochs">Epochs planned.</param>
 /// <param name="Batch">1-based batch within the epoch.</param>
 /// <param name="Batches">Batches per epoch.</param>
+/// <param name="Step">Steps done in this phase (optimizer steps of the run, or tokenizer iterations).</param>
+/// <param name="TotalSteps">Steps planned in this phase.</param>
 /// <param name="Loss">Mean training loss so far in this epoch.</param>
+/// <param name="Metric">Validation score at <see cref="BeitTrainingPhase.EpochEnd"/> (accuracy, mean IoU or masked-token accuracy); NaN otherwise.</param>
 /// <param name="LearningRate">Base learning rate of the last step.</param>
 /// <param name="ImagesPerSecond">Training throughput so far in this epoch.</param>
+/// <param name="Elapsed">Time since the run started (resumed runs included).</param>
 /// <param name="Remaining">Estimated time left for the whole run.</param>
-public sealed record BeitTrainingProgress(int Epoch, int Epochs, int Batch, int Batches, double Loss, double LearningRate, double ImagesPerSecond, TimeSpan Remaining);
+public sealed record BeitTrainingProgress(BeitTrainingPhase Phase, int Epoch, int Epochs, int Batch, int Batches, long Step, long TotalSteps,
+    double Loss, double Metric, double LearningRate, double ImagesPerSecond, TimeSpan Elapsed, TimeSpan Remaining)
+{
+    /// <summary>A one-line summary, as the trainers write it to the ML.NET log.</summary>
+    public string? Message { get; init; }
+}
 
 /// <summary>Metrics at the end of an epoch; validation values are NaN without a validation set or when they do not apply.</summary>
 /// <param name="Epoch">1-based epoch.</param>
@@ -45,15 +70,19 @@ internal static class TrainingLoop
     private const string TrainerStateFile = "trainer_state.json";
     private const string OptimizerStateFile = "optimizer.safetensors";
 
-    /// <summary>One optimizer step over the examples at <c>indices</c>; returns the batch loss.</summary>
-    public delegate double Step(ArraySegment<int> indices, int seed, double learningRate, BeitAdamW optimizer);
+    /// <summary>
+    /// A task's loss on the examples at <c>indices</c> (the task adapter: classification, segmentation or masked image
+    /// modeling). It runs inside the step's dispose scope after <c>torch.random.manual_seed(seed)</c>; <c>rng</c> is
+    /// seeded with the same value, so a resumed run draws exactly what an uninterrupted one draws.
+    /// </summary>
+    public delegate Tensor TaskLoss(ArraySegment<int> indices, int seed, Random rng);
 
     /// <summary>
     /// Runs the loop and returns the history and the best epoch; the model ends in eval mode with the kept weights.
     /// An ML.NET channel, when given, receives the plan, progress about every tenth of an epoch and each epoch's metrics.
     /// </summary>
     public static (List<BeitEpochMetrics> History, int BestEpoch) Run(BeitTrainerOptions o, BeitPreTrainedModel model, int trainCount,
-        Step step, Func<ValidationResult>? validate, CancellationToken cancellationToken, IChannel? log = null)
+        TaskLoss taskLoss, Func<ValidationResult>? validate, CancellationToken cancellationToken, IChannel? log = null)
     {
         var settings = LayerwiseParameterGroups.Build(model.named_parameters().Select(p => (p.name, p.parameter)),
             model.Config.NumHiddenLayers, o.LayerDecay, o.WeightDecay);
@@ -81,7 +110,7 @@ internal static class TrainingLoop
             if (keepBest && Directory.Exists(best)) bestWeights = BeitCheckpoint.ReadTensors(best);
         }
 
-        if (Microsoft.ML.Beit.Training.ImageClassification.BeitTrainingDefaults.Bf16Warning(o, CpuFeatures.Current) is string bf16Warning)
+        if (BeitTrainingDefaults.Bf16Warning(o, CpuFeatures.Current) is string bf16Warning)
             log?.Warning(MessageSensitivity.None, bf16Warning);
         log?.Info(MessageSensitivity.None, $"{trainCount:N0} training images, {batchesPerEpoch} batches of {o.BatchSize} per epoch, {o.Epochs} epochs, peak learning rate {o.LearningRate:G3}"
             + (o.MaxTrainingTime is TimeSpan max ? $", time budget {max:hh\\:mm\\:ss}" : "") + (startEpoch > 0 ? $"; resuming after epoch {startEpoch}" : ""));
@@ -89,7 +118,8 @@ internal static class TrainingLoop
         var clock = Stopwatch.StartNew();
         var previous = history.Count > 0 ? history[^1].Elapsed : TimeSpan.Zero;
         bool outOfTime = false;
-        long stepsTaken = 0;
+        long stepsTaken = 0, lastStep = 0;
+        double lastLr = double.NaN;
         for (int epoch = startEpoch; epoch < o.Epochs; epoch++)
         {
             var epochClock = Stopwatch.StartNew();
@@ -115,10 +145,11 @@ internal static class TrainingLoop
                 }
                 double lr = schedule.At(Math.Min(totalSteps - 1, (long)position));
                 stepsTaken++;
+                (lastStep, lastLr) = (globalStep + 1, lr);
                 double loss;
                 using (o.Bf16Autocast ? BeitAutocast.Enable(ScalarType.BFloat16) : null)
                 {
-                    loss = step(new ArraySegment<int>(order, from, count), Mix(o.Seed, epoch, b), lr, optimizer);
+                    loss = Step(o, optimizer, taskLoss, new ArraySegment<int>(order, from, count), Mix(o.Seed, epoch, b), lr);
                 }
                 if (double.IsNaN(loss) || double.IsInfinity(loss))
                     throw new InvalidOperationException($"Training diverged at epoch {epoch + 1}, batch {b + 1} (loss {loss}); lower the learning rate.");
@@ -131,7 +162,8 @@ internal static class TrainingLoop
                     var remaining = TimeSpan.FromSeconds(stepsLeft * epochClock.Elapsed.TotalSeconds / (b + 1));
                     if (o.MaxTrainingTime is TimeSpan limit)
                         remaining = TimeSpan.FromTicks(Math.Clamp((limit - previous - clock.Elapsed).Ticks, 0, remaining.Ticks));
-                    o.Progress.Report(new BeitTrainingProgress(epoch + 1, o.Epochs, b + 1, batchesPerEpoch, lossSum / seen, lr, ips, remaining));
+                    o.Progress.Report(new BeitTrainingProgress(BeitTrainingPhase.Training, epoch + 1, o.Epochs, b + 1, batchesPerEpoch, globalStep + 1, totalSteps,
+                        lossSum / seen, double.NaN, lr, ips, previous + clock.Elapsed, remaining));
                 }
                 if (log is not null && (b + 1) % logEvery == 0 && b + 1 < batchesPerEpoch)
                     log.Trace(MessageSensitivity.None, $"epoch {epoch + 1}/{o.Epochs}, batch {b + 1}/{batchesPerEpoch}: loss {lossSum / seen:F4}, lr {lr:G3}, "
@@ -143,7 +175,11 @@ internal static class TrainingLoop
             var metrics = new BeitEpochMetrics(epoch + 1, lossSum / Math.Max(1, seen), v.Loss, v.Accuracy, v.MacroF1, v.MeanIoU, previous + clock.Elapsed, trainIps);
             history.Add(metrics);
             o.EpochCallback?.Invoke(metrics);
-            log?.Info(MessageSensitivity.None, Describe(metrics));
+            string summary = Describe(metrics);
+            log?.Info(MessageSensitivity.None, summary);
+            o.Progress?.Report(new BeitTrainingProgress(BeitTrainingPhase.EpochEnd, epoch + 1, o.Epochs, (int)(lastStep - (long)epoch * batchesPerEpoch), batchesPerEpoch,
+                lastStep, totalSteps, metrics.TrainLoss, v.Score, lastLr, trainIps, metrics.Elapsed,
+                TimeSpan.FromSeconds((totalSteps - lastStep) * epochClock.Elapsed.TotalSeconds / Math.Max(1, lastStep - (long)epoch * batchesPerEpoch))) { Message = summary });
 
             bool improved = validate is null || v.Score > bestScore;
             if (improved)
@@ -168,6 +204,22 @@ internal static class TrainingLoop
         model.eval();
         // The epoch whose weights the model holds: the best one when early stopping kept it, else the last.
         return (history, keepBest && bestEpoch > 0 ? bestEpoch : history[^1].Epoch);
+    }
+
+    /// <summary>
+    /// The one optimizer step of every trainer: seeds, the task's loss, zero-grad, backward, global-norm clipping,
+    /// AdamW at the scheduled rate. Returns the batch loss.
+    /// </summary>
+    internal static double Step(BeitTrainerOptions o, BeitAdamW optimizer, TaskLoss taskLoss, ArraySegment<int> indices, int seed, double lr)
+    {
+        using var scope = NewDisposeScope();
+        TorchSharp.torch.random.manual_seed(seed);
+        var loss = taskLoss(indices, seed, new Random(seed));
+        optimizer.ZeroGrad();
+        loss.backward();
+        if (o.GradientClipNorm > 0) nn.utils.clip_grad_norm_(optimizer.Settings.Select(s => s.Parameter), o.GradientClipNorm);
+        optimizer.Step(lr);
+        return loss.item<float>();
     }
 
     private static string Describe(BeitEpochMetrics m)
@@ -217,14 +269,14 @@ internal static class TrainingLoop
     private static void Save(string dir, BeitPreTrainedModel model, BeitAdamW optimizer, TrainerState state, Dictionary<string, TensorData>? best)
     {
         Directory.CreateDirectory(dir);
-        WriteFolderAtomically(Path.Combine(dir, "last"), tmp =>
+        AtomicFile.WriteFolder(Path.Combine(dir, "last"), tmp =>
         {
             model.SavePretrained(tmp);
             SafeTensors.Write(Path.Combine(tmp, OptimizerStateFile), optimizer.StateDict());
             File.WriteAllText(Path.Combine(tmp, TrainerStateFile), JsonSerializer.Serialize(state, s_json));
         });
         if (best is not null)
-            WriteFolderAtomically(Path.Combine(dir, "best"), tmp => BeitCheckpoint.Save(tmp, model.Config, best));
+            AtomicFile.WriteFolder(Path.Combine(dir, "best"), tmp => BeitCheckpoint.Save(tmp, model.Config, best));
     }
 
     private static readonly JsonSerializerOptions s_json = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
@@ -236,7 +288,4 @@ internal static class TrainingLoop
         return JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(Path.Combine(last, TrainerStateFile)), s_json)
             ?? throw new InvalidDataException($"'{last}/{TrainerStateFile}' is empty.");
     }
-
-    /// <summary>Writes a whole folder under a temporary name and swaps it in (<see cref="AtomicFile.WriteFolder"/>: a killed run's leftovers are swept by the next write).</summary>
-    internal static void WriteFolderAtomically(string folder, Action<string> write) => AtomicFile.WriteFolder(folder, write);
 }

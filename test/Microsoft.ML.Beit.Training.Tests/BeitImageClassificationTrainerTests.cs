@@ -121,13 +121,14 @@ public class BeitImageClassificationTrainerTests
     public void TimeBudgetStopsWithinABatchWithTheLearningRateAnnealed()
     {
         var steps = new List<BeitTrainingProgress>();
+        var epochEnds = new List<BeitTrainingProgress>();
         var history = new List<BeitEpochMetrics>();
         var budget = TimeSpan.FromSeconds(3);
         var result = new BeitImageClassificationTrainer(new()
         {
             Config = TinyConfig(), Epochs = 100_000, BatchSize = 16, LearningRate = 2e-3, MinLearningRate = 1e-6, WarmupEpochs = 0.5,
             Augment = false, ValidationFraction = 0, Seed = 3, MaxTrainingTime = budget, EpochCallback = history.Add,
-            Progress = new SynchronousProgress<BeitTrainingProgress>(steps.Add),
+            Progress = new SynchronousProgress<BeitTrainingProgress>(p => (p.Phase == BeitTrainingPhase.Training ? steps : epochEnds).Add(p)),
         }).Train(PatternImages(64, 5));
         // 100,000 planned epochs would take hours: the clock, not the epoch count or early stopping, ended the run, so it ran
         // at least the budget; every epoch it started is reported once, the last one (possibly partial) included.
@@ -140,6 +141,12 @@ public class BeitImageClassificationTrainerTests
         Assert.True(steps[^1].LearningRate < 0.1 * 2e-3, $"last learning rate {steps[^1].LearningRate}");
         Assert.True(steps[^1].Remaining <= budget);
         Assert.False(result.Model.training);
+        // The same record ends every epoch: one per epoch, after its last step, with the epoch's loss and no validation metric.
+        Assert.Equal(history.Select(h => h.Epoch), epochEnds.Select(p => p.Epoch));
+        Assert.All(epochEnds.Zip(history), t => Assert.Equal(t.Second.TrainLoss, t.First.Loss, 12));
+        Assert.All(epochEnds, p => Assert.True(double.IsNaN(p.Metric)));
+        Assert.Equal(steps[^1].Step, epochEnds[^1].Step);
+        Assert.Equal(Enumerable.Range(1, steps.Count).Select(i => (long)i), steps.Select(p => p.Step));
 
         // A budget smaller than one step still takes one step and reports one (partial) epoch.
         steps.Clear();
@@ -147,7 +154,7 @@ public class BeitImageClassificationTrainerTests
         new BeitImageClassificationTrainer(new()
         {
             Config = TinyConfig(), Epochs = 3, BatchSize = 16, Augment = false, ValidationFraction = 0, MaxTrainingTime = TimeSpan.FromTicks(1),
-            EpochCallback = history.Add, Progress = new SynchronousProgress<BeitTrainingProgress>(steps.Add),
+            EpochCallback = history.Add, Progress = new SynchronousProgress<BeitTrainingProgress>(p => { if (p.Phase == BeitTrainingPhase.Training) steps.Add(p); }),
         }).Train(PatternImages(64, 5));
         Assert.Single(steps);
         Assert.Single(history);
@@ -162,7 +169,7 @@ public class BeitImageClassificationTrainerTests
     public void FineTuningFromASharedBiasCheckpointCopiesTheTableIntoEveryLayer()
     {
         var (config, tensors) = BeitCheckpoint.Load(Fixtures.Tiny("mim_shared"));
-        var (expanded, t) = BeitImageClassificationTrainer.ExpandSharedRelativePositionBias(config, tensors);
+        var (expanded, t) = Microsoft.ML.Beit.Training.FineTuningCheckpoint.ExpandSharedRelativePositionBias(config, tensors);
         Assert.False(expanded.UseSharedRelativePositionBias);
         Assert.True(expanded.UseRelativePositionBias);
         var shared = tensors["beit.encoder.relative_position_bias.relative_position_bias_table"];

@@ -72,7 +72,7 @@ public class BeitSemanticSegmentationTrainerTests
             paths.Add(new PathRow { ImagePath = file });
         }
         string zip = Path.Combine(dir, "seg.zip");
-        BeitSemanticSegmentationTrainer.Save(result.Model, zip);
+        BeitSemanticSegmentationTrainer.Save(new MLContext(), result.Model, zip);
         var ml = new Microsoft.ML.MLContext();
         var loaded = ml.Model.Load(zip, out _);
         var maps = loaded.Transform(ml.Data.LoadFromEnumerable(paths)).GetColumn<int[]>("PredictedLabel").ToArray();

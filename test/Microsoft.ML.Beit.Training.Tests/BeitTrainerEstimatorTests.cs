@@ -1,3 +1,4 @@
+using Microsoft.ML.Beit.Training;
 using Microsoft.ML;
 using Microsoft.ML.Beit.Estimators;
 using Microsoft.ML.Beit.Training.ImageClassification;
@@ -36,7 +37,7 @@ public class BeitTrainerEstimatorTests
         var ml = new MLContext(seed: 1);
         var train = ml.Data.LoadFromEnumerable(Rows(BeitImageClassificationTrainerTests.PatternImages(256, 21)));
         var test = ml.Data.LoadFromEnumerable(Rows(BeitImageClassificationTrainerTests.PatternImages(64, 22)));
-        var trainer = ml.MulticlassClassification.Trainers.Beit(new BeitImageClassificationTrainer.Options
+        var trainer = ml.BeitTrainers().ImageClassification(new BeitImageClassificationTrainer.Options
         {
             Config = BeitImageClassificationTrainerTests.TinyConfig(), Epochs = 6, BatchSize = 16, LearningRate = 2e-3,
             LayerDecay = 1, Augment = false, ValidationFraction = 0, Seed = 3,
@@ -75,7 +76,7 @@ public class BeitTrainerEstimatorTests
             Config = BeitImageClassificationTrainerTests.TinyConfig(), Epochs = 1, BatchSize = 16, ValidationFraction = 0, Augment = false, Seed = 4,
         }).Train(images);
         var ml = new MLContext();
-        using var transformer = BeitImageClassificationTrainer.ToTransformer(result.Model, logitsColumnName: "Logits");
+        using var transformer = BeitImageClassificationTrainer.ToTransformer(ml, result.Model, logitsColumnName: "Logits");
         var data = ml.Data.LoadFromEnumerable(Rows(images));
         var onnx = transformer.Transform(data).GetColumn<float[]>("Logits").ToArray();
 
@@ -100,11 +101,11 @@ public class BeitTrainerEstimatorTests
         var ml = new MLContext();
         var data = ml.Data.LoadFromEnumerable(Rows(images));
         // The trainer's option reaches Fit's transformer.
-        var trainer = new BeitImageClassificationTrainer(options);
+        var trainer = ml.BeitTrainers().ImageClassification(options);
         var keyed = ml.Transforms.Conversion.MapValueToKey("Label").Fit(data).Transform(data);
         using var fitted = trainer.Fit(keyed);
         var result = trainer.LastResult!;
-        using var transformer = BeitImageClassificationTrainer.ToTransformer(result.Model, logitsColumnName: "Logits",
+        using var transformer = BeitImageClassificationTrainer.ToTransformer(ml, result.Model, logitsColumnName: "Logits",
             precision: Microsoft.ML.Beit.Onnx.BeitOnnxPrecision.Int8);
         var int8 = transformer.Transform(data).GetColumn<float[]>("Logits").SelectMany(v => v).ToArray();
 
@@ -147,7 +148,7 @@ public class BeitTrainerEstimatorTests
         };
         var images = BeitImageClassificationTrainerTests.PatternImages(64, 41);
         Assert.ThrowsAny<OperationCanceledException>(() =>
-            BeitModelBuilder.Train(images, images, Path.Combine(dir, "model.zip"), options, cts.Token));
+            BeitModelBuilder.Train(new MLContext(), images, images, Path.Combine(dir, "model.zip"), options, cts.Token));
         Assert.Empty(Directory.EnumerateFileSystemEntries(dir));
     }
 
@@ -165,7 +166,18 @@ public class BeitTrainerEstimatorTests
     {
         var ml = new MLContext();
         var data = ml.Data.LoadFromEnumerable(Rows(BeitImageClassificationTrainerTests.PatternImages(8, 1)));
-        var e = Assert.Throws<ArgumentException>(() => ml.MulticlassClassification.Trainers.Beit().Fit(data));
+        var e = Assert.Throws<ArgumentException>(() => ml.BeitTrainers().ImageClassification().Fit(data));
         Assert.Contains("MapValueToKey", e.Message);
+    }
+
+    [Fact]
+    public void FitNeedsTheUsersMLContext()
+    {
+        var ml = new MLContext();
+        var data = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(Rows(BeitImageClassificationTrainerTests.PatternImages(8, 1))))
+            .Transform(ml.Data.LoadFromEnumerable(Rows(BeitImageClassificationTrainerTests.PatternImages(8, 1))));
+        // Without a context the trainer would have to invent one, and the user's log, seed and GPU would be lost.
+        var e = Assert.Throws<InvalidOperationException>(() => new BeitImageClassificationTrainer(new BeitImageClassificationTrainer.Options { Epochs = 1 }).Fit(data));
+        Assert.Contains("mlContext.BeitTrainers()", e.Message);
     }
 }

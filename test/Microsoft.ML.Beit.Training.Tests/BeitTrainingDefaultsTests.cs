@@ -1,3 +1,4 @@
+using Microsoft.ML.Beit.Training;
 using Microsoft.ML.Beit;
 using Microsoft.ML.Beit.Training.ImageClassification;
 using Defaults = Microsoft.ML.Beit.Training.ImageClassification.BeitTrainingDefaults;

@@ -71,6 +71,38 @@ public class OptimizationTests
     }
 
     [Fact]
+    public void LayerwiseGroupsStepEachTensorAtItsOwnRateAndDecay()
+    {
+        // Each tensor of a layer-wise, no-decay-aware optimizer moves exactly as a plain AdamW over that tensor alone with
+        // lr · decay^(L+1−layer) and its own weight decay (β2 0.999, not TorchSharp's factory default 0.99).
+        using var scope = NewDisposeScope();
+        random.manual_seed(2);
+        var init = new[] { randn(4, 3), randn(3), randn(2, 4) };
+        string[] names = ["beit.embeddings.patch_embeddings.projection.weight", "beit.encoder.layer.0.output.dense.bias", "classifier.weight"];
+        var ours = init.Select(t => new TorchSharp.Modules.Parameter(t.clone())).ToArray();
+        var plain = init.Select(t => new TorchSharp.Modules.Parameter(t.clone())).ToArray();
+        var settings = LayerwiseParameterGroups.Build(names.Zip(ours), numLayers: 1, layerDecay: 0.5, weightDecay: 0.05);
+        Assert.Equal([0.25, 0.5, 1.0], settings.Select(x => x.LrScale));
+        Assert.Equal([0.05, 0.0, 0.05], settings.Select(x => x.WeightDecay));
+        using var optimizer = new BeitAdamW(settings);
+        var references = settings.Select((x, i) => optim.AdamW([plain[i]], lr: 1e-2 * x.LrScale, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: x.WeightDecay)).ToArray();
+        var target = randn(8);
+        Tensor Loss(TorchSharp.Modules.Parameter[] p) => (p[0].sum() * p[1].pow(2).sum() + p[2].pow(3).sum() - target.sum()).pow(2);
+        for (int step = 0; step < 4; step++)
+        {
+            optimizer.ZeroGrad();
+            Loss(ours).backward();
+            optimizer.Step(1e-2);
+            foreach (var r in references) r.zero_grad();
+            Loss(plain).backward();
+            foreach (var r in references) r.step();
+        }
+        for (int i = 0; i < names.Length; i++)
+            Assert.True((ours[i] - plain[i]).abs().max().item<float>() <= 1e-7f, names[i]);
+        Assert.True((ours[0] - init[0]).abs().max().item<float>() > 1e-4f, "the embedding moved");
+    }
+
+    [Fact]
     public void StateRoundTripResumesIdentically()
     {
         using var scope = NewDisposeScope();

@@ -40,7 +40,7 @@ internal static class DemoCommand
             string dir = Path.GetFullPath(pr.GetValue(output)!);
             Directory.CreateDirectory(dir);
             string zip = Path.Combine(dir, "model.zip");
-            var report = TrainingCliOptions.WithProgress("training", options, () => BeitModelBuilder.Train(train, test, zip, options, ct));
+            var report = TrainingCliOptions.WithProgress("training", options, () => BeitModelBuilder.Train(new MLContext(seed: 0), train, test, zip, options, ct));
             var cfg = report.Training.Model.Config;
             AnsiConsole.MarkupLineInterpolated($"Model: BEiT {cfg.NumHiddenLayers}×{cfg.HiddenSize}, patch {cfg.PatchSize}, {report.Training.Model.parameters().Sum(p => p.numel()):N0} parameters");
             AnsiConsole.Write(report.ToString());

@@ -53,7 +53,7 @@ internal static class PretrainCommand
         };
         common.Apply(pr, options);
         var result = TrainingCliOptions.WithProgress("pre-training", options, () =>
-            new BeitMaskedImageModelingTrainer(options).Train(images, new Progress<string>(m => AnsiConsole.MarkupLineInterpolated($"[grey]{m}[/]")), ct));
+            new BeitMaskedImageModelingTrainer(options).Train(images, ct));
         BeitMaskedImageModelingTrainer.Save(result, output);
         var last = result.History[^1];
         if (!double.IsNaN(last.ValidationAccuracy))

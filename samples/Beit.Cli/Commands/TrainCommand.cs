@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Microsoft.ML;
 using Microsoft.ML.Beit;
 using Microsoft.ML.Beit.Hub;
 using Microsoft.ML.Beit.Training.ImageClassification;
@@ -52,7 +53,7 @@ internal static class TrainCommand
             if (fraction < 1) train = train.Split(fraction, options.Seed + 2).Validation;
             AnsiConsole.MarkupLineInterpolated($"[bold]{train.Count:N0}[/] training and [bold]{test.Count:N0}[/] test images at {train.Height}×{train.Width}, {train.ClassNames.Count} classes");
 
-            var report = TrainingCliOptions.WithProgress("training", options, () => BeitModelBuilder.Train(train, test, zip, options, ct));
+            var report = TrainingCliOptions.WithProgress("training", options, () => BeitModelBuilder.Train(new MLContext(seed: 0), train, test, zip, options, ct));
             AnsiConsole.WriteLine();
             AnsiConsole.Write(report.ToString());
             string stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(zip))!, Path.GetFileNameWithoutExtension(zip));

@@ -96,6 +96,12 @@ internal sealed class TrainingCliOptions(int? defaultEpochs, int? defaultBatch, 
                 var task = ctx.AddTask(title, maxValue: options.Epochs);
                 options.Progress = new CallbackProgress<BeitTrainingProgress>(p =>
                 {
+                    if (p.Phase == BeitTrainingPhase.Tokenizer)
+                    {
+                        if (p.Message is string m) AnsiConsole.MarkupLineInterpolated($"[grey]{m}[/]");
+                        return;
+                    }
+                    if (p.Phase != BeitTrainingPhase.Training) return; // epoch ends print through EpochCallback below
                     task.MaxValue = p.Epochs; // the trainer may choose the epochs from the data
                     task.Value = p.Epoch - 1 + (double)p.Batch / p.Batches;
                     task.Description = $"{title} epoch {p.Epoch}/{p.Epochs} loss {p.Loss:F4} {p.ImagesPerSecond:F0} img/s ETA {p.Remaining:hh\\:mm\\:ss}";

@@ -8,7 +8,7 @@ namespace Microsoft.ML.Beit.Training.Data;
 /// <c>[B, H, W]</c> that follow the same geometry): random resized crop, horizontal flip, mixup and cutmix.
 /// Every random draw comes from the caller's <see cref="Random"/>, so a seed reproduces a run.
 /// </summary>
-public static class BatchAugmentation
+internal static class BatchAugmentation
 {
     /// <summary>Settings of <see cref="RandomResizedCropAndFlip"/> (torchvision's defaults).</summary>
     /// <param name="MinScale">Smallest crop area as a fraction of the image.</param>

@@ -68,11 +68,11 @@ public sealed class IdxDataset
     /// The images as RGB training images (grayscale replicated, as Pillow's <c>convert("RGB")</c>), named by
     /// <paramref name="classNames"/> (default: the label digits).
     /// </summary>
-    public ImageClassification.BeitTrainingImages ToTrainingImages(IReadOnlyList<string>? classNames = null)
+    public BeitTrainingImages ToTrainingImages(IReadOnlyList<string>? classNames = null)
     {
         int classes = Labels.Length == 0 ? 1 : Labels.Max() + 1;
         classNames ??= Enumerable.Range(0, classes).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
-        return ImageClassification.BeitTrainingImages.FromGrayscale(Pixels, Labels.Select(l => (int)l).ToArray(), Height, Width, classNames);
+        return BeitTrainingImages.FromGrayscale(Pixels, Labels.Select(l => (int)l).ToArray(), Height, Width, classNames);
     }
 
     /// <summary>The first <paramref name="count"/> images of each class (in file order), or all when a class has fewer.</summary>

@@ -7,7 +7,7 @@ namespace Microsoft.ML.Beit.Training.Data;
 public static class PngWriter
 {
     /// <summary>Writes CHW RGB bytes (<c>3·height·width</c>) to <paramref name="path"/> as PNG.</summary>
-    public static void WriteRgb(string path, ReadOnlySpan<byte> chw, int width, int height)
+    public static void WriteRgb(string path, ReadOnlySpan<byte> chw, int height, int width)
     {
         int plane = width * height;
         if (chw.Length != 3 * plane) throw new ArgumentException($"Expected 3·{height}·{width} bytes, got {chw.Length}.");
@@ -23,7 +23,11 @@ public static class PngWriter
         Marshal.Copy(rgba, 0, bitmap.GetPixels(), rgba.Length);
         using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100)
             ?? throw new IOException($"Could not encode a {width}×{height} PNG for '{path}'.");
-        using var file = File.Create(path);
-        data.SaveTo(file);
+        // A demo image or an evaluation input is either whole or absent.
+        Microsoft.ML.Beit.IO.AtomicFile.Write(path, tmp =>
+        {
+            using var file = File.Create(tmp);
+            data.SaveTo(file);
+        });
     }
 }

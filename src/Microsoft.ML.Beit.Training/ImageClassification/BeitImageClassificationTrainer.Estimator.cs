@@ -1,4 +1,5 @@
 using Microsoft.ML.Beit.Estimators;
+using Microsoft.ML.Beit.Training.Data;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
 
@@ -6,10 +7,8 @@ namespace Microsoft.ML.Beit.Training.ImageClassification;
 
 public sealed partial class BeitImageClassificationTrainer : IEstimator<BeitClassifierTransformer>
 {
-    private static readonly MLContext s_ml = new();
-
-    /// <summary>The ML.NET environment whose log receives training messages (set by the catalog extension).</summary>
-    internal IHostEnvironment? Environment { get; init; }
+    // Fit and GetOutputSchema build ML.NET components, which belong to a context: the user's.
+    private MLContext Context => TrainingChannel.Require(_mlContext, "ImageClassification");
 
     /// <summary>The result of the last <see cref="Fit(IDataView)"/>: the TorchSharp model and the per-epoch history.</summary>
     public Result? LastResult { get; private set; }
@@ -28,28 +27,31 @@ public sealed partial class BeitImageClassificationTrainer : IEstimator<BeitClas
     public BeitClassifierTransformer Fit(IDataView input, IDataView? validation, CancellationToken cancellationToken)
     {
         var o = _options;
+        var ml = Context;
         var train = ReadImages(input, o, null);
         var valid = validation is null ? null : ReadImages(validation, o, train.ClassNames);
-        // Messages go to MLContext.Log when the trainer came from the catalog, as ML.NET's own trainers' do.
-        using var channel = Environment?.Register(nameof(BeitImageClassificationTrainer)).Start("Training");
+        // Messages go to MLContext.Log, as ML.NET's own trainers' do.
+        using var channel = TrainingChannel.Start(ml, nameof(BeitImageClassificationTrainer));
         var result = TrainCore(train, valid, cancellationToken, channel);
         LastResult = result;
-        return ToTransformer(result.Model, o.FeatureColumnName, o.ScoreColumnName, o.PredictedLabelColumnName, precision: o.ExportPrecision);
+        return ToTransformer(ml, result.Model, o.FeatureColumnName, o.ScoreColumnName, o.PredictedLabelColumnName, precision: o.ExportPrecision);
     }
 
     /// <summary>The ML.NET scoring transformer of a trained TorchSharp model (exported to ONNX in memory).</summary>
+    /// <param name="mlContext">The context the transformer belongs to (its log, seed and GPU device).</param>
     /// <param name="model">The trained model.</param>
     /// <param name="featureColumnName">The pixel-values column.</param>
     /// <param name="scoreColumnName">The class-probabilities column to create.</param>
     /// <param name="predictedLabelColumnName">The predicted-label key column to create.</param>
     /// <param name="logitsColumnName">A logits column to create as well; null for none.</param>
     /// <param name="precision">The exported graph's precision (<see cref="Onnx.BeitOnnxPrecision.Int8"/>: the fastest on the CPU).</param>
-    public static BeitClassifierTransformer ToTransformer(BeitForImageClassification model, string featureColumnName = "PixelValues",
+    public static BeitClassifierTransformer ToTransformer(MLContext mlContext, BeitForImageClassification model, string featureColumnName = "PixelValues",
         string scoreColumnName = "Score", string predictedLabelColumnName = "PredictedLabel", string? logitsColumnName = null,
         Onnx.BeitOnnxPrecision precision = Onnx.BeitOnnxPrecision.Float32)
     {
+        ArgumentNullException.ThrowIfNull(mlContext);
         var source = BeitModelSource.FromTensors(model.Config, model.ToTensorData(), "trained BEiT");
-        var estimator = s_ml.Transforms.BeitClassifier(new BeitClassifierEstimator.Options
+        var estimator = mlContext.Transforms.BeitClassifier(new BeitClassifierEstimator.Options
         {
             Model = source,
             InputColumnName = featureColumnName,
@@ -58,7 +60,7 @@ public sealed partial class BeitImageClassificationTrainer : IEstimator<BeitClas
             LogitsColumnName = logitsColumnName,
             ExportOptions = new Onnx.BeitOnnxExportOptions { Precision = precision },
         });
-        var empty = s_ml.Data.LoadFromEnumerable(Array.Empty<PixelRow>(), SchemaFor(featureColumnName));
+        var empty = mlContext.Data.LoadFromEnumerable(Array.Empty<PixelRow>(), PixelRow.SchemaFor(featureColumnName));
         return estimator.Fit(empty);
     }
 
@@ -66,17 +68,16 @@ public sealed partial class BeitImageClassificationTrainer : IEstimator<BeitClas
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         var o = _options;
-        var features = inputSchema.Where(c => c.Name == o.FeatureColumnName).ToList();
-        if (features.Count == 0 || features[^1].ItemType != NumberDataViewType.Single || features[^1].Kind == SchemaShape.Column.VectorKind.Scalar)
-            throw new ArgumentException($"BeitImageClassificationTrainer: input column '{o.FeatureColumnName}' must be a float vector of pixel values (from BeitImageProcessor).");
+        var ml = Context;
+        PixelColumn.CheckShape(inputSchema, o.FeatureColumnName, nameof(BeitImageClassificationTrainer));
         if (!inputSchema.Any(c => c.Name == o.LabelColumnName && c.IsKey))
             throw new ArgumentException($"BeitImageClassificationTrainer: label column '{o.LabelColumnName}' must be a key column (use MapValueToKey).");
         // The shape of what Fit returns: a score vector and a predicted-label key, added to the input columns.
         const string name = "__beit_predicted_name";
-        var shape = s_ml.Transforms.CustomMapping<EmptyRow, ShapeRow>(static (_, _) => { }, contractName: null)
-            .Append(s_ml.Transforms.Conversion.MapValueToKey(o.PredictedLabelColumnName, name))
-            .Append(s_ml.Transforms.CopyColumns(o.ScoreColumnName, nameof(ShapeRow.Score)))
-            .Append(s_ml.Transforms.DropColumns(name, nameof(ShapeRow.Score)));
+        var shape = ml.Transforms.CustomMapping<EmptyRow, ShapeRow>(static (_, _) => { }, contractName: null)
+            .Append(ml.Transforms.Conversion.MapValueToKey(o.PredictedLabelColumnName, name))
+            .Append(ml.Transforms.CopyColumns(o.ScoreColumnName, nameof(ShapeRow.Score)))
+            .Append(ml.Transforms.DropColumns(name, nameof(ShapeRow.Score)));
         return shape.GetOutputSchema(inputSchema);
     }
 
@@ -90,30 +91,16 @@ public sealed partial class BeitImageClassificationTrainer : IEstimator<BeitClas
         [ColumnName("__beit_predicted_name")] public string PredictedName { get; set; } = "";
     }
 
-    private sealed class PixelRow
-    {
-        public float[] PixelValues { get; set; } = [];
-    }
-
-    private static SchemaDefinition SchemaFor(string column)
-    {
-        var schema = SchemaDefinition.Create(typeof(PixelRow));
-        schema[nameof(PixelRow.PixelValues)].ColumnName = column;
-        return schema;
-    }
-
     // All rows of the pixel and label columns as normalised training images; the label key's values name the classes.
     private static BeitTrainingImages ReadImages(IDataView data, Options o, IReadOnlyList<string>? expectedClasses)
     {
+        const string trainer = nameof(BeitImageClassificationTrainer);
         var schema = data.Schema;
-        DataViewSchema.Column featureCol = schema.GetColumnOrNull(o.FeatureColumnName)
-            ?? throw new ArgumentException($"BeitImageClassificationTrainer: input has no column '{o.FeatureColumnName}' (pixel values from BeitImageProcessor).");
         DataViewSchema.Column labelCol = schema.GetColumnOrNull(o.LabelColumnName)
-            ?? throw new ArgumentException($"BeitImageClassificationTrainer: input has no label column '{o.LabelColumnName}'.");
+            ?? throw new ArgumentException($"{trainer}: input has no label column '{o.LabelColumnName}'.");
         if (labelCol.Type is not KeyDataViewType keyType)
-            throw new ArgumentException($"BeitImageClassificationTrainer: label column '{o.LabelColumnName}' is {labelCol.Type}, not a key; map it with MapValueToKey.");
-        if (featureCol.Type is not VectorDataViewType { ItemType: NumberDataViewType } vt || vt.ItemType != NumberDataViewType.Single)
-            throw new ArgumentException($"BeitImageClassificationTrainer: column '{o.FeatureColumnName}' is {featureCol.Type}, not a float vector of pixel values.");
+            throw new ArgumentException($"{trainer}: label column '{o.LabelColumnName}' is {labelCol.Type}, not a key; map it with MapValueToKey.");
+        var featureCol = PixelColumn.Find(schema, o.FeatureColumnName, trainer);
 
         var names = new List<string>();
         if (labelCol.HasKeyValues())
@@ -127,35 +114,20 @@ public sealed partial class BeitImageClassificationTrainer : IEstimator<BeitClas
             names.AddRange(Enumerable.Range(0, (int)keyType.Count).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         }
         if (expectedClasses is not null && !expectedClasses.SequenceEqual(names))
-            throw new ArgumentException("BeitImageClassificationTrainer: the validation label key has other values than the training label key.");
+            throw new ArgumentException($"{trainer}: the validation label key has other values than the training label key.");
 
-        var pixels = new List<float>();
         var labels = new List<int>();
-        int length = -1;
-        long row = 0;
-        using (var cursor = data.GetRowCursor([featureCol, labelCol]))
+        var (pixels, side, _) = PixelColumn.Read(data, featureCol, [labelCol], cursor =>
         {
-            var getPixels = cursor.GetGetter<VBuffer<float>>(featureCol);
             var getLabel = cursor.GetGetter<uint>(labelCol);
-            VBuffer<float> buffer = default;
             uint key = 0;
-            while (cursor.MoveNext())
+            return row =>
             {
                 getLabel(ref key);
-                if (key == 0) throw new ArgumentException($"BeitImageClassificationTrainer: row {row} has a missing label in '{o.LabelColumnName}'.");
-                getPixels(ref buffer);
-                if (length < 0) length = buffer.Length;
-                else if (buffer.Length != length)
-                    throw new ArgumentException($"BeitImageClassificationTrainer: row {row} of '{o.FeatureColumnName}' has {buffer.Length} values, earlier rows {length}; preprocess every image to one size.");
-                pixels.AddRange(buffer.DenseValues());
+                if (key == 0) throw new ArgumentException($"{trainer}: row {row} has a missing label in '{o.LabelColumnName}'.");
                 labels.Add((int)key - 1);
-                row++;
-            }
-        }
-        if (labels.Count == 0) throw new ArgumentException("BeitImageClassificationTrainer: the input has no rows.");
-        int side = o.ImageSize ?? (int)Math.Round(Math.Sqrt(length / 3.0));
-        if (3 * side * side != length)
-            throw new ArgumentException($"BeitImageClassificationTrainer: {length} pixel values are not 3·{side}·{side}; set Options.ImageSize for non-square inputs is not supported, resize to a square.");
-        return BeitTrainingImages.FromNormalizedPixels(pixels.ToArray(), labels.ToArray(), side, side, names);
+            };
+        }, o.ImageSize, trainer);
+        return BeitTrainingImages.FromNormalizedPixels(pixels, labels.ToArray(), side, side, names);
     }
 }

@@ -1,7 +1,6 @@
 using Microsoft.ML.Beit.Checkpoints;
 using Microsoft.ML.Beit.Evaluation;
 using Microsoft.ML.Beit.Training.Data;
-using Microsoft.ML.Beit.Training.Optimization;
 using Microsoft.ML.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -17,12 +16,26 @@ namespace Microsoft.ML.Beit.Training.ImageClassification;
 public sealed partial class BeitImageClassificationTrainer
 {
     private readonly Options _options;
+    private readonly MLContext? _mlContext;
 
-    /// <summary>Creates a trainer with <paramref name="options"/> (defaults when null).</summary>
+    /// <summary>
+    /// Creates a trainer with <paramref name="options"/> (defaults when null) for <see cref="Train"/>. Use
+    /// <c>mlContext.BeitTrainers().ImageClassification(...)</c> for the ML.NET estimator (<c>Fit</c>).
+    /// </summary>
     public BeitImageClassificationTrainer(Options? options = null)
     {
         _options = options ?? new Options();
         _options.Validate();
+    }
+
+    /// <summary>
+    /// Creates a trainer whose messages go to <paramref name="mlContext"/>'s log and whose <c>Fit</c> returns a
+    /// transformer of that context (its seed, log and GPU device); <c>mlContext.BeitTrainers().ImageClassification</c> calls it.
+    /// </summary>
+    public BeitImageClassificationTrainer(MLContext mlContext, Options options) : this(options)
+    {
+        ArgumentNullException.ThrowIfNull(mlContext);
+        _mlContext = mlContext;
     }
 
     /// <summary>The options of this trainer.</summary>
@@ -43,8 +56,11 @@ public sealed partial class BeitImageClassificationTrainer
     /// <see cref="BeitTrainerOptions.ValidationFraction"/> of <paramref name="train"/> when null and the fraction is positive).
     /// </summary>
     /// <exception cref="OperationCanceledException">Cancelled; checkpoints already written stay valid, nothing else is written.</exception>
-    public Result Train(BeitTrainingImages train, BeitTrainingImages? validation = null, CancellationToken cancellationToken = default) =>
-        TrainCore(train, validation, cancellationToken, null);
+    public Result Train(BeitTrainingImages train, BeitTrainingImages? validation = null, CancellationToken cancellationToken = default)
+    {
+        using var channel = TrainingChannel.Start(_mlContext, nameof(BeitImageClassificationTrainer));
+        return TrainCore(train, validation, cancellationToken, channel);
+    }
 
     private Result TrainCore(BeitTrainingImages train, BeitTrainingImages? validation, CancellationToken cancellationToken, IChannel? log)
     {
@@ -68,52 +84,33 @@ public sealed partial class BeitImageClassificationTrainer
             return new ValidationResult(loss, accuracy, f1, double.NaN, accuracy);
         };
         var (history, best) = TrainingLoop.Run(o, model, train.Count,
-            (indices, seed, lr, optimizer) => TrainStep(o, model, optimizer, train, indices, lr, seed, device), validate, cancellationToken, log);
+            (indices, _, rng) => TaskLoss(o, model, train, indices, rng, device), validate, cancellationToken, log);
         return new Result(model, history, best) { Notes = notes };
     }
 
-    // One optimizer step; returns the batch loss.
-    private static double TrainStep(Options o, BeitForImageClassification model, BeitAdamW optimizer, BeitTrainingImages data, ReadOnlySpan<int> indices,
-        double lr, int seed, Device device)
+    // The classification task: augmented batch, optional mixup/cutmix, (soft-target) cross-entropy.
+    private static Tensor TaskLoss(Options o, BeitForImageClassification model, BeitTrainingImages data, ReadOnlySpan<int> indices, Random rng, Device device)
     {
-        using var scope = NewDisposeScope();
-        // Seeds derived from (seed, epoch, batch) make a resumed run draw exactly what an uninterrupted run draws.
-        torch.random.manual_seed(seed);
-        var rng = new Random(seed);
         var (x, y) = data.Batch(indices, device);
         x = BatchAugmentation.TrainingView(x, null, model.Config.ImageSize, o, rng).Images;
-
-        Tensor loss;
         bool soft = o.LabelSmoothing > 0 || o.MixupAlpha > 0 || o.CutmixAlpha > 0;
-        if (soft)
-        {
-            var targets = BatchAugmentation.SoftTargets(y, data.ClassNames.Count, o.LabelSmoothing);
-            if (o.MixupAlpha > 0 || o.CutmixAlpha > 0)
-                (x, targets) = BatchAugmentation.MixupOrCutmix(x, targets, o.MixupAlpha, o.CutmixAlpha, 0.5, rng);
-            var logits = model.forward(x).Logits;
-            loss = -(targets * nn.functional.log_softmax(logits, 1)).sum(1).mean();
-        }
-        else
-        {
-            loss = model.forward(x, y).Loss!;
-        }
-        optimizer.ZeroGrad();
-        loss.backward();
-        if (o.GradientClipNorm > 0)
-            nn.utils.clip_grad_norm_(optimizer.Settings.Select(s => s.Parameter), o.GradientClipNorm);
-        optimizer.Step(lr);
-        return loss.item<float>();
+        if (!soft) return model.forward(x, y).Loss!;
+        var targets = BatchAugmentation.SoftTargets(y, data.ClassNames.Count, o.LabelSmoothing);
+        if (o.MixupAlpha > 0 || o.CutmixAlpha > 0)
+            (x, targets) = BatchAugmentation.MixupOrCutmix(x, targets, o.MixupAlpha, o.CutmixAlpha, 0.5, rng);
+        var logits = model.forward(x).Logits;
+        return -(targets * nn.functional.log_softmax(logits, 1)).sum(1).mean();
     }
 
     /// <summary>Loss, accuracy and macro-F1 of <paramref name="model"/> on <paramref name="data"/>, in eval mode.</summary>
-    public static (double Loss, double Accuracy, double MacroF1) Evaluate(BeitForImageClassification model, BeitTrainingImages data, int batchSize, Device? device = null)
+    internal static (double Loss, double Accuracy, double MacroF1) Evaluate(BeitForImageClassification model, BeitTrainingImages data, int batchSize, Device? device = null)
     {
         var cm = Predict(model, data, batchSize, device, out double loss);
         return (loss, cm.Accuracy, cm.MacroF1);
     }
 
     /// <summary>The confusion matrix of <paramref name="model"/> on <paramref name="data"/>, with the mean cross-entropy.</summary>
-    public static ConfusionMatrixMetrics Predict(BeitForImageClassification model, BeitTrainingImages data, int batchSize, Device? device, out double meanLoss)
+    internal static ConfusionMatrixMetrics Predict(BeitForImageClassification model, BeitTrainingImages data, int batchSize, Device? device, out double meanLoss)
     {
         var cm = new ConfusionMatrixMetrics(data.ClassNames);
         double lossSum = 0;
@@ -164,39 +161,9 @@ public sealed partial class BeitImageClassificationTrainer
     }
 
     /// <summary>
-    /// A checkpoint folder ready for fine-tuning: its configuration and tensors, with a shared relative position bias
-    /// (pre-training checkpoints) turned into per-layer tables.
-    /// </summary>
-    public static (BeitConfig Config, Dictionary<string, TensorData> Tensors) LoadForFineTuning(string folder)
-    {
-        var (config, tensors) = BeitCheckpoint.Load(folder);
-        return config.UseSharedRelativePositionBias ? ExpandSharedRelativePositionBias(config, tensors) : (config, tensors);
-    }
-
-    /// <summary>
-    /// Turns a checkpoint with one shared relative position bias into per-layer tables, each a copy of the shared
-    /// one, as the original BEiT code does before fine-tuning.
-    /// </summary>
-    public static (BeitConfig Config, Dictionary<string, TensorData> Tensors) ExpandSharedRelativePositionBias(BeitConfig config, IReadOnlyDictionary<string, TensorData> tensors)
-    {
-        var c = config.Clone();
-        c.UseSharedRelativePositionBias = false;
-        c.UseRelativePositionBias = true;
-        var t = new Dictionary<string, TensorData>(tensors);
-        const string shared = "beit.encoder.relative_position_bias.relative_position_bias_table";
-        if (t.Remove(shared, out var table))
-        {
-            for (int i = 0; i < c.NumHiddenLayers; i++)
-                t[$"beit.encoder.layer.{i}.attention.attention.relative_position_bias.relative_position_bias_table"] = table;
-        }
-        t.Remove("beit.encoder.relative_position_bias.relative_position_index");
-        return (c, t);
-    }
-
-    /// <summary>
     /// A from-scratch configuration suited to the data: patch size giving a 7×7 to 14×14 grid at the images' size,
     /// and a width that trains in minutes on a few CPU cores.
     /// </summary>
-    public static BeitConfig DefaultConfig(BeitTrainingImages train, Options o) =>
+    internal static BeitConfig DefaultConfig(BeitTrainingImages train, Options o) =>
         BeitTrainingDefaults.Config(o.ImageSize ?? Math.Min(train.Height, train.Width), o.DropPathRate);
 }

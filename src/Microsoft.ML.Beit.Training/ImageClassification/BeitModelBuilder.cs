@@ -47,33 +47,35 @@ public static class BeitModelBuilder
     public const string ImagePathColumn = "ImagePath";
 
     /// <summary>Trains from a folder of class subfolders and writes <paramref name="modelPath"/>.</summary>
+    /// <param name="mlContext">The context whose log receives training messages and which saves, loads and evaluates the model.</param>
     /// <param name="folder">One subfolder per class.</param>
     /// <param name="modelPath">The <c>model.zip</c> to write (atomically; nothing is written on failure or cancellation).</param>
     /// <param name="options">Trainer options; <see cref="BeitTrainerOptions.ImageSize"/> sets the side of a new model.</param>
     /// <param name="testFraction">Fraction of each class held out for the test report.</param>
     /// <param name="cancellationToken">Stops training within one batch.</param>
-    public static BeitModelBuilderReport TrainFromFolder(string folder, string modelPath, BeitImageClassificationTrainer.Options options,
+    public static BeitModelBuilderReport TrainFromFolder(MLContext mlContext, string folder, string modelPath, BeitImageClassificationTrainer.Options options,
         double testFraction = 0.1, CancellationToken cancellationToken = default)
     {
         int size = options.ImageSize ?? (options.CheckpointFolder is string ckpt ? BeitConfig.Load(ckpt).ImageSize : 224);
         var loaded = BeitImageFolder.Load(folder, size, cancellationToken: cancellationToken);
         var (train, test) = loaded.Images.Split(testFraction, options.Seed + 1);
-        return Train(train, test, modelPath, options, cancellationToken);
+        return Train(mlContext, train, test, modelPath, options, cancellationToken);
     }
 
-    /// <summary>Trains on <paramref name="train"/>, saves <paramref name="modelPath"/>, reloads it and evaluates it on <paramref name="test"/>.</summary>
-    public static BeitModelBuilderReport Train(BeitTrainingImages train, BeitTrainingImages test, string modelPath,
+    /// <summary>Trains on <paramref name="train"/>, saves <paramref name="modelPath"/>, reloads it and evaluates it on <paramref name="test"/> (ML.NET's multiclass evaluator).</summary>
+    public static BeitModelBuilderReport Train(MLContext mlContext, BeitTrainingImages train, BeitTrainingImages test, string modelPath,
         BeitImageClassificationTrainer.Options options, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(mlContext);
         // Fail before the first epoch, not after the last, when the outputs cannot be written.
         AtomicFile.CheckWritable(modelPath);
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var result = new BeitImageClassificationTrainer(options).Train(train, null, cancellationToken);
+        var result = new BeitImageClassificationTrainer(mlContext, options).Train(train, null, cancellationToken);
         var elapsed = clock.Elapsed;
         cancellationToken.ThrowIfCancellationRequested();
-        Save(result.Model, modelPath, options.ExportPrecision);
+        Save(mlContext, result.Model, modelPath, options.ExportPrecision);
 
-        var ml = new MLContext(seed: 0);
+        var ml = mlContext;
         var loaded = BeitModelZip.Load(ml, modelPath, out _);
         ConfusionMatrixMetrics cm;
         using (loaded as IDisposable)
@@ -85,32 +87,36 @@ public static class BeitModelBuilder
     /// Saves a trained model as <c>model.zip</c>: <c>ImagePath</c> → <c>LoadBeitImages</c> → <c>BeitImageProcessor</c>
     /// (resize to the model's size, bicubic, mean/std 0.5, as the trainer saw the images) → <c>BeitClassifier</c>.
     /// </summary>
+    /// <param name="mlContext">The context that builds and saves the pipeline.</param>
     /// <param name="model">The trained model.</param>
     /// <param name="modelPath">The <c>model.zip</c> to write (atomically).</param>
     /// <param name="precision">The ONNX graph's precision (<see cref="Onnx.BeitOnnxPrecision.Int8"/>: the fastest on the CPU, about 4× smaller).</param>
-    public static void Save(BeitForImageClassification model, string modelPath, Onnx.BeitOnnxPrecision precision = Onnx.BeitOnnxPrecision.Float32) =>
-        BeitPipelines.Package(new MLContext(seed: 0), BeitModelSource.FromTensors(model.Config, model.ToTensorData(), "trained BEiT"),
-            Onnx.BeitOnnxTask.ImageClassification, modelPath,
-            new BeitPipelines.Options { InputColumnName = ImagePathColumn, ExportOptions = new Onnx.BeitOnnxExportOptions { Precision = precision } });
+    public static void Save(MLContext mlContext, BeitForImageClassification model, string modelPath, Onnx.BeitOnnxPrecision precision = Onnx.BeitOnnxPrecision.Float32) =>
+        TrainedModelZip.Save(mlContext, model, Onnx.BeitOnnxTask.ImageClassification, modelPath, precision);
 
-    // Scores the test images through the loaded pipeline from PNG bytes of the in-memory images.
+    // Scores the test images through the loaded pipeline from PNG bytes of the in-memory images; ML.NET's multiclass
+    // evaluator counts the confusion table.
     private static ConfusionMatrixMetrics Evaluate(MLContext ml, ITransformer loaded, BeitTrainingImages test, IReadOnlyList<string> labelNames)
     {
         var cm = new ConfusionMatrixMetrics(test.ClassNames);
         string dir = BeitTempFiles.NewFolder("eval");
         try
         {
-            var rows = new PathRow[test.Count];
+            var rows = new EvalRow[test.Count];
             for (int i = 0; i < test.Count; i++)
             {
-                rows[i] = new PathRow { ImagePath = Path.Combine(dir, i.ToString(CultureInfo.InvariantCulture) + ".png") };
-                PngWriter.WriteRgb(rows[i].ImagePath, test.Pixels.AsSpan(i * 3 * test.Height * test.Width, 3 * test.Height * test.Width), test.Width, test.Height);
+                rows[i] = new EvalRow { ImagePath = Path.Combine(dir, i.ToString(CultureInfo.InvariantCulture) + ".png"), Label = test.ClassNames[test.Labels[i]] };
+                PngWriter.WriteRgb(rows[i].ImagePath, test.Pixels.AsSpan(i * 3 * test.Height * test.Width, 3 * test.Height * test.Width), test.Height, test.Width);
             }
             var scored = loaded.Transform(ml.Data.LoadFromEnumerable(rows));
-            var predicted = scored.GetColumn<uint>("PredictedLabel").ToArray();
+            // The truth as a key over the model's label values, so the evaluator lines it up with PredictedLabel.
+            var keyData = ml.Data.LoadFromEnumerable(labelNames.Select(n => new LabelRow { Label = n }));
+            var keyed = ml.Transforms.Conversion.MapValueToKey("Label", keyData: keyData).Fit(scored).Transform(scored);
+            var counts = ml.MulticlassClassification.Evaluate(keyed, "Label", "Score", "PredictedLabel").ConfusionMatrix.Counts;
             var index = test.ClassNames.Select((n, i) => (n, i)).ToDictionary(t => t.n, t => t.i);
-            for (int i = 0; i < test.Count; i++)
-                cm.Add(test.Labels[i], index[labelNames[(int)predicted[i] - 1]]);
+            for (int t = 0; t < counts.Count; t++)
+                for (int p = 0; p < counts[t].Count; p++)
+                    for (long n = (long)counts[t][p]; n > 0; n--) cm.Add(index[labelNames[t]], index[labelNames[p]]);
         }
         finally
         {
@@ -119,8 +125,14 @@ public static class BeitModelBuilder
         return cm;
     }
 
-    private sealed class PathRow
+    private sealed class LabelRow
+    {
+        public string Label { get; set; } = "";
+    }
+
+    private sealed class EvalRow
     {
         public string ImagePath { get; set; } = "";
+        public string Label { get; set; } = "";
     }
 }

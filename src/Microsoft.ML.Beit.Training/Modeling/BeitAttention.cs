@@ -10,7 +10,7 @@ namespace Microsoft.ML.Beit.Training;
 /// Without attention outputs or a head mask it runs PyTorch's fused scaled-dot-product attention, as Hugging Face's
 /// default SDPA path does; the result is the same to float rounding.
 /// </summary>
-public sealed class BeitSelfAttention : nn.Module
+internal sealed class BeitSelfAttention : nn.Module
 {
     private readonly Linear query;
     private readonly Linear key;
@@ -82,7 +82,7 @@ public sealed class BeitSelfAttention : nn.Module
 }
 
 /// <summary>Hugging Face's <c>BeitSelfOutput</c>: the attention output projection and dropout (the residual lives in the layer).</summary>
-public sealed class BeitSelfOutput : nn.Module<Tensor, Tensor>
+internal sealed class BeitSelfOutput : nn.Module<Tensor, Tensor>
 {
     private readonly Linear dense;
     private readonly Dropout dropout;
@@ -104,7 +104,7 @@ public sealed class BeitSelfOutput : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>Hugging Face's <c>BeitAttention</c>: self-attention (<c>attention</c>) followed by its output projection (<c>output</c>).</summary>
-public sealed class BeitAttention : nn.Module
+internal sealed class BeitAttention : nn.Module
 {
     private readonly BeitSelfAttention attention;
     private readonly BeitSelfOutput output;

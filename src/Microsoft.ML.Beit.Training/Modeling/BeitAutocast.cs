@@ -9,7 +9,7 @@ namespace Microsoft.ML.Beit.Training;
 /// float32 through libtorch on CPUs with AVX-512 BF16) and return float32. Parameters, gradients, norms, softmax and
 /// losses stay float32.
 /// </summary>
-public static class BeitAutocast
+internal static class BeitAutocast
 {
     [ThreadStatic] private static ScalarType? t_computeType;
 

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Beit.Training;
 
 /// <summary>Hugging Face's <c>BeitPatchEmbeddings</c>: a stride-P convolution, flattened to <c>[B, N, D]</c> (row-major patches).</summary>
-public sealed class BeitPatchEmbeddings : nn.Module<Tensor, Tensor>
+internal sealed class BeitPatchEmbeddings : nn.Module<Tensor, Tensor>
 {
     private readonly Conv2d projection;
     private readonly int _numChannels;
@@ -34,7 +34,7 @@ public sealed class BeitPatchEmbeddings : nn.Module<Tensor, Tensor>
 /// token prepended, optional absolute position embeddings (bicubically resized to other resolutions, as transformers
 /// ≥ 4.45 and v5 do), then dropout.
 /// </summary>
-public sealed class BeitEmbeddings : nn.Module<Tensor, Tensor?, Tensor>
+internal sealed class BeitEmbeddings : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly Parameter cls_token;
     private readonly Parameter? mask_token;

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Beit.Training;
 
 /// <summary>Stochastic depth: in training mode, drops a sample's residual branch with probability p and scales kept ones by 1/(1−p).</summary>
-public sealed class BeitDropPath : nn.Module<Tensor, Tensor>
+internal sealed class BeitDropPath : nn.Module<Tensor, Tensor>
 {
     /// <summary>Creates the module with drop probability <paramref name="dropProbability"/>.</summary>
     public BeitDropPath(double dropProbability) : base(nameof(BeitDropPath))
@@ -32,7 +32,7 @@ public sealed class BeitDropPath : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>Hugging Face's <c>BeitIntermediate</c>: the first MLP projection and the activation.</summary>
-public sealed class BeitIntermediate : nn.Module<Tensor, Tensor>
+internal sealed class BeitIntermediate : nn.Module<Tensor, Tensor>
 {
     private readonly Linear dense;
     private readonly Func<Tensor, Tensor> _act;
@@ -54,7 +54,7 @@ public sealed class BeitIntermediate : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>Hugging Face's <c>BeitOutput</c>: the second MLP projection and dropout.</summary>
-public sealed class BeitOutput : nn.Module<Tensor, Tensor>
+internal sealed class BeitOutput : nn.Module<Tensor, Tensor>
 {
     private readonly Linear dense;
     private readonly Dropout dropout;
@@ -79,7 +79,7 @@ public sealed class BeitOutput : nn.Module<Tensor, Tensor>
 /// Hugging Face's <c>BeitLayer</c> (pre-LN): <c>x + DropPath(λ₁·Attn(LN(x)))</c>, then <c>+ DropPath(λ₂·MLP(LN(·)))</c>.
 /// Layer scale (<c>lambda_1</c>, <c>lambda_2</c>) exists when <c>layer_scale_init_value &gt; 0</c>.
 /// </summary>
-public sealed class BeitLayer : nn.Module
+internal sealed class BeitLayer : nn.Module
 {
     private readonly BeitAttention attention;
     private readonly BeitIntermediate intermediate;
@@ -131,7 +131,7 @@ public sealed class BeitLayer : nn.Module
 /// Hugging Face's <c>BeitEncoder</c>: the shared relative position bias (if <c>use_shared_relative_position_bias</c>)
 /// and the stack of <see cref="BeitLayer"/> (<c>layer.{i}</c>), with stochastic depth rising linearly to <c>drop_path_rate</c>.
 /// </summary>
-public sealed class BeitEncoder : nn.Module
+internal sealed class BeitEncoder : nn.Module
 {
     private readonly BeitRelativePositionBias? relative_position_bias;
     private readonly ModuleList<BeitLayer> layer;
@@ -151,7 +151,7 @@ public sealed class BeitEncoder : nn.Module
     }
 
     /// <summary>The layers, in order.</summary>
-    public IReadOnlyList<BeitLayer> Layers => layer.ToList();
+    internal IReadOnlyList<BeitLayer> Layers => layer.ToList();
 
     /// <summary>Runs every layer; <c>hidden_states</c> holds the input and each layer's output (L+1 tensors) when asked.</summary>
     /// <param name="hiddenStates">Embeddings <c>[B, T, D]</c>.</param>
@@ -186,7 +186,7 @@ public sealed class BeitEncoder : nn.Module
 }
 
 /// <summary>Hugging Face's <c>BeitPooler</c>: LayerNorm of the mean patch token (mean pooling), else the CLS token.</summary>
-public sealed class BeitPooler : nn.Module<Tensor, Tensor>
+internal sealed class BeitPooler : nn.Module<Tensor, Tensor>
 {
     private readonly LayerNorm? layernorm;
 

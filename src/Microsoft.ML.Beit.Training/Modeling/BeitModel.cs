@@ -42,7 +42,7 @@ public sealed class BeitModel : BeitPreTrainedModel
         LoadPretrained(folder, config, strict, c => new BeitModel(c));
 
     /// <summary>The encoder (its layers carry the per-layer parameters).</summary>
-    public BeitEncoder Encoder => encoder;
+    internal BeitEncoder Encoder => encoder;
 
     /// <summary>Runs the backbone on <c>[B, C, H, W]</c> pixels.</summary>
     /// <param name="pixelValues">Normalised pixels.</param>

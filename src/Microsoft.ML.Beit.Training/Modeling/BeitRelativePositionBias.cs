@@ -11,7 +11,7 @@ namespace Microsoft.ML.Beit.Training;
 /// <c>[1, heads, N+1, N+1]</c> attention bias. For another resolution the offset rows are resized bilinearly
 /// (<c>align_corners=False</c>) to the new window, as transformers does since mid-2024.
 /// </summary>
-public sealed class BeitRelativePositionBias : nn.Module
+internal sealed class BeitRelativePositionBias : nn.Module
 {
     private readonly Parameter relative_position_bias_table;
     private readonly int _windowH, _windowW;

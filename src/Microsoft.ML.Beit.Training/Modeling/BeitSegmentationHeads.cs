@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Beit.Training;
 
 /// <summary>Hugging Face's <c>BeitConvModule</c> (from mmsegmentation): Conv2d without bias → BatchNorm2d → ReLU.</summary>
-public sealed class BeitConvModule : nn.Module<Tensor, Tensor>
+internal sealed class BeitConvModule : nn.Module<Tensor, Tensor>
 {
     private readonly Conv2d conv;
     private readonly BatchNorm2d bn;
@@ -29,7 +29,7 @@ public sealed class BeitConvModule : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>One pyramid pooling branch: <c>0</c> = adaptive average pooling to s×s (PyTorch's exact, possibly overlapping bins), <c>1</c> = 1×1 <see cref="BeitConvModule"/>.</summary>
-public sealed class BeitPyramidPoolingBlock : nn.Module<Tensor, Tensor>
+internal sealed class BeitPyramidPoolingBlock : nn.Module<Tensor, Tensor>
 {
     [TorchSharp.Utils.ComponentName(Name = "0")]
     private readonly AdaptiveAvgPool2d _pool;
@@ -57,7 +57,7 @@ public sealed class BeitPyramidPoolingBlock : nn.Module<Tensor, Tensor>
 /// a top-down path with bilinear upsampling (<c>align_corners=False</c>), 3×3 FPN convolutions, fusion at the finest
 /// resolution, and a 1×1 <c>classifier</c>.
 /// </summary>
-public sealed class BeitUperHead : nn.Module<IReadOnlyList<Tensor>, Tensor>
+internal sealed class BeitUperHead : nn.Module<IReadOnlyList<Tensor>, Tensor>
 {
     private readonly Conv2d classifier;
     private readonly nn.Module psp_modules;
@@ -112,7 +112,7 @@ public sealed class BeitUperHead : nn.Module<IReadOnlyList<Tensor>, Tensor>
 /// Hugging Face's <c>BeitFCNHead</c>, the auxiliary head: <c>auxiliary_num_convs</c> 3×3 <see cref="BeitConvModule"/>s
 /// on the third feature map, an optional concat with the input (<c>conv_cat</c>), and a 1×1 <c>classifier</c>.
 /// </summary>
-public sealed class BeitFCNHead : nn.Module<IReadOnlyList<Tensor>, Tensor>
+internal sealed class BeitFCNHead : nn.Module<IReadOnlyList<Tensor>, Tensor>
 {
     private readonly Sequential? convs;
     private readonly BeitConvModule? conv_cat;

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Beit.Training;
 
 /// <summary>Converts between checkpoint <see cref="TensorData"/> and TorchSharp tensors (raw bytes, no rounding).</summary>
-public static class BeitTensors
+internal static class BeitTensors
 {
     /// <summary>A new CPU tensor holding a copy of <paramref name="data"/>, in its own element type.</summary>
     public static Tensor ToTorch(TensorData data)

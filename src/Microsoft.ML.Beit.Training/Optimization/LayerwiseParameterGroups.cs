@@ -9,7 +9,7 @@ namespace Microsoft.ML.Beit.Training.Optimization;
 /// <param name="LayerId">0 for embeddings, <c>i+1</c> for encoder layer <c>i</c>, <c>L+1</c> for everything else.</param>
 /// <param name="LrScale">Multiplier of the scheduled learning rate.</param>
 /// <param name="WeightDecay">Decoupled weight decay of this tensor.</param>
-public sealed record ParameterSetting(string Name, Parameter Parameter, int LayerId, double LrScale, double WeightDecay);
+internal sealed record ParameterSetting(string Name, Parameter Parameter, int LayerId, double LrScale, double WeightDecay);
 
 /// <summary>
 /// Builds per-tensor settings as the original BEiT code does (microsoft/unilm <c>beit/optim_factory.py</c>,
@@ -17,7 +17,7 @@ public sealed record ParameterSetting(string Name, Parameter Parameter, int Laye
 /// <c>decay^(L+1−layer_id)</c>, and no weight decay on 1-D tensors (biases, norms, layer-scale lambdas), tokens and
 /// position / relative-bias tables.
 /// </summary>
-public static partial class LayerwiseParameterGroups
+internal static partial class LayerwiseParameterGroups
 {
     [GeneratedRegex(@"(^|\.)encoder\.layer\.(\d+)\.")]
     private static partial Regex LayerPattern();

@@ -9,7 +9,7 @@ namespace Microsoft.ML.Beit.Training.Optimization;
 /// <param name="TotalSteps">Number of optimizer steps in the whole run.</param>
 /// <param name="WarmupSteps">Steps of linear warm-up.</param>
 /// <param name="WarmupStart">Rate at step 0.</param>
-public sealed record LearningRateSchedule(double BaseLr, double MinLr, long TotalSteps, long WarmupSteps, double WarmupStart = 0)
+internal sealed record LearningRateSchedule(double BaseLr, double MinLr, long TotalSteps, long WarmupSteps, double WarmupStart = 0)
 {
     /// <summary>The learning rate of optimizer step <paramref name="step"/> (0-based).</summary>
     public double At(long step)

@@ -13,7 +13,7 @@ namespace Microsoft.ML.Beit.Training.Pretraining;
 /// follow the paper: AdamW, warm-up + cosine, layer scale, shared relative position bias, drop path, gradient
 /// clipping. The result is a Hugging Face checkpoint folder that the fine-tuning trainers accept directly.
 /// </summary>
-public sealed class BeitMaskedImageModelingTrainer
+public sealed partial class BeitMaskedImageModelingTrainer
 {
     /// <summary>Options of <see cref="BeitMaskedImageModelingTrainer"/>.</summary>
     public sealed class Options : BeitTrainerOptions
@@ -35,6 +35,10 @@ public sealed class BeitMaskedImageModelingTrainer
         public IBeitVisualTokenizer? Tokenizer { get; set; }
         /// <summary>Settings of the k-means tokenizer learnt when <see cref="Tokenizer"/> is null.</summary>
         public KMeansPatchTokenizer.Options KMeans { get; set; } = new();
+        /// <summary>Pixel-values column read by <c>Fit</c> (from <c>mlContext.Transforms.BeitImageProcessor</c>).</summary>
+        public string FeatureColumnName { get; set; } = "PixelValues";
+        /// <summary>Pooled-embedding column of the featurizer <c>Fit</c> returns.</summary>
+        public string OutputColumnName { get; set; } = "Features";
         /// <summary>Fraction of patches masked in each image (the paper's 75 of 196 ≈ 0.4).</summary>
         public double MaskRatio { get; set; } = 75.0 / 196;
         /// <summary>Smallest masked block, as a fraction of the grid (the paper's 16 of 196).</summary>
@@ -49,12 +53,20 @@ public sealed class BeitMaskedImageModelingTrainer
     }
 
     private readonly Options _options;
+    private readonly MLContext? _mlContext;
 
     /// <summary>Creates a trainer with <paramref name="options"/> (defaults when null).</summary>
     public BeitMaskedImageModelingTrainer(Options? options = null)
     {
         _options = options ?? new Options();
         _options.Validate();
+    }
+
+    /// <summary>Creates a trainer whose messages go to <paramref name="mlContext"/>'s log; <c>mlContext.BeitTrainers().MaskedImageModeling</c> calls it.</summary>
+    public BeitMaskedImageModelingTrainer(MLContext mlContext, Options options) : this(options)
+    {
+        ArgumentNullException.ThrowIfNull(mlContext);
+        _mlContext = mlContext;
     }
 
     /// <summary>The pre-trained model (eval mode), its tokenizer and history.</summary>
@@ -65,9 +77,10 @@ public sealed class BeitMaskedImageModelingTrainer
 
     /// <summary>Pre-trains on <paramref name="images"/> (labels, if any, are ignored).</summary>
     /// <exception cref="OperationCanceledException">Cancelled; only whole checkpoints are left.</exception>
-    public Result Train(BeitTrainingImages images, IProgress<string>? log = null, CancellationToken cancellationToken = default)
+    public Result Train(BeitTrainingImages images, CancellationToken cancellationToken = default)
     {
         var o = _options;
+        using var log = TrainingChannel.Start(_mlContext, nameof(BeitMaskedImageModelingTrainer));
         if (images.Count == 0) throw new ArgumentException("No images.");
         if (o.NumThreads is int threads) torch.set_num_threads(threads);
         var device = new Device(o.Device);
@@ -100,21 +113,14 @@ public sealed class BeitMaskedImageModelingTrainer
             var (loss, accuracy) = Evaluate(model, tokenizer, validation, maskOptions, o.BatchSize, o.Seed, device);
             return new ValidationResult(loss, accuracy, double.NaN, double.NaN, accuracy);
         };
-        var (history, _) = TrainingLoop.Run(o, model, train.Count, (indices, seed, lr, optimizer) =>
+        var (history, _) = TrainingLoop.Run(o, model, train.Count, (indices, seed, rng) =>
         {
-            using var scope = NewDisposeScope();
-            torch.random.manual_seed(seed);
-            var rng = new Random(seed);
+            // The masked-image-modeling task: augmented view, blockwise mask, cross-entropy on the masked patches' tokens.
             var (x, _) = train.Batch(indices, device);
             x = BatchAugmentation.TrainingView(x, null, model.Config.ImageSize, o, rng).Images;
             var (mask, labels) = MasksAndTargets(tokenizer, x, patch, maskOptions with { Seed = seed });
-            var loss = model.forward(x, mask, labels).Loss!;
-            optimizer.ZeroGrad();
-            loss.backward();
-            if (o.GradientClipNorm > 0) nn.utils.clip_grad_norm_(optimizer.Settings.Select(s => s.Parameter), o.GradientClipNorm);
-            optimizer.Step(lr);
-            return loss.item<float>();
-        }, validate, cancellationToken);
+            return model.forward(x, mask, labels).Loss!;
+        }, validate, cancellationToken, log);
         return new Result(model, tokenizer, history);
     }
 
@@ -124,7 +130,7 @@ public sealed class BeitMaskedImageModelingTrainer
     /// </summary>
     public static void Save(Result result, string folder)
     {
-        TrainingLoop.WriteFolderAtomically(Path.GetFullPath(folder), tmp =>
+        Microsoft.ML.Beit.IO.AtomicFile.WriteFolder(Path.GetFullPath(folder), tmp =>
         {
             result.Model.SavePretrained(tmp);
             if (result.Tokenizer is KMeansPatchTokenizer kmeans) kmeans.Save(tmp);
@@ -146,7 +152,7 @@ public sealed class BeitMaskedImageModelingTrainer
     }
 
     /// <summary>Masked-token cross-entropy and accuracy on <paramref name="data"/> with masks fixed by <paramref name="seed"/>.</summary>
-    public static (double Loss, double Accuracy) Evaluate(BeitForMaskedImageModeling model, IBeitVisualTokenizer tokenizer, BeitTrainingImages data,
+    internal static (double Loss, double Accuracy) Evaluate(BeitForMaskedImageModeling model, IBeitVisualTokenizer tokenizer, BeitTrainingImages data,
         BlockwiseMaskingGenerator.Options maskOptions, int batchSize, int seed, Device? device = null)
     {
         int patch = model.Config.PatchSize, size = model.Config.ImageSize;
@@ -166,7 +172,7 @@ public sealed class BeitMaskedImageModelingTrainer
         return (lossSum / Math.Max(1, total), (double)correct / Math.Max(1, total));
     }
 
-    private KMeansPatchTokenizer FitKMeans(BeitTrainingImages train, int patch, int size, IProgress<string>? log, CancellationToken cancellationToken)
+    private KMeansPatchTokenizer FitKMeans(BeitTrainingImages train, int patch, int size, Microsoft.ML.Runtime.IChannel? log, CancellationToken cancellationToken)
     {
         var o = _options;
         IEnumerable<Tensor> Batches()
@@ -189,7 +195,8 @@ public sealed class BeitMaskedImageModelingTrainer
             StandardizePatches = kmeans.StandardizePatches, Seed = o.Seed,
         };
         // Batches are created while Fit enumerates them, so Fit's own dispose scope frees them.
-        return KMeansPatchTokenizer.Fit(Batches(), patch, options, log, cancellationToken);
+        var progress = new TokenizerProgress(o, log);
+        return KMeansPatchTokenizer.Fit(Batches(), patch, options, progress, cancellationToken);
     }
 
     private BeitForMaskedImageModeling CreateModel(BeitTrainingImages train, out int patch)
@@ -204,7 +211,7 @@ public sealed class BeitMaskedImageModelingTrainer
         }
         else
         {
-            config = o.Config?.Clone() ?? BeitImageClassificationTrainer.DefaultConfig(train, new BeitImageClassificationTrainer.Options { ImageSize = o.ImageSize, DropPathRate = o.DropPathRate });
+            config = o.Config?.Clone() ?? BeitTrainingDefaults.Config(o.ImageSize ?? Math.Min(train.Height, train.Width), o.DropPathRate);
             if (o.Config is null)
             {
                 config.UseRelativePositionBias = false;
@@ -227,5 +234,18 @@ public sealed class BeitMaskedImageModelingTrainer
             model.LoadWeights(load, o.CheckpointFolder!, strict: false);
         }
         return model;
+    }
+
+    // k-means iterations reach the one progress record and the ML.NET log like training steps do.
+    private sealed class TokenizerProgress(BeitTrainerOptions o, Microsoft.ML.Runtime.IChannel? log) : IProgress<BeitTrainingProgress>
+    {
+        private readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
+
+        public void Report(BeitTrainingProgress value)
+        {
+            var p = value with { Epochs = o.Epochs, Elapsed = _clock.Elapsed };
+            if (p.Message is string m) log?.Info(Microsoft.ML.Runtime.MessageSensitivity.None, m);
+            o.Progress?.Report(p);
+        }
     }
 }

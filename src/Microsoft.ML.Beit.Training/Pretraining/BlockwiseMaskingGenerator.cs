@@ -9,7 +9,7 @@ namespace Microsoft.ML.Beit.Training.Pretraining;
 /// exactly <see cref="Options.NumMaskingPatches"/> patches; the original v1 code could stop short. Deterministic for a
 /// given <see cref="Options.Seed"/> (each call advances the generator's own random stream).
 /// </remarks>
-public sealed class BlockwiseMaskingGenerator
+internal sealed class BlockwiseMaskingGenerator
 {
     /// <summary>Settings of the generator; the defaults are the paper's for a 14×14 grid.</summary>
     public sealed record Options

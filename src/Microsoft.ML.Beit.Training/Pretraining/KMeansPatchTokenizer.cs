@@ -92,7 +92,7 @@ public sealed class KMeansPatchTokenizer : IBeitVisualTokenizer, IDisposable
     /// <see cref="Options.Seed"/> and a given batch order.
     /// </summary>
     public static KMeansPatchTokenizer Fit(IEnumerable<Tensor> batches, int patchSize, Options? options = null,
-        IProgress<string>? progress = null, CancellationToken cancellationToken = default)
+        IProgress<BeitTrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         options ??= new Options();
         if (options.VocabSize < 2) throw new ArgumentException("VocabSize must be at least 2.");
@@ -143,7 +143,12 @@ public sealed class KMeansPatchTokenizer : IBeitVisualTokenizer, IDisposable
             var next = where(empty.unsqueeze(1), centroids, updated);
             long moved = (next - centroids).abs().gt(1e-6).any(1).sum().item<long>();
             centroids.copy_(next);
-            progress?.Report(string.Create(CultureInfo.InvariantCulture, $"k-means iteration {it + 1}/{options.Iterations}: {moved} centroids moved, {empty.sum().item<long>()} empty"));
+            if (progress is not null)
+                progress.Report(new BeitTrainingProgress(BeitTrainingPhase.Tokenizer, 0, 0, 0, 0, it + 1, options.Iterations, double.NaN, double.NaN, double.NaN, double.NaN,
+                    TimeSpan.Zero, TimeSpan.Zero)
+                {
+                    Message = string.Create(CultureInfo.InvariantCulture, $"k-means iteration {it + 1}/{options.Iterations}: {moved} centroids moved, {empty.sum().item<long>()} empty"),
+                });
             if (moved == 0) break;
         }
         var tokenizer = new KMeansPatchTokenizer(centroids, options.StandardizePatches);

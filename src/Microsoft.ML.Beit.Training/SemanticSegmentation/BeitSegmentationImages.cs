@@ -24,6 +24,15 @@ public sealed class BeitSegmentationImages
         IgnoreIndex = ignoreIndex;
     }
 
+    private float[]? _normalized;
+
+    /// <summary>A set of already-normalised float pixels (<c>count·3·height·width</c>, CHW), e.g. read from an ML.NET pixel-values column.</summary>
+    internal static BeitSegmentationImages FromNormalizedPixels(float[] pixels, byte[] labelMaps, int count, int height, int width, IReadOnlyList<string> classNames, int ignoreIndex = 255)
+    {
+        if (pixels.LongLength != (long)count * 3 * height * width) throw new ArgumentException($"Expected {count}·3·{height}·{width} values, got {pixels.LongLength}.");
+        return new BeitSegmentationImages(new byte[pixels.Length], labelMaps, count, height, width, classNames, ignoreIndex) { _normalized = pixels };
+    }
+
     /// <summary>CHW pixel bytes of every image.</summary>
     public byte[] Pixels { get; }
     /// <summary>Label bytes of every map.</summary>
@@ -49,12 +58,14 @@ public sealed class BeitSegmentationImages
         int plane = Height * Width;
         var pixels = new byte[indices.Count * 3 * plane];
         var maps = new byte[indices.Count * plane];
+        var normalized = _normalized is null ? null : new float[indices.Count * 3 * plane];
         for (int k = 0; k < indices.Count; k++)
         {
             Pixels.AsSpan(indices[k] * 3 * plane, 3 * plane).CopyTo(pixels.AsSpan(k * 3 * plane));
+            _normalized?.AsSpan(indices[k] * 3 * plane, 3 * plane).CopyTo(normalized.AsSpan(k * 3 * plane));
             LabelMaps.AsSpan(indices[k] * plane, plane).CopyTo(maps.AsSpan(k * plane));
         }
-        return new BeitSegmentationImages(pixels, maps, indices.Count, Height, Width, ClassNames, IgnoreIndex) { ImageMean = ImageMean, ImageStd = ImageStd };
+        return new BeitSegmentationImages(pixels, maps, indices.Count, Height, Width, ClassNames, IgnoreIndex) { ImageMean = ImageMean, ImageStd = ImageStd, _normalized = normalized };
     }
 
     /// <summary>A random split with <paramref name="fraction"/> of the images in the second set.</summary>
@@ -75,6 +86,13 @@ public sealed class BeitSegmentationImages
         var labels = new long[indices.Length * plane];
         for (int k = 0; k < indices.Length; k++)
         {
+            var map = LabelMaps.AsSpan(indices[k] * plane, plane);
+            for (int p = 0; p < plane; p++) labels[k * plane + p] = map[p];
+            if (_normalized is not null)
+            {
+                _normalized.AsSpan(indices[k] * 3 * plane, 3 * plane).CopyTo(data.AsSpan(k * 3 * plane));
+                continue;
+            }
             var src = Pixels.AsSpan(indices[k] * 3 * plane, 3 * plane);
             for (int c = 0; c < 3; c++)
             {
@@ -82,8 +100,6 @@ public sealed class BeitSegmentationImages
                 int o = (k * 3 + c) * plane;
                 for (int p = 0; p < plane; p++) data[o + p] = src[c * plane + p] * scale + shift;
             }
-            var map = LabelMaps.AsSpan(indices[k] * plane, plane);
-            for (int p = 0; p < plane; p++) labels[k * plane + p] = map[p];
         }
         var x = tensor(data, [indices.Length, 3, Height, Width]);
         var y = tensor(labels, [indices.Length, Height, Width]);

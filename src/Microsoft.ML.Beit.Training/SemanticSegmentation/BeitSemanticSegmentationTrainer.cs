@@ -2,7 +2,6 @@ using Microsoft.ML.Beit.Checkpoints;
 using Microsoft.ML.Beit.Evaluation;
 using Microsoft.ML.Beit.IO;
 using Microsoft.ML.Beit.Training.Data;
-using Microsoft.ML.Beit.Training.ImageClassification;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -10,11 +9,11 @@ namespace Microsoft.ML.Beit.Training.SemanticSegmentation;
 
 /// <summary>
 /// Fine-tunes (or trains from scratch) <see cref="BeitForSemanticSegmentation"/> (UperNet + FCN auxiliary head) with
-/// the same recipe and loop as <see cref="BeitImageClassificationTrainer"/>: layer-wise decay, AdamW, warm-up +
+/// the same recipe and loop as <see cref="ImageClassification.BeitImageClassificationTrainer"/>: layer-wise decay, AdamW, warm-up +
 /// cosine, drop path, random resized crop + flip applied to image and label map alike (labels resized nearest),
 /// cross-entropy with ignore index 255 plus the weighted auxiliary loss, and mean IoU on validation.
 /// </summary>
-public sealed class BeitSemanticSegmentationTrainer
+public sealed partial class BeitSemanticSegmentationTrainer
 {
     /// <summary>Options of <see cref="BeitSemanticSegmentationTrainer"/>; the defaults suit small data.</summary>
     public sealed class Options : BeitTrainerOptions
@@ -26,15 +25,32 @@ public sealed class BeitSemanticSegmentationTrainer
             LayerDecay = 0.9;
             LearningRate = 5e-4;
         }
+
+        /// <summary>Pixel-values column read by <c>Fit</c> (from <c>mlContext.Transforms.BeitImageProcessor</c>).</summary>
+        public string FeatureColumnName { get; set; } = "PixelValues";
+        /// <summary>Label-map column read by <c>Fit</c>: one Byte or Int32 class index per pixel (255 ignored), row-major, at the pixel values' size.</summary>
+        public string LabelColumnName { get; set; } = "Label";
+        /// <summary>Class-map column of the segmenter <c>Fit</c> returns.</summary>
+        public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
+        /// <summary>Class names by index for <c>Fit</c>; null names them 0..the largest label seen.</summary>
+        public IReadOnlyList<string>? ClassNames { get; set; }
     }
 
     private readonly Options _options;
+    private readonly MLContext? _mlContext;
 
     /// <summary>Creates a trainer with <paramref name="options"/> (defaults when null).</summary>
     public BeitSemanticSegmentationTrainer(Options? options = null)
     {
         _options = options ?? new Options();
         _options.Validate();
+    }
+
+    /// <summary>Creates a trainer whose messages go to <paramref name="mlContext"/>'s log; <c>mlContext.BeitTrainers().SemanticSegmentation</c> calls it.</summary>
+    public BeitSemanticSegmentationTrainer(MLContext mlContext, Options options) : this(options)
+    {
+        ArgumentNullException.ThrowIfNull(mlContext);
+        _mlContext = mlContext;
     }
 
     /// <summary>The trained model (in eval mode), its history and the epoch whose weights it holds.</summary>
@@ -48,6 +64,7 @@ public sealed class BeitSemanticSegmentationTrainer
     public Result Train(BeitSegmentationImages train, BeitSegmentationImages? validation = null, CancellationToken cancellationToken = default)
     {
         var o = _options;
+        using var log = TrainingChannel.Start(_mlContext, nameof(BeitSemanticSegmentationTrainer));
         if (validation is null && o.ValidationFraction > 0 && train.Count >= 4)
             (train, validation) = train.Split(o.ValidationFraction, o.Seed);
         if (train.Count == 0) throw new ArgumentException("No training images.");
@@ -61,33 +78,23 @@ public sealed class BeitSemanticSegmentationTrainer
             return new ValidationResult(loss, cm.Accuracy, double.NaN, cm.MeanIoU, cm.MeanIoU);
         };
         var (history, best) = TrainingLoop.Run(o, model, train.Count,
-            (indices, seed, lr, optimizer) => TrainStep(model, optimizer, train, indices, lr, seed, device), validate, cancellationToken);
+            (indices, _, rng) => TaskLoss(model, train, indices, rng, device), validate, cancellationToken, log);
         return new Result(model, history, best);
     }
 
-    private double TrainStep(BeitForSemanticSegmentation model, Optimization.BeitAdamW optimizer, BeitSegmentationImages data, ReadOnlySpan<int> indices,
-        double lr, int seed, Device device)
+    // The segmentation task: the same random crop + flip on image and label map, UperNet + auxiliary cross-entropy.
+    private Tensor TaskLoss(BeitForSemanticSegmentation model, BeitSegmentationImages data, ReadOnlySpan<int> indices, Random rng, Device device)
     {
-        var o = _options;
-        using var scope = NewDisposeScope();
-        torch.random.manual_seed(seed);
-        var rng = new Random(seed);
         var (x, y) = data.Batch(indices, device);
-        var (vx, vy) = BatchAugmentation.TrainingView(x, y, model.Config.ImageSize, o, rng);
-        (x, y) = (vx, vy!);
-        var loss = model.forward(x, y).Loss!;
-        optimizer.ZeroGrad();
-        loss.backward();
-        if (o.GradientClipNorm > 0) nn.utils.clip_grad_norm_(optimizer.Settings.Select(s => s.Parameter), o.GradientClipNorm);
-        optimizer.Step(lr);
-        return loss.item<float>();
+        var (vx, vy) = BatchAugmentation.TrainingView(x, y, model.Config.ImageSize, _options, rng);
+        return model.forward(vx, vy!).Loss!;
     }
 
     /// <summary>
     /// The pixel confusion matrix of <paramref name="model"/> on <paramref name="data"/> (logits upsampled bilinearly to
     /// the label size, ignore index skipped), with the mean validation loss.
     /// </summary>
-    public static ConfusionMatrixMetrics Evaluate(BeitForSemanticSegmentation model, BeitSegmentationImages data, int batchSize, Device? device, out double meanLoss)
+    internal static ConfusionMatrixMetrics Evaluate(BeitForSemanticSegmentation model, BeitSegmentationImages data, int batchSize, Device? device, out double meanLoss)
     {
         var cm = new ConfusionMatrixMetrics(data.ClassNames);
         double lossSum = 0;
@@ -138,25 +145,19 @@ public sealed class BeitSemanticSegmentationTrainer
     /// <c>BeitImageProcessor</c> (resize to the model's size, mean/std 0.5, as in training) → <c>BeitSegmenter</c>
     /// (a label map at each image's own size). Written atomically.
     /// </summary>
+    /// <param name="mlContext">The context that builds and saves the pipeline.</param>
     /// <param name="model">The trained model.</param>
     /// <param name="modelPath">The <c>model.zip</c> to write.</param>
     /// <param name="precision">The ONNX graph's precision (<see cref="Onnx.BeitOnnxPrecision.Int8"/>: the fastest on the CPU).</param>
-    public static void Save(BeitForSemanticSegmentation model, string modelPath, Onnx.BeitOnnxPrecision precision = Onnx.BeitOnnxPrecision.Float32) =>
-        BeitPipelines.Package(new MLContext(seed: 0), Estimators.BeitModelSource.FromTensors(model.Config, model.ToTensorData(), "trained BEiT segmenter"),
-            Onnx.BeitOnnxTask.SemanticSegmentation, modelPath,
-            new BeitPipelines.Options { ExportOptions = new Onnx.BeitOnnxExportOptions { Precision = precision } });
-
-    private sealed class PathRow
-    {
-        public string ImagePath { get; set; } = "";
-    }
+    public static void Save(MLContext mlContext, BeitForSemanticSegmentation model, string modelPath, Onnx.BeitOnnxPrecision precision = Onnx.BeitOnnxPrecision.Float32) =>
+        TrainedModelZip.Save(mlContext, model, Onnx.BeitOnnxTask.SemanticSegmentation, modelPath, precision);
 
     /// <summary>Four evenly spaced layers ending at the last, e.g. [3, 6, 9, 12] for 12 layers or [1, 2, 3, 4] for 4.</summary>
-    public static int[] DefaultOutIndices(int numLayers) =>
+    internal static int[] DefaultOutIndices(int numLayers) =>
         Enumerable.Range(1, 4).Select(i => Math.Max(1, (int)Math.Round(i * numLayers / 4.0))).ToArray();
 
     /// <summary>A from-scratch configuration suited to the data (grid of 8×8 to 16×16 patches, small width).</summary>
-    public static BeitConfig DefaultConfig(BeitSegmentationImages train, Options o)
+    internal static BeitConfig DefaultConfig(BeitSegmentationImages train, Options o)
     {
         int size = o.ImageSize ?? Math.Min(train.Height, train.Width);
         int patch = size <= 64 ? 8 : 16;

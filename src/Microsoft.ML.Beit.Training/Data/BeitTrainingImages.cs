@@ -1,9 +1,9 @@
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.Beit.Training.ImageClassification;
+namespace Microsoft.ML.Beit.Training;
 
 /// <summary>
-/// Labelled training images held in memory at one size, as 8-bit CHW pixels (3 channels), with the mean/std the
+/// Training images (labelled for classification; labels ignored by pre-training) held in memory at one size, as 8-bit CHW pixels (3 channels), with the mean/std the
 /// model normalises them with. Batches are built from it on the fly, so memory stays at one byte per value.
 /// </summary>
 public sealed class BeitTrainingImages
