@@ -2,7 +2,6 @@ using System.Net;
 using System.Reflection;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -100,13 +99,22 @@ internal static class BeitServer
         var app = builder.Build();
         var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
 
-        app.UseExceptionHandler(errors => errors.Run(async context =>
+        // Expected failures become 4xx JSON here, without a log line or a stack trace (they are the client's); only a
+        // bug is logged, and answered 500.
+        app.Use(async (context, next) =>
         {
-            var error = context.Features.Get<IExceptionHandlerFeature>()?.Error;
-            var (status, message) = Classify(error);
-            if (status >= 500) app.Logger.LogError(error, "Unexpected error on {Path}", context.Request.Path);
-            await WriteError(context, status, message).ConfigureAwait(false);
-        }));
+            try
+            {
+                await next(context).ConfigureAwait(false);
+            }
+            catch (Exception e) when (!context.Response.HasStarted)
+            {
+                if (context.RequestAborted.IsCancellationRequested) return; // the client is gone
+                var (status, message) = Classify(e);
+                if (status >= 500) app.Logger.LogError(e, "Unexpected error on {Method} {Path}", context.Request.Method, context.Request.Path);
+                await WriteError(context, status, message).ConfigureAwait(false);
+            }
+        });
         app.UseStatusCodePages(async context =>
         {
             var http = context.HttpContext;
@@ -209,7 +217,7 @@ internal static class BeitServer
     private static void Require(BeitServingModel model, BeitServingTask task, string endpoint)
     {
         if (model.Task != task)
-            throw new RequestException(400, $"{endpoint} needs a {BeitServingModel.Name(task)} model; this server has a {BeitServingModel.Name(model.Task)} model " +
+            throw new RequestException(400, $"{endpoint} needs a {BeitServingModel.Name(task)} model; this server's model does {BeitServingModel.Name(model.Task)} " +
                                             $"(use {Endpoint(model.Task)}).");
     }
 
