@@ -82,7 +82,7 @@ public sealed class CliPackagePredictTests(ITestOutputHelper output)
         var package = Run("package", checkpoint, "--task", "image-classification", "--out", zip);
         Assert.Equal(0, package.Code);
         Assert.Contains("Score, PredictedLabel (5 labels)", package.Stdout);
-        ModelPersistenceTests.AssertZipIsSelfContained(zip, dir);
+        TestZips.AssertZipIsSelfContained(zip, dir);
 
         string folder = Path.Combine(dir, "images");
         Directory.CreateDirectory(folder);

@@ -157,7 +157,7 @@ internal static class BeitServer
             var result = await model.SegmentAsync(image, context.RequestAborted).ConfigureAwait(false);
             return format switch
             {
-                "png" => Results.Bytes(SegmentationImages.LabelMapPng(result), "image/png"),
+                "png" => Results.Bytes(SegmentationImages.LabelMapPng(result, model.Labels.Count), "image/png"),
                 "overlay" => Results.Bytes(SegmentationImages.OverlayPng(result), "image/png"),
                 _ => Results.Json(SegmentationImages.Summary(result, model.Labels), s_json),
             };

@@ -46,17 +46,7 @@ public sealed class BeitServingOptions
 /// <param name="Labels">Class index per pixel, row-major.</param>
 /// <param name="Size">The map's (height, width): the image's own size.</param>
 /// <param name="Image">The decoded image (for overlays).</param>
-public sealed record BeitSegmentation(int[] Labels, PixelSize Size, RgbImage Image)
-{
-    /// <summary>The fraction of pixels of each class, by class index.</summary>
-    public double[] ClassFractions(int classCount)
-    {
-        var counts = new long[classCount];
-        foreach (int c in Labels)
-            if ((uint)c < (uint)classCount) counts[c]++;
-        return counts.Select(n => Labels.Length == 0 ? 0 : (double)n / Labels.Length).ToArray();
-    }
-}
+public sealed record BeitSegmentation(int[] Labels, PixelSize Size, RgbImage Image);
 
 /// <summary>
 /// A model served to many concurrent callers from encoded image bytes: a <c>model.zip</c> made by <c>beit package</c>

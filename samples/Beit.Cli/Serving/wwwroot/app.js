@@ -17,7 +17,7 @@ const Beit = (() => {
     for (const c of children) node.append(c);
     return node;
   };
-  const percent = (p) => (100 * p).toFixed(p >= 0.001 || p === 0 ? 1 : 3) + " %";
+  const percent = (p) => (100 * p).toFixed(1) + " %";
 
   /** POSTs the image as its own body; resolves to the Response, or throws the server's JSON error. */
   async function post(path, file) {
