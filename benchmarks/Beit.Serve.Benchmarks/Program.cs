@@ -1,12 +1,13 @@
 // Load benchmark of 'beit serve': requests per second, latency percentiles and the server's resident memory.
 //
-//   dotnet run -c Release --project benchmarks/Beit.Serve.Benchmarks [-- --requests 10000 --clients 16 --batch 8 --image thin.png]
+//   dotnet run -c Release --project benchmarks/Beit.Serve.Benchmarks [-- --requests 10000 --clients 16 --batch 8 --warm-up 2000 --image thin.png]
 //
 // Packages the tiny classifier fixture (test/fixtures/hf-beit/tiny/cls_relpos, 32×32) with 'beit package', then starts
 // two servers at once as separate processes on free loopback ports: one plain (--max-batch 1) and one micro-batching
-// (--max-batch B). It sends warm-up requests, reads each server's RSS (/proc/<pid>/status VmRSS), then sends N requests
+// (--max-batch B). It sends W warm-up requests (default 2,000) to each, reads each server's RSS (/proc/<pid>/status VmRSS), then sends N requests
 // from C concurrent clients to the plain server in slices, alternating every slice with the batching server under the
-// same load, so the two are compared in the same run; RSS is read again at the end: it must stay flat. Every answer
+// same load, so the two are compared in the same run; RSS is read again at the end: it must stay flat (the benchmark
+// exits 1 when the plain server's RSS grew by 10 % or more). Every answer
 // must be 200 with the same top label as the first answer for that image. A tiny model measures the server itself
 // (HTTP, decoding, preprocessing, the engine pool) rather than the transformer.
 using System.Diagnostics;
@@ -15,7 +16,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.ML.Beit;
 
-int requests = Arg("--requests", 10_000), clients = Arg("--clients", 16), batch = Arg("--batch", 8), slices = Arg("--slices", 10);
+int requests = Arg("--requests", 10_000), clients = Arg("--clients", 16), batch = Arg("--batch", 8), slices = Arg("--slices", 10), warmUp = Arg("--warm-up", 2000);
 string imageName = ArgText("--image", "thin.png");
 string repository = FindRepository();
 string beit = Path.Combine(repository, "samples", "Beit.Cli", "bin", "Release", "net10.0", "beit.dll");
@@ -68,9 +69,9 @@ try
         return (latencies.ToList(), clock.Elapsed.TotalSeconds);
     }
 
-    // Warm-up: JIT, engines for every concurrent client, buffers.
-    await Load(plainUrl, 500);
-    await Load(batchedUrl, 500);
+    // Warm-up: JIT, tiered compilation, the engines, the thread pool and the GC heap reach their steady size.
+    await Load(plainUrl, warmUp);
+    await Load(batchedUrl, warmUp);
     long rssBefore = Rss(plain.Id), rssBatchedBefore = Rss(batched.Id);
     Console.WriteLine($"after warm-up: plain server RSS {rssBefore / 1e6:F1} MB, batching server RSS {rssBatchedBefore / 1e6:F1} MB; load average {LoadAverage()}");
 

@@ -66,15 +66,15 @@ internal static class BeitServer
         return 0;
     }
 
-    private static IPAddress? ParseHost(string host)
+    private static IPAddress ParseHost(string host)
     {
-        if (host == "localhost") return null;
+        if (host == "localhost") return IPAddress.Loopback;
         if (IPAddress.TryParse(host.Trim('[', ']'), out var ip)) return ip;
         throw new ArgumentException($"--host '{host}' is not an IP address (or 'localhost').");
     }
 
     /// <summary>The web application, not yet started.</summary>
-    public static WebApplication Build(BeitServingModel model, BeitServerOptions options, IPAddress? address)
+    public static WebApplication Build(BeitServingModel model, BeitServerOptions options, IPAddress address)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
@@ -86,8 +86,7 @@ internal static class BeitServer
         {
             k.AddServerHeader = false;
             k.Limits.MaxRequestBodySize = options.MaxBodyBytes + MultipartSlack;
-            if (address == null) k.ListenLocalhost(options.Port);
-            else k.Listen(address, options.Port);
+            k.Listen(address, options.Port);
         });
         builder.Services.Configure<FormOptions>(o =>
         {
