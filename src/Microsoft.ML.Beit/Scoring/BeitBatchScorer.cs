@@ -38,6 +38,18 @@ public sealed class BeitBatchScorerOptions
     public bool KeepImages { get; set; } = true;
 }
 
+/// <summary>A model resolved for scoring: the stage's ONNX graph (flattened pixel input, internal output names) and its configuration.</summary>
+internal sealed record BeitScoringModel(byte[] Onnx, BeitBatchTask Task, BeitStageConfig Load, BeitImageProcessor Processor, BeitStageConfig Model)
+{
+    /// <summary>The graph's output: its name and values per image.</summary>
+    public (string Name, int Length) Output => Task switch
+    {
+        BeitBatchTask.ImageClassification => (BeitColumns.Probabilities, Model.Labels!.Length),
+        BeitBatchTask.Features => (BeitColumns.Pooled, Model.HiddenSize),
+        _ => (BeitColumns.Logits, checked(Model.Labels!.Length * Model.LogitsHeight * Model.LogitsWidth)),
+    };
+}
+
 /// <summary>One image's result from <see cref="BeitBatchScorer.Score"/>: the model's output, or why the image could not be scored.</summary>
 public sealed class BeitBatchResult
 {
@@ -83,8 +95,9 @@ public sealed class BeitBatchScorer : IDisposable
     private readonly string _output;
     private readonly int _outputLength;
 
-    private BeitBatchScorer(byte[] onnx, BeitBatchTask task, BeitStageConfig load, BeitImageProcessor processor, BeitStageConfig model, BeitBatchScorerOptions? options)
+    private BeitBatchScorer(BeitScoringModel resolved, BeitBatchScorerOptions? options)
     {
+        var (onnx, task, load, processor, model) = resolved;
         _options = options ?? new BeitBatchScorerOptions();
         if (_options.BatchSize < 1 || _options.BatchSize > 4096) throw new ArgumentOutOfRangeException(nameof(options), _options.BatchSize, "BatchSize must be 1 to 4096.");
         if (_options.DecodeThreads < 1) throw new ArgumentOutOfRangeException(nameof(options), _options.DecodeThreads, "DecodeThreads must be at least 1.");
@@ -93,12 +106,7 @@ public sealed class BeitBatchScorer : IDisposable
         _load = load;
         _model = model;
         Processor = processor;
-        (_output, _outputLength) = task switch
-        {
-            BeitBatchTask.ImageClassification => (BeitColumns.Probabilities, model.Labels!.Length),
-            BeitBatchTask.Features => (BeitColumns.Pooled, model.HiddenSize),
-            _ => (BeitColumns.Logits, checked(model.Labels!.Length * model.LogitsHeight * model.LogitsWidth)),
-        };
+        (_output, _outputLength) = resolved.Output;
         using var sessionOptions = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL };
         if (_options.IntraOpThreads is int threads) sessionOptions.IntraOpNumThreads = threads;
         _session = new InferenceSession(onnx, sessionOptions);
@@ -111,7 +119,10 @@ public sealed class BeitBatchScorer : IDisposable
     /// </summary>
     /// <exception cref="FileNotFoundException">The path does not exist.</exception>
     /// <exception cref="NotSupportedException">The model.zip is some other ML.NET pipeline (no BEiT stages).</exception>
-    public static BeitBatchScorer Load(string model, BeitBatchScorerOptions? options = null)
+    public static BeitBatchScorer Load(string model, BeitBatchScorerOptions? options = null) => new(Resolve(model), options);
+
+    /// <summary>The graph, task, decoding, preprocessing and model configuration of a model.zip or checkpoint folder (see <see cref="Load"/>).</summary>
+    internal static BeitScoringModel Resolve(string model)
     {
         ArgumentException.ThrowIfNullOrEmpty(model);
         var ml = new MLContext();
@@ -123,10 +134,10 @@ public sealed class BeitBatchScorer : IDisposable
             if (config.Architectures?.Contains("BeitForSemanticSegmentation") == true)
             {
                 var segmenter = ml.Transforms.BeitSegmenter(new BeitSegmenterEstimator.Options { Model = model });
-                return new BeitBatchScorer(segmenter.OnnxModel, BeitBatchTask.SemanticSegmentation, load, processor, segmenter.StageConfig, options);
+                return new(segmenter.OnnxModel, BeitBatchTask.SemanticSegmentation, load, processor, segmenter.StageConfig);
             }
             var classifier = ml.Transforms.BeitClassifier(new BeitClassifierEstimator.Options { Model = model });
-            return new BeitBatchScorer(classifier.OnnxModel, BeitBatchTask.ImageClassification, load, processor, classifier.StageConfig, options);
+            return new(classifier.OnnxModel, BeitBatchTask.ImageClassification, load, processor, classifier.StageConfig);
         }
         if (!File.Exists(model)) throw new FileNotFoundException($"Model '{model}' does not exist (expected a model.zip or a checkpoint folder).", model);
         var loaded = BeitModelZip.Load(ml, model, out _);
@@ -145,7 +156,7 @@ public sealed class BeitBatchScorer : IDisposable
             }
             var (task, stage) = FindModelStage(loaded)
                 ?? throw new NotSupportedException($"'{model}' is not a BEiT pipeline: it holds no BeitClassifier, BeitFeaturizer or BeitSegmenter stage.");
-            return new BeitBatchScorer(BeitModelZip.ReadOnnxModel(model), task, loadStage, processor, stage, options);
+            return new(BeitModelZip.ReadOnnxModel(model), task, loadStage, processor, stage);
         }
         finally
         {
