@@ -28,7 +28,7 @@ public sealed class BeitBatchScorerTests : IDisposable
         return [.. paths];
     }
 
-    private static string SegmentationZip(string dir)
+    internal static string SegmentationZip(string dir)
     {
         var ml = new MLContext();
         var data = PipelineData.Paths(ml, []);
