@@ -1,3 +1,4 @@
+using System.IO.Hashing;
 using System.Buffers.Binary;
 using System.IO.Compression;
 
@@ -85,7 +86,7 @@ internal static class PngEncoder
         type.CopyTo(typed);
         data.CopyTo(typed.AsSpan(4));
         png.Write(typed);
-        BinaryPrimitives.WriteUInt32BigEndian(word, PngCrc.Compute(typed));
+        BinaryPrimitives.WriteUInt32BigEndian(word, Crc32.HashToUInt32(typed));
         png.Write(word);
     }
 }
