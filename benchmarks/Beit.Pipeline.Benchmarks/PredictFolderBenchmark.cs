@@ -25,7 +25,8 @@ internal static class PredictFolderBenchmark
         int photos = Arg(args, "--photos", 240), slices = Arg(args, "--slices", 5), batch = Arg(args, "--batch", 8), threads = Arg(args, "--threads", 2);
         Console.WriteLine($"beit predict path vs raw ONNX Runtime; BEiT-base 224 classifier, random weights; batch {batch}; {threads} intra-op threads; " +
                           $"{Environment.ProcessorCount} cores visible; CPU: {CpuFeatures.Current.Describe()}; load average {LoadAverage()}");
-        string folder = Path.Combine(Path.GetTempPath(), $"beit-predict-folder-bench-{Environment.ProcessId}");
+        // The per-process temp folder: a killed run's leftovers are swept by the next process.
+        string folder = Microsoft.ML.Beit.IO.BeitTempFiles.NewFolder("predict-folder-bench");
         try
         {
             var files = MakePhotos(folder, photos);

@@ -221,7 +221,8 @@ public sealed class BeitBatchScorer : IDisposable
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var channel = Channel.CreateBounded<Task<Prepared[]>>(new BoundedChannelOptions(_options.PrefetchBatches) { SingleReader = true, SingleWriter = true });
         // Limits decoding across the prepared batches, so the model's threads keep their cores.
-        using var decodeSlots = new SemaphoreSlim(_options.DecodeThreads);
+        // Not disposed: a cancelled batch's last decode may still release it (SemaphoreSlim holds no handle unless asked).
+        var decodeSlots = new SemaphoreSlim(_options.DecodeThreads);
         var producer = System.Threading.Tasks.Task.Run(async () =>
         {
             try
