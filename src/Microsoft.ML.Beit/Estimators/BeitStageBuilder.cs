@@ -60,31 +60,6 @@ internal sealed class BeitStageBuilder
             InterOpNumThreads = options.InterOpNumThreads,
         }), outputs);
 
-    /// <summary>
-    /// Fits a model stage: writes the ONNX graph to a temporary file the transformer owns, then chains the row marker,
-    /// configuration, input copy (the user's pixel column → <see cref="BeitColumns.Input"/>), pixel check,
-    /// <paramref name="before"/>, the ONNX graph, <paramref name="after"/> and the output copies.
-    /// </summary>
-    public static TTransformer FitModelStage<TTransformer>(TransformsCatalog catalog, IDataView input, BeitStageConfig config,
-        byte[] onnx, string[] onnxOutputs, BeitOnnxStageOptions options, Action<BeitStageBuilder>? before, Action<BeitStageBuilder>? after,
-        (string UserColumn, string InternalName)[] outputs, Func<TransformerChain<ITransformer>, OwnedTempFile, TTransformer> create)
-    {
-        var file = OwnedTempFile.Write(onnx, ".onnx");
-        try
-        {
-            var builder = new BeitStageBuilder(catalog, config).In(BeitColumns.Input, config.Column);
-            before?.Invoke(builder);
-            builder.Map(new CheckPixelsMapping(), BeitColumns.PixelValues).Onnx(file.Path, onnxOutputs, options);
-            after?.Invoke(builder);
-            return create(builder.Finish(outputs).Fit(input), file);
-        }
-        catch
-        {
-            file.Dispose();
-            throw;
-        }
-    }
-
     /// <summary>Copies results to the user's names, drops the internal columns and returns the chain.</summary>
     public EstimatorChain<ITransformer> Finish(params (string UserColumn, string InternalName)[] outputs)
     {
