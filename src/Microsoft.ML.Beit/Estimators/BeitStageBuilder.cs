@@ -44,6 +44,26 @@ internal sealed class BeitStageBuilder
         return Add(_catalog.CustomMapping(factory.GetMapping(), attribute.ContractName), outputs);
     }
 
+    /// <summary>
+    /// <see cref="Map"/> for a mapping that reads an <c>MLImage</c> column. ML.NET's <c>CustomMappingEstimator</c>
+    /// compares item types by reference when it propagates a <c>SchemaShape</c>, which no <c>ImageDataViewType</c>
+    /// instance passes; its transformer compares types properly, so only the shape step is stood in for here.
+    /// </summary>
+    public BeitStageBuilder MapImage<TSrc, TDst>(CustomMappingFactory<TSrc, TDst> factory, params string[] outputs)
+        where TSrc : class, new() where TDst : class, new()
+    {
+        var attribute = (CustomMappingFactoryAttributeAttribute)Attribute.GetCustomAttribute(
+            factory.GetType(), typeof(CustomMappingFactoryAttributeAttribute))!;
+        return Add(new ImageInputEstimator(_catalog, _catalog.CustomMapping(factory.GetMapping(), attribute.ContractName)), outputs);
+    }
+
+    private sealed class ImageInputEstimator(TransformsCatalog catalog, IEstimator<ITransformer> mapping) : IEstimator<ITransformer>
+    {
+        public ITransformer Fit(IDataView input) => mapping.Fit(input);
+
+        public SchemaShape GetOutputSchema(SchemaShape inputSchema) => SchemaShapeShim.WithInternalColumns(catalog, inputSchema);
+    }
+
     /// <summary>Copies a user's column to an internal name.</summary>
     public BeitStageBuilder In(string internalName, string userColumn) => Add(_catalog.CopyColumns(internalName, userColumn), internalName);
 

@@ -35,8 +35,6 @@ internal static class BeitColumns
     [BeitColumn(BeitColumnShape.Size)] public const string LabelMapSize = "__beit_label_map_size";
     /// <summary>LoadBeitImages with an error column: why the row's image could not be loaded ("" when it could).</summary>
     [BeitColumn(BeitColumnShape.Text)] public const string Error = "__beit_error";
-    /// <summary>BeitImageProcessor over an ML.NET <c>MLImage</c> column: the image as decoded-image bytes.</summary>
-    [BeitColumn(BeitColumnShape.Bytes)] public const string MLImagePixels = "__beit_mlimage_pixels";
 
     /// <summary>Every internal column with its shape, in declaration order.</summary>
     public static readonly IReadOnlyList<(string Name, BeitColumnShape Shape)> Table =

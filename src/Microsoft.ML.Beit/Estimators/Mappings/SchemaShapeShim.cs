@@ -25,11 +25,20 @@ internal static class SchemaShapeShim
     public static SchemaShape OutputShape(TransformsCatalog catalog, SchemaShape inputSchema,
         (string UserColumn, string InternalName)[] outputs, IEstimator<ITransformer>? keyMapping = null)
     {
-        IEstimator<ITransformer> chain = new EstimatorChain<ITransformer>();
-        foreach (var (name, shape) in BeitColumns.Table) chain = chain.Append(Add(catalog, name, shape));
+        var chain = AddAll(catalog);
         if (keyMapping != null) chain = chain.Append(keyMapping);
         foreach (var (user, name) in outputs) chain = chain.Append(catalog.CopyColumns(user, name));
         return chain.Append(catalog.DropColumns(BeitColumns.All)).GetOutputSchema(inputSchema);
+    }
+
+    /// <summary><paramref name="inputSchema"/> plus every internal column.</summary>
+    public static SchemaShape WithInternalColumns(TransformsCatalog catalog, SchemaShape inputSchema) => AddAll(catalog).GetOutputSchema(inputSchema);
+
+    private static IEstimator<ITransformer> AddAll(TransformsCatalog catalog)
+    {
+        IEstimator<ITransformer> chain = new EstimatorChain<ITransformer>();
+        foreach (var (name, shape) in BeitColumns.Table) chain = chain.Append(Add(catalog, name, shape));
+        return chain;
     }
 
     private static IEstimator<ITransformer> Add(TransformsCatalog catalog, string name, BeitColumnShape shape) => shape switch
