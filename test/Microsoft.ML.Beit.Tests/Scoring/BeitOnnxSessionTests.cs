@@ -11,6 +11,19 @@ public sealed class BeitOnnxSessionTests
     private static readonly Lazy<byte[]> s_cls = new(() => BeitOnnxExporter.ExportToBytes(Fixtures.Tiny("cls_relpos"), BeitOnnxTask.ImageClassification));
 
     [Fact]
+    public void OrtSettingsUseMLNetsNamesEverywhere()
+    {
+        // One vocabulary: ML.NET's OnnxOptions names on the session options and on every stage's options.
+        string[] names = ["GpuDeviceId", "FallbackToCpu", "IntraOpNumThreads", "InterOpNumThreads"];
+        foreach (var name in names)
+        {
+            Assert.NotNull(typeof(Microsoft.ML.Transforms.Onnx.OnnxOptions).GetField(name));
+            Assert.NotNull(typeof(BeitOnnxSessionOptions).GetProperty(name));
+            Assert.NotNull(typeof(Microsoft.ML.Beit.Estimators.BeitOnnxStageOptions).GetProperty(name));
+        }
+    }
+
+    [Fact]
     public void CpuIsTheDefault()
     {
         using var session = new BeitOnnxSession(s_cls.Value);

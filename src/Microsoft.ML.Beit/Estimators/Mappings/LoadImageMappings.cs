@@ -82,7 +82,9 @@ internal static class ImageLoading
         {
             throw new BeitInputException(config.Column, null, path, $"the path is not valid: {e.Message}", e);
         }
-        if (!full.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        // TrimEndingDirectorySeparator keeps the separator of a file-system root ("/").
+        string prefix = Path.EndsInDirectorySeparator(root) ? root : root + Path.DirectorySeparatorChar;
+        if (!full.StartsWith(prefix, StringComparison.Ordinal))
             throw new BeitInputException(config.Column, null, path, $"the path leads outside the image folder '{folder}'.");
         return full;
     }
