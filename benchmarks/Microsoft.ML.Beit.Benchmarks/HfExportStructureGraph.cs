@@ -58,7 +58,7 @@ internal static class HfExportStructureGraph
             var v = b.Op("Transpose", n + "v", [b.Op("Reshape", n + "v_r", Linear(a, n + "attention.attention.value", d, d, true), heads)], Ints("perm", 0, 2, 1, 3));
             var s = b.Op("Mul", n + "scale", b.Op("MatMul", n + "scores", q, k), scale);
             var table = w.Get(n + "attention.attention.relative_position_bias.relative_position_bias_table", BeitGeometry.RelativeTableRows(g, g), nh);
-            s = b.Op("Add", n + "bias", s, Init(n + "relative_position_bias", BeitRelativePositionBias.Compute(table, nh, g, g, g), 1, nh, t, t));
+            s = b.Op("Add", n + "bias", s, Init(n + "relative_position_bias", RelativePositionBiasTable.Compute(table, nh, g, g, g), 1, nh, t, t));
             var probs = b.Op("Softmax", n + "softmax", [s], Int("axis", -1));
             var ctx = b.Op("Reshape", n + "merge", b.Op("Transpose", n + "ctx_t", [b.Op("MatMul", n + "ctx", probs, v)], Ints("perm", 0, 2, 1, 3)), merged);
             var o = b.Op("Mul", n + "lambda_1", Init(n + "lambda_1", w.Get(n + "lambda_1", d), d), Linear(ctx, n + "attention.output.dense", d, d, true));

@@ -123,8 +123,8 @@ try
         sw.Restart();
         var sessionOptions = new BeitOnnxSessionOptions
         {
-            IntraOpThreads = threads,
-            InterOpThreads = 1,
+            IntraOpNumThreads = threads,
+            InterOpNumThreads = 1,
             GraphOptimizationLevel = variant.Level,
             OptimizedModelFilePath = nodeCounts ? optimized : null,
         };
@@ -200,7 +200,7 @@ try
             ("ours, fused (default)", BeitOnnxExporter.ExportToBytes(tinyConfig, tinyTensors, BeitOnnxTask.ImageClassification)),
             ("ours, standard ops", BeitOnnxExporter.ExportToBytes(tinyConfig, tinyTensors, BeitOnnxTask.ImageClassification, standardOptions)),
         };
-        var sessions = tinyModels.Select(m => new BeitOnnxSession(m.Model, new BeitOnnxSessionOptions { IntraOpThreads = threads, InterOpThreads = 1 })).ToArray();
+        var sessions = tinyModels.Select(m => new BeitOnnxSession(m.Model, new BeitOnnxSessionOptions { IntraOpNumThreads = threads, InterOpNumThreads = 1 })).ToArray();
         var px = BeitBaseCheckpoint.Pixels(8, tinyConfig.ImageSize);
         var times = sessions.Select(_ => new List<double>()).ToList();
         foreach (var s in sessions) s.Run(px, 8, outputNames: ["logits"]);

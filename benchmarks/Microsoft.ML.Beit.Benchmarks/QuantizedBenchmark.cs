@@ -58,7 +58,7 @@ internal static class QuantizedBenchmark
         // spins after its run steals the CPU from the next session's run (most from the short GEMM runs).
         var sessions = graphs.Select(g =>
         {
-            var o = new BeitOnnxSessionOptions { IntraOpThreads = threads, InterOpThreads = 1 };
+            var o = new BeitOnnxSessionOptions { IntraOpNumThreads = threads, InterOpNumThreads = 1 };
             o.ConfigEntries[NoSpinning] = "0";
             return new BeitOnnxSession(g.Model, o);
         }).ToArray();

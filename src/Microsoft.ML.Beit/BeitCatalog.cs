@@ -18,6 +18,18 @@ public static class BeitCatalog
     public static LoadBeitImagesEstimator LoadBeitImages(this TransformsCatalog catalog, string outputColumnName = "Image", string inputColumnName = "ImagePath") =>
         new(catalog, new LoadBeitImagesEstimator.Options { OutputColumnName = outputColumnName, InputColumnName = inputColumnName });
 
+    /// <summary>
+    /// Decodes images whose paths are relative to <paramref name="imageFolder"/>, in the argument order of ML.NET's
+    /// <c>LoadImages(outputColumnName, imageFolder, inputColumnName)</c>. A path that is absolute or leads out of the
+    /// folder is a bad row and is never read (see <see cref="LoadBeitImagesEstimator.Options.ImageFolder"/>).
+    /// </summary>
+    /// <param name="catalog">The transforms catalog.</param>
+    /// <param name="outputColumnName">The decoded-image column to create.</param>
+    /// <param name="imageFolder">The folder the paths are relative to; null uses the paths as given.</param>
+    /// <param name="inputColumnName">A text column of image paths.</param>
+    public static LoadBeitImagesEstimator LoadBeitImages(this TransformsCatalog catalog, string outputColumnName, string? imageFolder, string inputColumnName) =>
+        new(catalog, new LoadBeitImagesEstimator.Options { OutputColumnName = outputColumnName, InputColumnName = inputColumnName, ImageFolder = imageFolder });
+
     /// <summary>Decodes images with the given options.</summary>
     public static LoadBeitImagesEstimator LoadBeitImages(this TransformsCatalog catalog, LoadBeitImagesEstimator.Options options) => new(catalog, options);
 
@@ -28,7 +40,7 @@ public static class BeitCatalog
     /// null for the processor's class defaults.
     /// </param>
     /// <param name="outputColumnName">The pixel-values column to create.</param>
-    /// <param name="inputColumnName">The decoded-image column.</param>
+    /// <param name="inputColumnName">The decoded-image column (from <c>LoadBeitImages</c>) or an <c>MLImage</c> column (from <c>LoadImages</c>).</param>
     public static BeitImageProcessorEstimator BeitImageProcessor(this TransformsCatalog catalog, string? preprocessorConfigPath = null,
         string outputColumnName = "PixelValues", string inputColumnName = "Image") =>
         new(catalog, new BeitImageProcessorEstimator.Options

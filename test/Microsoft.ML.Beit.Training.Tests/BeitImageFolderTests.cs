@@ -28,7 +28,7 @@ public class BeitImageFolderTests
         Assert.Equal(2, r.ClassCounts["objects"]);
         Assert.Empty(r.BalanceWarnings());
 
-        var expected = PillowResampler.Resize(ImageDecoder.Decode(Fixtures.Preproc("coffee.png")), 24, 24, PillowResample.Bicubic).Pixels;
+        var expected = PillowResampler.Resize(ImageDecoder.Decode(Fixtures.Preproc("coffee.png")), new PixelSize(24, 24), PillowResample.Bicubic).Pixels;
         var chw = r.Images.Pixels.AsSpan(2 * 3 * 24 * 24, 3 * 24 * 24);
         for (int p = 0; p < 24 * 24; p++)
             for (int c = 0; c < 3; c++)

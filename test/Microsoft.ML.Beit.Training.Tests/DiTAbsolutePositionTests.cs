@@ -43,7 +43,7 @@ public sealed class DiTAbsolutePositionTests(ITestOutputHelper output)
     private static TensorData OnnxLogits(BeitConfig config, Dictionary<string, TensorData> tensors, BeitOnnxTask task, int height, int width, float[] pixels, bool[]? mask)
     {
         var bytes = BeitOnnxExporter.ExportToBytes(config, tensors, task, new BeitOnnxExportOptions { ImageHeight = height, ImageWidth = width });
-        using var session = new BeitOnnxSession(bytes, new BeitOnnxSessionOptions { IntraOpThreads = 1 });
+        using var session = new BeitOnnxSession(bytes, new BeitOnnxSessionOptions { IntraOpNumThreads = 1 });
         return session.Run(pixels, 2, mask)["logits"];
     }
 

@@ -222,7 +222,7 @@ internal static class PredictCommand
                 continue;
             }
             // The same Pillow-exact preprocessing as the ML.NET pipeline.
-            var size = processor.GetOutputSize(rgb.Width, rgb.Height);
+            var size = processor.GetOutputSize(rgb.Size);
             var pixels = processor.Preprocess(rgb);
             using var scope = torch.NewDisposeScope();
             using var noGrad = torch.no_grad();

@@ -27,7 +27,7 @@ internal static class PreprocessCommand
             var processor = configPath is null ? new BeitImageProcessor()
                 : BeitImageProcessor.FromPretrained(HubModels.Local(configPath, BeitHubFiles.Configuration | BeitHubFiles.Preprocessor));
             var rgb = ImageDecoder.Decode(imagePath);
-            var size = processor.GetOutputSize(rgb.Width, rgb.Height);
+            var size = processor.GetOutputSize(rgb.Size);
             var values = processor.Preprocess(rgb);
             SafeTensors.Write(outPath, new Dictionary<string, TensorData>
             {

@@ -89,7 +89,7 @@ public static class BeitImageFolder
             try
             {
                 var image = ImageDecoder.Decode(files[i].Path);
-                var resized = image.Width == size && image.Height == size ? image : PillowResampler.Resize(image, size, size, resample);
+                var resized = image.Width == size && image.Height == size ? image : PillowResampler.Resize(image, new PixelSize(size, size), resample);
                 // HWC → CHW.
                 var src = resized.Pixels;
                 var dst = pixels.AsSpan(i * 3 * plane, 3 * plane);

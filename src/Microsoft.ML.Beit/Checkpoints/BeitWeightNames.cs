@@ -9,7 +9,7 @@ namespace Microsoft.ML.Beit.Checkpoints;
 /// classic names at load time; a raw <c>torch.save(model.state_dict())</c> from v5 carries the new spelling. This maps
 /// it back, so every reader sees one spelling.
 /// </summary>
-public static partial class BeitWeightNames
+internal static partial class BeitWeightNames
 {
     // Applied in order to names not already classic; each rule is one module rename of transformers v5.
     private static readonly (Regex Pattern, string Replacement)[] s_v5ToClassic =

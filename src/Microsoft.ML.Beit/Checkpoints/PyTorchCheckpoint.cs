@@ -9,7 +9,7 @@ namespace Microsoft.ML.Beit.Checkpoints;
 /// <c>torch._utils</c>, the <c>torch.*Storage</c> types and <c>collections.OrderedDict</c>. Any other global raises
 /// <see cref="UnsafePickleException"/> naming it.
 /// </summary>
-public static class PyTorchCheckpoint
+internal static class PyTorchCheckpoint
 {
     /// <summary>The single-file checkpoint name Hugging Face uses for PyTorch weights.</summary>
     public const string ModelFileName = "pytorch_model.bin";

@@ -9,15 +9,11 @@ namespace Microsoft.ML.Beit.Estimators;
 /// vector) and <c>PredictedLabel</c> (a key whose values are the checkpoint's <c>id2label</c> names), ready for
 /// <c>mlContext.MulticlassClassification.Evaluate</c> once the label column is mapped with <see cref="LabelKeyData"/>.
 /// </summary>
-public sealed class BeitClassifierEstimator : IEstimator<BeitClassifierTransformer>
+public sealed class BeitClassifierEstimator : BeitModelStageEstimator<BeitClassifierTransformer>
 {
     internal const string StageName = "BeitClassifier";
 
-    private readonly TransformsCatalog _catalog;
     private readonly Options _options;
-    private readonly BeitStageConfig _config;
-    private readonly byte[] _onnx;
-    private readonly string[] _onnxOutputs;
     private IDataView? _keyData;
 
     /// <summary>Options of <see cref="BeitClassifierEstimator"/>.</summary>
@@ -43,19 +39,15 @@ public sealed class BeitClassifierEstimator : IEstimator<BeitClassifierTransform
     }
 
     internal BeitClassifierEstimator(TransformsCatalog catalog, Options options)
+        : base(catalog, options, options?.Model, options?.InputColumnName!, [options?.ScoreColumnName!, options?.PredictedLabelColumnName!],
+               StageName, BeitOnnxTask.ImageClassification, (graph, outputs) => Adapt(options!, graph, outputs))
     {
-        ArgumentNullException.ThrowIfNull(catalog);
-        ArgumentNullException.ThrowIfNull(options);
-        if (options.Model == null) throw new ArgumentException($"{StageName}: Options.Model is required.", nameof(options));
-        ArgumentException.ThrowIfNullOrEmpty(options.InputColumnName);
-        ArgumentException.ThrowIfNullOrEmpty(options.ScoreColumnName);
-        ArgumentException.ThrowIfNullOrEmpty(options.PredictedLabelColumnName);
-        _catalog = catalog;
-        _options = options;
+        _options = options!;
+    }
 
-        var graph = options.Model.Load(BeitOnnxTask.ImageClassification, StageName, options);
+    private static BeitStageConfig Adapt(Options options, BeitScoringGraph graph, List<(string, string, long[])> outputs)
+    {
         var g = graph.Model.Graph;
-        var outputs = new List<(string, string, long[])>();
         long classes;
         if (graph.OutputDims(BeitOnnxNames.Probabilities) is [_, > 0] probabilities)
         {
@@ -74,11 +66,7 @@ public sealed class BeitClassifierEstimator : IEstimator<BeitClassifierTransform
             graph.RequireOutput(BeitOnnxNames.Logits, 2, StageName, BeitOnnxTask.ImageClassification);
             outputs.Add((BeitOnnxNames.Logits, BeitColumns.Logits, [-1, classes]));
         }
-        OnnxGraphAdapters.FlattenPixelInput(g, graph.Channels, graph.Height, graph.Width);
-        OnnxGraphAdapters.SetOutputs(g, outputs);
-        _onnx = graph.ToBytes();
-        _onnxOutputs = outputs.Select(o => o.Item2).ToArray();
-        _config = new BeitStageConfig
+        return new BeitStageConfig
         {
             Stage = BeitStages.Classifier,
             Column = options.InputColumnName,
@@ -91,57 +79,29 @@ public sealed class BeitClassifierEstimator : IEstimator<BeitClassifierTransform
     }
 
     /// <summary>The class names, by class index (duplicates in <c>id2label</c> get their index appended).</summary>
-    public IReadOnlyList<string> LabelNames => _config.Labels!;
+    public IReadOnlyList<string> LabelNames => Config.Labels!;
 
     /// <summary>
     /// A one-column view of the class names in class order: pass it as <c>keyData</c> to <c>MapValueToKey</c> so a
     /// text label column gets the same key type as <c>PredictedLabel</c> (needed by <c>MulticlassClassification.Evaluate</c>).
     /// </summary>
-    public IDataView LabelKeyData => _keyData ??= BeitClassifierTransformer.MakeKeyData(_config.Labels!);
+    public IDataView LabelKeyData => _keyData ??= BeitClassifierTransformer.MakeKeyData(Config.Labels!);
 
-    /// <summary>The model's input height in pixels.</summary>
-    public int ImageHeight => _config.Height;
+    private protected override void After(BeitStageBuilder builder) => builder.Map(new ClassifierLabelMapping(), BeitColumns.PredictedName);
 
-    /// <summary>The model's input width in pixels.</summary>
-    public int ImageWidth => _config.Width;
+    private protected override IEstimator<ITransformer> KeyMapping() =>
+        Catalog.Conversion.MapValueToKey(_options.PredictedLabelColumnName, BeitColumns.PredictedName, keyData: LabelKeyData);
 
-    /// <summary>The graph the stage runs (flattened input, probabilities output), for benchmarks against a raw session.</summary>
-    internal byte[] OnnxModel => _onnx;
-
-    /// <summary>The stage configuration (input size, labels), for <see cref="Scoring.BeitBatchScorer"/>.</summary>
-    internal BeitStageConfig StageConfig => _config;
-
-    /// <summary>Creates the ONNX Runtime session and the stage's chain.</summary>
-    public BeitClassifierTransformer Fit(IDataView input)
-    {
-        ArgumentNullException.ThrowIfNull(input);
-        var column = BeitSchemaChecks.Require(input.Schema, _options.InputColumnName, StageName, BeitSchemaChecks.IsFloatVector, ExpectedInput);
-        BeitSchemaChecks.CheckPixelCount(column, _config.InputLength, StageName);
-        return BeitStageBuilder.FitModelStage(_catalog, input, _config, _onnx, _onnxOutputs, _options, before: null,
-            after: b => b.Map(new ClassifierLabelMapping(), BeitColumns.PredictedName).Add(KeyMapping()),
-            Outputs(), (chain, file) => new BeitClassifierTransformer(chain, _config, file));
-    }
-
-    internal const string ExpectedInput = "a float vector of pixel values (the output of BeitImageProcessor)";
-
-    /// <inheritdoc />
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
-    {
-        ArgumentNullException.ThrowIfNull(inputSchema);
-        BeitSchemaChecks.Require(inputSchema, _options.InputColumnName, StageName, BeitSchemaChecks.IsFloatVector, ExpectedInput);
-        return SchemaShapeShim.OutputShape(_catalog, inputSchema, Outputs(), KeyMapping());
-    }
-
-    private IEstimator<ITransformer> KeyMapping() =>
-        _catalog.Conversion.MapValueToKey(_options.PredictedLabelColumnName, BeitColumns.PredictedName, keyData: LabelKeyData);
-
-    private (string, string)[] Outputs() => _options.LogitsColumnName == null
+    private protected override (string, string)[] Outputs() => _options.LogitsColumnName == null
         ? [(_options.ScoreColumnName, BeitColumns.Probabilities)]
         : [(_options.ScoreColumnName, BeitColumns.Probabilities), (_options.LogitsColumnName, BeitColumns.Logits)];
+
+    private protected override BeitClassifierTransformer Create(TransformerChain<ITransformer> chain, OwnedTempFile modelFile) =>
+        new(chain, Config, modelFile);
 }
 
 /// <summary>The fitted <see cref="BeitClassifierEstimator"/>: an ONNX Runtime session over the classifier graph.</summary>
-public sealed class BeitClassifierTransformer : BeitTransformerBase
+public sealed class BeitClassifierTransformer : BeitModelStageTransformer
 {
     private static readonly MLContext s_ml = new();
     private IDataView? _keyData;
@@ -151,9 +111,6 @@ public sealed class BeitClassifierTransformer : BeitTransformerBase
     {
     }
 
-    /// <summary>The pixel-values column.</summary>
-    public string InputColumnName => StageConfig.Column;
-
     /// <summary>The predicted-label key column.</summary>
     public string PredictedLabelColumnName => StageConfig.Output;
 
@@ -162,12 +119,6 @@ public sealed class BeitClassifierTransformer : BeitTransformerBase
 
     /// <summary>The class names as <c>keyData</c> for <c>MapValueToKey</c> (see <see cref="BeitClassifierEstimator.LabelKeyData"/>).</summary>
     public IDataView LabelKeyData => _keyData ??= MakeKeyData(StageConfig.Labels!);
-
-    /// <summary>The model's input height in pixels.</summary>
-    public int ImageHeight => StageConfig.Height;
-
-    /// <summary>The model's input width in pixels.</summary>
-    public int ImageWidth => StageConfig.Width;
 
     /// <summary>The typed view of the <c>BeitClassifier</c> stage inside a model returned by <c>mlContext.Model.Load</c> (or the stage itself inside a model built in this process).</summary>
     /// <exception cref="ArgumentException">The model holds no such stage.</exception>

@@ -9,15 +9,11 @@ namespace Microsoft.ML.Beit.Estimators;
 /// (<c>BeitModel</c>'s <c>pooler_output</c>: the layer-normed mean of the patch tokens, or the final CLS token for
 /// models without mean pooling), and optionally the CLS token and the patch tokens of the last layer.
 /// </summary>
-public sealed class BeitFeaturizerEstimator : IEstimator<BeitFeaturizerTransformer>
+public sealed class BeitFeaturizerEstimator : BeitModelStageEstimator<BeitFeaturizerTransformer>
 {
     internal const string StageName = "BeitFeaturizer";
 
-    private readonly TransformsCatalog _catalog;
     private readonly Options _options;
-    private readonly BeitStageConfig _config;
-    private readonly byte[] _onnx;
-    private readonly string[] _onnxOutputs;
 
     /// <summary>Options of <see cref="BeitFeaturizerEstimator"/>.</summary>
     public sealed class Options : BeitOnnxStageOptions
@@ -39,20 +35,18 @@ public sealed class BeitFeaturizerEstimator : IEstimator<BeitFeaturizerTransform
     }
 
     internal BeitFeaturizerEstimator(TransformsCatalog catalog, Options options)
+        : base(catalog, options, options?.Model, options?.InputColumnName!, [options?.OutputColumnName!],
+               StageName, BeitOnnxTask.Features, (graph, outputs) => Adapt(options!, graph, outputs))
     {
-        ArgumentNullException.ThrowIfNull(catalog);
-        ArgumentNullException.ThrowIfNull(options);
-        if (options.Model == null) throw new ArgumentException($"{StageName}: Options.Model is required.", nameof(options));
-        ArgumentException.ThrowIfNullOrEmpty(options.InputColumnName);
-        ArgumentException.ThrowIfNullOrEmpty(options.OutputColumnName);
-        _catalog = catalog;
-        _options = options;
+        _options = options!;
+    }
 
+    private static BeitStageConfig Adapt(Options options, BeitScoringGraph graph, List<(string, string, long[])> outputs)
+    {
         const BeitOnnxTask task = BeitOnnxTask.Features;
-        var graph = options.Model.Load(task, StageName, options);
         var g = graph.Model.Graph;
         long hidden = graph.RequireOutput(BeitOnnxNames.PoolerOutput, 2, StageName, task)[1];
-        var outputs = new List<(string, string, long[])> { (BeitOnnxNames.PoolerOutput, BeitColumns.Pooled, [-1, hidden]) };
+        outputs.Add((BeitOnnxNames.PoolerOutput, BeitColumns.Pooled, [-1, hidden]));
         long tokens = 0;
         if (options.ClsTokenColumnName != null || options.PatchTokensColumnName != null)
         {
@@ -74,11 +68,7 @@ public sealed class BeitFeaturizerEstimator : IEstimator<BeitFeaturizerTransform
             OnnxGraphAdapters.AddNode(g, "Slice", [BeitOnnxNames.LastHiddenState, starts, ends, axes], "__beit_patches");
             outputs.Add(("__beit_patches", BeitColumns.PatchTokens, [-1, tokens - 1, hidden]));
         }
-        OnnxGraphAdapters.FlattenPixelInput(g, graph.Channels, graph.Height, graph.Width);
-        OnnxGraphAdapters.SetOutputs(g, outputs);
-        _onnx = graph.ToBytes();
-        _onnxOutputs = outputs.Select(o => o.Item2).ToArray();
-        _config = new BeitStageConfig
+        return new BeitStageConfig
         {
             Stage = BeitStages.Featurizer,
             Column = options.InputColumnName,
@@ -92,25 +82,9 @@ public sealed class BeitFeaturizerEstimator : IEstimator<BeitFeaturizerTransform
     }
 
     /// <summary>The embedding width (<c>hidden_size</c>).</summary>
-    public int FeatureSize => _config.HiddenSize;
+    public int FeatureSize => Config.HiddenSize;
 
-    /// <summary>The graph the stage runs (flattened input, pooled output), for <see cref="Scoring.BeitBatchScorer"/>.</summary>
-    internal byte[] OnnxModel => _onnx;
-
-    /// <summary>The stage configuration (input size, hidden size).</summary>
-    internal BeitStageConfig StageConfig => _config;
-
-    /// <summary>Creates the ONNX Runtime session and the stage's chain.</summary>
-    public BeitFeaturizerTransformer Fit(IDataView input)
-    {
-        ArgumentNullException.ThrowIfNull(input);
-        var column = BeitSchemaChecks.Require(input.Schema, _options.InputColumnName, StageName, BeitSchemaChecks.IsFloatVector, BeitClassifierEstimator.ExpectedInput);
-        BeitSchemaChecks.CheckPixelCount(column, _config.InputLength, StageName);
-        return BeitStageBuilder.FitModelStage(_catalog, input, _config, _onnx, _onnxOutputs, _options, null, null,
-            Outputs(), (chain, file) => new BeitFeaturizerTransformer(chain, _config, file));
-    }
-
-    private (string, string)[] Outputs()
+    private protected override (string, string)[] Outputs()
     {
         var outputs = new List<(string, string)> { (_options.OutputColumnName, BeitColumns.Pooled) };
         if (_options.ClsTokenColumnName != null) outputs.Add((_options.ClsTokenColumnName, BeitColumns.ClsToken));
@@ -118,37 +92,23 @@ public sealed class BeitFeaturizerEstimator : IEstimator<BeitFeaturizerTransform
         return [.. outputs];
     }
 
-    /// <inheritdoc />
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
-    {
-        ArgumentNullException.ThrowIfNull(inputSchema);
-        BeitSchemaChecks.Require(inputSchema, _options.InputColumnName, StageName, BeitSchemaChecks.IsFloatVector, BeitClassifierEstimator.ExpectedInput);
-        return SchemaShapeShim.OutputShape(_catalog, inputSchema, Outputs());
-    }
+    private protected override BeitFeaturizerTransformer Create(TransformerChain<ITransformer> chain, OwnedTempFile modelFile) =>
+        new(chain, Config, modelFile);
 }
 
 /// <summary>The fitted <see cref="BeitFeaturizerEstimator"/>: an ONNX Runtime session over the backbone.</summary>
-public sealed class BeitFeaturizerTransformer : BeitTransformerBase
+public sealed class BeitFeaturizerTransformer : BeitModelStageTransformer
 {
     internal BeitFeaturizerTransformer(TransformerChain<ITransformer> chain, BeitStageConfig config, OwnedTempFile? modelFile)
         : base(chain, config, modelFile)
     {
     }
 
-    /// <summary>The pixel-values column.</summary>
-    public string InputColumnName => StageConfig.Column;
-
     /// <summary>The pooled-embedding column.</summary>
     public string OutputColumnName => StageConfig.Output;
 
     /// <summary>The embedding width (<c>hidden_size</c>).</summary>
     public int FeatureSize => StageConfig.HiddenSize;
-
-    /// <summary>The model's input height in pixels.</summary>
-    public int ImageHeight => StageConfig.Height;
-
-    /// <summary>The model's input width in pixels.</summary>
-    public int ImageWidth => StageConfig.Width;
 
     /// <summary>The typed view of the <c>BeitFeaturizer</c> stage inside a model returned by <c>mlContext.Model.Load</c> (or the stage itself inside a model built in this process).</summary>
     /// <exception cref="ArgumentException">The model holds no such stage.</exception>

@@ -38,12 +38,16 @@ public static class BeitImageColumn
     {
         if (!TryRead(column, out int width, out int height, out var pixels, out string? problem))
             throw new InvalidDataException(problem);
-        return new RgbImage(width, height, pixels.ToArray());
+        return new RgbImage(new PixelSize(height, width), pixels.ToArray());
     }
 
-    /// <summary>Reads the width and height of a column value; false when the value is not a decoded image.</summary>
-    public static bool TryGetSize(ReadOnlySpan<byte> column, out int width, out int height) =>
-        TryRead(column, out width, out height, out _, out _);
+    /// <summary>Reads the height and width of a column value; false when the value is not a decoded image.</summary>
+    public static bool TryGetSize(ReadOnlySpan<byte> column, out PixelSize size)
+    {
+        bool ok = TryRead(column, out int width, out int height, out _, out _);
+        size = new PixelSize(height, width);
+        return ok;
+    }
 
     /// <summary>Whether <paramref name="column"/> is the missing-image marker (a bad image that <c>LoadBeitImages</c> skipped).</summary>
     public static bool IsMissing(ReadOnlySpan<byte> column) =>

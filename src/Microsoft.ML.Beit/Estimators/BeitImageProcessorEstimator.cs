@@ -1,6 +1,7 @@
 using Microsoft.ML.Beit.Estimators.Mappings;
 using Microsoft.ML.Beit.Processing;
 using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
 using Processor = Microsoft.ML.Beit.Processing.BeitImageProcessor;
 
 namespace Microsoft.ML.Beit.Estimators;
@@ -13,7 +14,7 @@ namespace Microsoft.ML.Beit.Estimators;
 public sealed class BeitImageProcessorEstimator : IEstimator<BeitImageProcessorTransformer>
 {
     internal const string StageName = "BeitImageProcessor";
-    private const string Expected = "a decoded-image column (the output of LoadBeitImages)";
+    private const string Expected = "a decoded-image column (the output of LoadBeitImages) or an MLImage column (the output of LoadImages)";
 
     private readonly TransformsCatalog _catalog;
     private readonly Options _options;
@@ -24,7 +25,11 @@ public sealed class BeitImageProcessorEstimator : IEstimator<BeitImageProcessorT
         /// <summary>The pixel-values column to create (default <c>PixelValues</c>).</summary>
         public string OutputColumnName { get; set; } = "PixelValues";
 
-        /// <summary>The decoded-image column (default <c>Image</c>).</summary>
+        /// <summary>
+        /// The image column (default <c>Image</c>): a decoded-image column from <c>LoadBeitImages</c> (Pillow-exact), or
+        /// an <c>MLImage</c> column from ML.NET's <c>LoadImages</c> (decoded by SkiaSharp into premultiplied alpha: equal
+        /// to <c>LoadBeitImages</c> for opaque images, not for translucent pixels).
+        /// </summary>
         public string InputColumnName { get; set; } = "Image";
 
         /// <summary>The processor; by default the class defaults (v4.34: 256×256 bicubic, center crop 224). See <see cref="LoadProcessor"/>.</summary>
@@ -77,7 +82,8 @@ public sealed class BeitImageProcessorEstimator : IEstimator<BeitImageProcessorT
     public BeitImageProcessorTransformer Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        BeitSchemaChecks.Require(input.Schema, _options.InputColumnName, StageName, BeitSchemaChecks.IsByteVector, Expected);
+        var column = BeitSchemaChecks.Require(input.Schema, _options.InputColumnName, StageName,
+            t => BeitSchemaChecks.IsByteVector(t) || t is ImageDataViewType, Expected);
         var config = new BeitStageConfig
         {
             Stage = BeitStages.ProcessImages,
@@ -85,8 +91,12 @@ public sealed class BeitImageProcessorEstimator : IEstimator<BeitImageProcessorT
             Output = _options.OutputColumnName,
             Processor = _options.Processor.ToJson(),
         };
-        var chain = new BeitStageBuilder(_catalog, config)
-            .In(BeitColumns.Image, _options.InputColumnName)
+        var builder = new BeitStageBuilder(_catalog, config);
+        if (column.Type is ImageDataViewType)
+            builder.In(BeitColumns.Input, _options.InputColumnName).MapImage(new MLImageMapping(), BeitColumns.Image);
+        else
+            builder.In(BeitColumns.Image, _options.InputColumnName);
+        var chain = builder
             .Map(new ProcessImageMapping(), BeitColumns.Pixels)
             .Finish((_options.OutputColumnName, BeitColumns.Pixels))
             .Fit(input);
@@ -97,7 +107,8 @@ public sealed class BeitImageProcessorEstimator : IEstimator<BeitImageProcessorT
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
-        BeitSchemaChecks.Require(inputSchema, _options.InputColumnName, StageName, BeitSchemaChecks.IsByteVector, Expected);
+        BeitSchemaChecks.Require(inputSchema, _options.InputColumnName, StageName,
+            c => BeitSchemaChecks.IsByteVector(c) || (c.Kind == SchemaShape.Column.VectorKind.Scalar && c.ItemType is ImageDataViewType), Expected);
         return SchemaShapeShim.OutputShape(_catalog, inputSchema, [(_options.OutputColumnName, BeitColumns.Pixels)]);
     }
 }
@@ -110,7 +121,7 @@ public sealed class BeitImageProcessorTransformer : BeitTransformerBase
     {
     }
 
-    /// <summary>The decoded-image column.</summary>
+    /// <summary>The image column (decoded-image bytes or <c>MLImage</c>).</summary>
     public string InputColumnName => StageConfig.Column;
 
     /// <summary>The pixel-values column.</summary>

@@ -10,15 +10,11 @@ namespace Microsoft.ML.Beit.Estimators;
 /// upsampled bilinearly, then arg-max), its <c>[height, width]</c>, and optionally the class probabilities at the
 /// logits' resolution. Evaluate with <c>mlContext.MulticlassClassification.EvaluateBeitSegmentation</c>.
 /// </summary>
-public sealed class BeitSegmenterEstimator : IEstimator<BeitSegmenterTransformer>
+public sealed class BeitSegmenterEstimator : BeitModelStageEstimator<BeitSegmenterTransformer>
 {
     internal const string StageName = "BeitSegmenter";
 
-    private readonly TransformsCatalog _catalog;
     private readonly Options _options;
-    private readonly BeitStageConfig _config;
-    private readonly byte[] _onnx;
-    private readonly string[] _onnxOutputs;
 
     /// <summary>Options of <see cref="BeitSegmenterEstimator"/>.</summary>
     public sealed class Options : BeitOnnxStageOptions
@@ -49,21 +45,18 @@ public sealed class BeitSegmenterEstimator : IEstimator<BeitSegmenterTransformer
     }
 
     internal BeitSegmenterEstimator(TransformsCatalog catalog, Options options)
+        : base(catalog, options, options?.Model, options?.InputColumnName!, [options?.OutputColumnName!, options?.SizeColumnName!],
+               StageName, BeitOnnxTask.SemanticSegmentation, (graph, outputs) => Adapt(options!, graph, outputs))
     {
-        ArgumentNullException.ThrowIfNull(catalog);
-        ArgumentNullException.ThrowIfNull(options);
-        if (options.Model == null) throw new ArgumentException($"{StageName}: Options.Model is required.", nameof(options));
-        ArgumentException.ThrowIfNullOrEmpty(options.InputColumnName);
-        ArgumentException.ThrowIfNullOrEmpty(options.OutputColumnName);
-        ArgumentException.ThrowIfNullOrEmpty(options.SizeColumnName);
-        _catalog = catalog;
-        _options = options;
+        _options = options!;
+    }
 
+    private static BeitStageConfig Adapt(Options options, BeitScoringGraph graph, List<(string, string, long[])> outputs)
+    {
         const BeitOnnxTask task = BeitOnnxTask.SemanticSegmentation;
-        var graph = options.Model.Load(task, StageName, options);
         var g = graph.Model.Graph;
         var logits = graph.RequireOutput(BeitOnnxNames.Logits, 4, StageName, task);
-        var outputs = new List<(string, string, long[])> { (BeitOnnxNames.Logits, BeitColumns.Logits, logits) };
+        outputs.Add((BeitOnnxNames.Logits, BeitColumns.Logits, logits));
         if (options.ScoreColumnName != null)
         {
             if (OnnxGraphAdapters.DefaultOpset(graph.Model) < 13)
@@ -71,11 +64,7 @@ public sealed class BeitSegmenterEstimator : IEstimator<BeitSegmenterTransformer
             OnnxGraphAdapters.AddNode(g, "Softmax", [BeitOnnxNames.Logits], "__beit_segmentation_softmax", OnnxGraphAdapters.IntAttribute("axis", 1));
             outputs.Add(("__beit_segmentation_softmax", BeitColumns.SegmentationScores, logits));
         }
-        OnnxGraphAdapters.FlattenPixelInput(g, graph.Channels, graph.Height, graph.Width);
-        OnnxGraphAdapters.SetOutputs(g, outputs);
-        _onnx = graph.ToBytes();
-        _onnxOutputs = outputs.Select(o => o.Item2).ToArray();
-        _config = new BeitStageConfig
+        return new BeitStageConfig
         {
             Stage = BeitStages.Segmenter,
             Column = options.InputColumnName,
@@ -91,42 +80,22 @@ public sealed class BeitSegmenterEstimator : IEstimator<BeitSegmenterTransformer
     }
 
     /// <summary>The class names, by class index.</summary>
-    public IReadOnlyList<string> LabelNames => _config.Labels!;
+    public IReadOnlyList<string> LabelNames => Config.Labels!;
 
-    /// <summary>The graph the stage runs (flattened input, logits output), for <see cref="Scoring.BeitBatchScorer"/>.</summary>
-    internal byte[] OnnxModel => _onnx;
+    private protected override string? ImageColumnName => _options.ImageColumnName;
 
-    /// <summary>The stage configuration (input size, labels, logits size).</summary>
-    internal BeitStageConfig StageConfig => _config;
-
-    /// <summary>Creates the ONNX Runtime session and the stage's chain.</summary>
-    public BeitSegmenterTransformer Fit(IDataView input)
+    private protected override void Before(BeitStageBuilder builder)
     {
-        ArgumentNullException.ThrowIfNull(input);
-        var column = BeitSchemaChecks.Require(input.Schema, _options.InputColumnName, StageName, BeitSchemaChecks.IsFloatVector, BeitClassifierEstimator.ExpectedInput);
-        BeitSchemaChecks.CheckPixelCount(column, _config.InputLength, StageName);
-        if (_options.ImageColumnName != null)
-            BeitSchemaChecks.Require(input.Schema, _options.ImageColumnName, StageName, BeitSchemaChecks.IsByteVector, "a decoded-image column (the output of LoadBeitImages)");
-        string? image = _options.ImageColumnName;
-        return BeitStageBuilder.FitModelStage(_catalog, input, _config, _onnx, _onnxOutputs, _options,
-            before: image == null ? null : b => b.In(BeitColumns.Image, image),
-            after: image == null
-                ? b => b.Map(new SegmentationMapAtInputSizeMapping(), BeitColumns.LabelMap, BeitColumns.LabelMapSize)
-                : b => b.Map(new SegmentationMapMapping(), BeitColumns.LabelMap, BeitColumns.LabelMapSize),
-            Outputs(), (chain, file) => new BeitSegmenterTransformer(chain, _config, file));
+        if (_options.ImageColumnName is { } image) builder.In(BeitColumns.Image, image);
     }
 
-    /// <inheritdoc />
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    private protected override void After(BeitStageBuilder builder)
     {
-        ArgumentNullException.ThrowIfNull(inputSchema);
-        BeitSchemaChecks.Require(inputSchema, _options.InputColumnName, StageName, BeitSchemaChecks.IsFloatVector, BeitClassifierEstimator.ExpectedInput);
-        if (_options.ImageColumnName != null)
-            BeitSchemaChecks.Require(inputSchema, _options.ImageColumnName, StageName, BeitSchemaChecks.IsByteVector, "a decoded-image column (the output of LoadBeitImages)");
-        return SchemaShapeShim.OutputShape(_catalog, inputSchema, Outputs());
+        if (_options.ImageColumnName == null) builder.Map(new SegmentationMapAtInputSizeMapping(), BeitColumns.LabelMap, BeitColumns.LabelMapSize);
+        else builder.Map(new SegmentationMapMapping(), BeitColumns.LabelMap, BeitColumns.LabelMapSize);
     }
 
-    private (string, string)[] Outputs()
+    private protected override (string, string)[] Outputs()
     {
         var outputs = new List<(string, string)>
         {
@@ -136,18 +105,18 @@ public sealed class BeitSegmenterEstimator : IEstimator<BeitSegmenterTransformer
         if (_options.ScoreColumnName != null) outputs.Add((_options.ScoreColumnName, BeitColumns.SegmentationScores));
         return [.. outputs];
     }
+
+    private protected override BeitSegmenterTransformer Create(TransformerChain<ITransformer> chain, OwnedTempFile modelFile) =>
+        new(chain, Config, modelFile);
 }
 
 /// <summary>The fitted <see cref="BeitSegmenterEstimator"/>: an ONNX Runtime session over the UperNet segmentation graph.</summary>
-public sealed class BeitSegmenterTransformer : BeitTransformerBase
+public sealed class BeitSegmenterTransformer : BeitModelStageTransformer
 {
     internal BeitSegmenterTransformer(TransformerChain<ITransformer> chain, BeitStageConfig config, OwnedTempFile? modelFile)
         : base(chain, config, modelFile)
     {
     }
-
-    /// <summary>The pixel-values column.</summary>
-    public string InputColumnName => StageConfig.Column;
 
     /// <summary>The class-map column.</summary>
     public string OutputColumnName => StageConfig.Output;
@@ -157,12 +126,6 @@ public sealed class BeitSegmenterTransformer : BeitTransformerBase
 
     /// <summary>The class names, by class index.</summary>
     public IReadOnlyList<string> LabelNames => StageConfig.Labels!;
-
-    /// <summary>The model's input height in pixels.</summary>
-    public int ImageHeight => StageConfig.Height;
-
-    /// <summary>The model's input width in pixels.</summary>
-    public int ImageWidth => StageConfig.Width;
 
     /// <summary>The typed view of the <c>BeitSegmenter</c> stage inside a model returned by <c>mlContext.Model.Load</c> (or the stage itself inside a model built in this process).</summary>
     /// <exception cref="ArgumentException">The model holds no such stage.</exception>

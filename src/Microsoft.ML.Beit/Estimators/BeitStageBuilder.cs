@@ -44,6 +44,26 @@ internal sealed class BeitStageBuilder
         return Add(_catalog.CustomMapping(factory.GetMapping(), attribute.ContractName), outputs);
     }
 
+    /// <summary>
+    /// <see cref="Map"/> for a mapping that reads an <c>MLImage</c> column. ML.NET's <c>CustomMappingEstimator</c>
+    /// compares item types by reference when it propagates a <c>SchemaShape</c>, which no <c>ImageDataViewType</c>
+    /// instance passes; its transformer compares types properly, so only the shape step is stood in for here.
+    /// </summary>
+    public BeitStageBuilder MapImage<TSrc, TDst>(CustomMappingFactory<TSrc, TDst> factory, params string[] outputs)
+        where TSrc : class, new() where TDst : class, new()
+    {
+        var attribute = (CustomMappingFactoryAttributeAttribute)Attribute.GetCustomAttribute(
+            factory.GetType(), typeof(CustomMappingFactoryAttributeAttribute))!;
+        return Add(new ImageInputEstimator(_catalog, _catalog.CustomMapping(factory.GetMapping(), attribute.ContractName)), outputs);
+    }
+
+    private sealed class ImageInputEstimator(TransformsCatalog catalog, IEstimator<ITransformer> mapping) : IEstimator<ITransformer>
+    {
+        public ITransformer Fit(IDataView input) => mapping.Fit(input);
+
+        public SchemaShape GetOutputSchema(SchemaShape inputSchema) => SchemaShapeShim.WithInternalColumns(catalog, inputSchema);
+    }
+
     /// <summary>Copies a user's column to an internal name.</summary>
     public BeitStageBuilder In(string internalName, string userColumn) => Add(_catalog.CopyColumns(internalName, userColumn), internalName);
 
@@ -59,31 +79,6 @@ internal sealed class BeitStageBuilder
             IntraOpNumThreads = options.IntraOpNumThreads,
             InterOpNumThreads = options.InterOpNumThreads,
         }), outputs);
-
-    /// <summary>
-    /// Fits a model stage: writes the ONNX graph to a temporary file the transformer owns, then chains the row marker,
-    /// configuration, input copy (the user's pixel column → <see cref="BeitColumns.Input"/>), pixel check,
-    /// <paramref name="before"/>, the ONNX graph, <paramref name="after"/> and the output copies.
-    /// </summary>
-    public static TTransformer FitModelStage<TTransformer>(TransformsCatalog catalog, IDataView input, BeitStageConfig config,
-        byte[] onnx, string[] onnxOutputs, BeitOnnxStageOptions options, Action<BeitStageBuilder>? before, Action<BeitStageBuilder>? after,
-        (string UserColumn, string InternalName)[] outputs, Func<TransformerChain<ITransformer>, OwnedTempFile, TTransformer> create)
-    {
-        var file = OwnedTempFile.Write(onnx, ".onnx");
-        try
-        {
-            var builder = new BeitStageBuilder(catalog, config).In(BeitColumns.Input, config.Column);
-            before?.Invoke(builder);
-            builder.Map(new CheckPixelsMapping(), BeitColumns.PixelValues).Onnx(file.Path, onnxOutputs, options);
-            after?.Invoke(builder);
-            return create(builder.Finish(outputs).Fit(input), file);
-        }
-        catch
-        {
-            file.Dispose();
-            throw;
-        }
-    }
 
     /// <summary>Copies results to the user's names, drops the internal columns and returns the chain.</summary>
     public EstimatorChain<ITransformer> Finish(params (string UserColumn, string InternalName)[] outputs)

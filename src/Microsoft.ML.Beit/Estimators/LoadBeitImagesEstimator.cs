@@ -25,6 +25,16 @@ public sealed class LoadBeitImagesEstimator : IEstimator<LoadBeitImagesTransform
         /// <summary>The input: a text column of image paths, or a column of encoded image bytes (default <c>ImagePath</c>).</summary>
         public string InputColumnName { get; set; } = "ImagePath";
 
+        /// <summary>
+        /// The folder image paths are relative to, as in ML.NET's <c>LoadImages(outputColumnName, imageFolder, inputColumnName)</c>
+        /// (default null: paths are used as given). When set, every path must stay inside it: an absolute path, or one
+        /// that leads out of it with <c>..</c>, is a bad row (a <see cref="BeitInputException"/>, or a reason in
+        /// <see cref="ErrorColumnName"/>) and is never read. The check is on the path's text; links inside the folder
+        /// are followed. Stored in the saved model as given (a relative folder resolves against the current directory
+        /// when the model scores). Only for a column of paths.
+        /// </summary>
+        public string? ImageFolder { get; set; }
+
         /// <summary>EXIF orientation, the pixel limit and the file-size limit (defaults: as Pillow and Hugging Face, no EXIF rotation).</summary>
         public ImageDecoderOptions DecoderOptions { get; set; } = ImageDecoderOptions.Default;
 
@@ -46,6 +56,8 @@ public sealed class LoadBeitImagesEstimator : IEstimator<LoadBeitImagesTransform
         ArgumentException.ThrowIfNullOrEmpty(options.OutputColumnName);
         ArgumentException.ThrowIfNullOrEmpty(options.InputColumnName);
         ArgumentNullException.ThrowIfNull(options.DecoderOptions);
+        if (options.ImageFolder is { Length: 0 })
+            throw new ArgumentException("ImageFolder must be null or a folder path.", nameof(options));
         if (options.ErrorColumnName is { } error && (error.Length == 0 || error == options.OutputColumnName))
             throw new ArgumentException($"ErrorColumnName must be null or a column name other than the output '{options.OutputColumnName}'.", nameof(options));
         _catalog = catalog;
@@ -69,7 +81,11 @@ public sealed class LoadBeitImagesEstimator : IEstimator<LoadBeitImagesTransform
             MaxPixels = _options.DecoderOptions.MaxPixels,
             MaxFileBytes = _options.DecoderOptions.MaxFileBytes,
             ErrorColumn = _options.ErrorColumnName,
+            ImageFolder = _options.ImageFolder,
         };
+        if (_options.ImageFolder != null && column.Type is not TextDataViewType)
+            throw new ArgumentOutOfRangeException(nameof(input),
+                $"{StageName}: ImageFolder applies to a column of image paths; '{_options.InputColumnName}' holds encoded image bytes.");
         var builder = new BeitStageBuilder(_catalog, config).In(BeitColumns.Input, _options.InputColumnName);
         bool paths = column.Type is TextDataViewType;
         if (_options.ErrorColumnName == null)
@@ -113,6 +129,9 @@ public sealed class LoadBeitImagesTransformer : BeitTransformerBase
 
     /// <summary>The error column (see <see cref="LoadBeitImagesEstimator.Options.ErrorColumnName"/>), or null when a bad image throws.</summary>
     public string? ErrorColumnName => StageConfig.ErrorColumn;
+
+    /// <summary>The folder image paths are relative to, or null (see <see cref="LoadBeitImagesEstimator.Options.ImageFolder"/>).</summary>
+    public string? ImageFolder => StageConfig.ImageFolder;
 
     /// <summary>The decoder settings.</summary>
     public ImageDecoderOptions DecoderOptions => StageConfig.DecoderOptions();

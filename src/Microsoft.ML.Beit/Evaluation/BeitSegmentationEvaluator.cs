@@ -32,7 +32,7 @@ public sealed class BeitSegmentationMetrics
 /// metrics). The ground truth is either a vector column of class indices (same length and layout as the prediction)
 /// or a text column of label-map image paths, decoded as <c>np.array(Image.open(f))</c> does.
 /// </summary>
-public static class BeitSegmentationEvaluator
+internal static class BeitSegmentationEvaluator
 {
     /// <summary>Evaluates <paramref name="data"/>.</summary>
     /// <param name="data">Scored data holding both columns.</param>

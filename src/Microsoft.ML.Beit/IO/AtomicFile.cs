@@ -8,7 +8,7 @@ namespace Microsoft.ML.Beit.IO;
 /// over the target, or deleted when writing fails. The temporary name, <c>.&lt;name&gt;.beit-&lt;pid&gt;-&lt;id&gt;.tmp</c>,
 /// says which process wrote it, so a leftover of a killed process is deleted by the next write to the same target.
 /// </summary>
-internal static class AtomicFile
+public static class AtomicFile
 {
     /// <summary>Writes <paramref name="target"/> through <paramref name="write"/>, which receives the temporary path to create.</summary>
     public static void Write(string target, Action<string> write)

@@ -5,7 +5,7 @@ namespace Microsoft.ML.Beit.Modeling;
 /// axis of length <c>n</c> averages <c>[floor(i·n/s), ceil((i+1)·n/s))</c>. The bins overlap when <c>s</c> does not divide
 /// <c>n</c> (e.g. 40→3 and 40→6 in the ADE20K UperNet head), which is what the PyTorch ONNX exporter cannot express.
 /// </summary>
-public static class AdaptiveAvgPooling
+internal static class AdaptiveAvgPooling
 {
     /// <summary>The half-open input range <c>[Start, End)</c> of each of the <paramref name="outSize"/> output cells.</summary>
     public static (int Start, int End)[] Bins(int inSize, int outSize)

@@ -3,7 +3,7 @@ namespace Microsoft.ML.Beit.Modeling;
 /// <summary>
 /// Shapes and index tables of BEiT's token grid, defined once for the TorchSharp model and the ONNX exporter.
 /// </summary>
-public static class BeitGeometry
+internal static class BeitGeometry
 {
     /// <summary>Rows of a relative position bias table for a <paramref name="gridH"/>×<paramref name="gridW"/> window: (2H−1)(2W−1) offsets plus 3 CLS rows.</summary>
     public static int RelativeTableRows(int gridH, int gridW) => (2 * gridH - 1) * (2 * gridW - 1) + 3;

@@ -5,7 +5,7 @@ namespace Microsoft.ML.Beit.Modeling;
 /// exporter and other code reproduce Hugging Face's resizes of relative position tables, absolute position embeddings
 /// and logits exactly.
 /// </summary>
-public static class TorchInterpolation
+internal static class TorchInterpolation
 {
     /// <summary>The two source taps and weights of one output index along one axis.</summary>
     /// <param name="Index0">First source index.</param>

@@ -1,7 +1,7 @@
 namespace Microsoft.ML.Beit.Onnx;
 
 /// <summary>Input, output and metadata names of the exported graphs (Hugging Face's output names).</summary>
-public static class BeitOnnxNames
+internal static class BeitOnnxNames
 {
     /// <summary>Input: float32 <c>[batch, channels, height, width]</c>, normalised as the checkpoint's image processor does.</summary>
     public const string PixelValues = "pixel_values";

@@ -66,10 +66,10 @@ public sealed class BeitImageProcessor
     /// </summary>
     public bool DoReduceLabels { get; init; }
 
-    /// <summary>The height and width of <c>pixel_values</c> for an input of <paramref name="width"/>×<paramref name="height"/>.</summary>
-    public PixelSize GetOutputSize(int width, int height)
+    /// <summary>The height and width of <c>pixel_values</c> for an input of <paramref name="input"/>.</summary>
+    public PixelSize GetOutputSize(PixelSize input)
     {
-        var size = DoResize ? Size.GetOutputSize(height, width) : new PixelSize(height, width);
+        var size = DoResize ? Size.GetOutputSize(input) : input;
         return DoCenterCrop ? CropSize : size;
     }
 
@@ -81,9 +81,9 @@ public sealed class BeitImageProcessor
     public float[] Preprocess(RgbImage image)
     {
         ArgumentNullException.ThrowIfNull(image);
-        var o = GetOutputSize(image.Width, image.Height);
+        var o = GetOutputSize(image.Size);
         var result = new float[3 * o.Height * o.Width];
-        Preprocess(image.Pixels, image.Width, image.Height, result);
+        Preprocess(image.Pixels, image.Size, result);
         return result;
     }
 
@@ -91,19 +91,20 @@ public sealed class BeitImageProcessor
     public void Preprocess(RgbImage image, Span<float> destination)
     {
         ArgumentNullException.ThrowIfNull(image);
-        Preprocess(image.Pixels, image.Width, image.Height, destination);
+        Preprocess(image.Pixels, image.Size, destination);
     }
 
     /// <summary>
-    /// Preprocesses interleaved RGB pixels <c>[height, width, 3]</c> into <paramref name="destination"/>
-    /// (<c>[3, H, W]</c>); the allocation-free entry point for per-row callers such as ML.NET transformers.
+    /// Preprocesses interleaved RGB pixels <c>[height, width, 3]</c> of an image of <paramref name="size"/> into
+    /// <paramref name="destination"/> (<c>[3, H, W]</c>); the allocation-free entry point for per-row callers such as ML.NET transformers.
     /// </summary>
-    public void Preprocess(ReadOnlySpan<byte> rgb, int width, int height, Span<float> destination)
+    public void Preprocess(ReadOnlySpan<byte> rgb, PixelSize size, Span<float> destination)
     {
+        int width = size.Width, height = size.Height;
         if (width <= 0 || height <= 0) throw new ArgumentException($"Image dimensions must be positive, got {width}x{height}.");
         if (rgb.Length < (long)width * height * 3) throw new ArgumentException($"{rgb.Length} bytes cannot hold a {width}x{height} RGB image.", nameof(rgb));
         var lut = Lut();
-        var resized = DoResize ? Size.GetOutputSize(height, width) : new PixelSize(height, width);
+        var resized = DoResize ? Size.GetOutputSize(size) : size;
         var plan = CropPlan.For(resized, DoCenterCrop ? CropSize : resized);
         int plane = plan.Out.Height * plan.Out.Width;
         if (destination.Length < 3 * plane)
@@ -141,7 +142,7 @@ public sealed class BeitImageProcessor
     {
         ArgumentNullException.ThrowIfNull(images);
         if (images.Count == 0) return [];
-        var o = GetOutputSize(images[0].Width, images[0].Height);
+        var o = GetOutputSize(images[0].Size);
         var result = new float[(long)images.Count * 3 * o.Height * o.Width];
         PreprocessBatch(images, result, maxDegreeOfParallelism);
         return result;
@@ -152,7 +153,7 @@ public sealed class BeitImageProcessor
     {
         ArgumentNullException.ThrowIfNull(images);
         if (images.Count == 0) return;
-        int per = CheckBatch(images.Count, i => GetOutputSize(images[i].Width, images[i].Height), destination.Length);
+        int per = CheckBatch(images.Count, i => GetOutputSize(images[i].Size), destination.Length);
         RunParallel(images.Count, maxDegreeOfParallelism, i => Preprocess(images[i], destination.Span.Slice(i * per, per)));
     }
 
@@ -199,7 +200,7 @@ public sealed class BeitImageProcessor
                 labels[i] = v == 0 || v == 255 ? (byte)255 : (byte)(v - 1);
             }
         }
-        var resized = DoResize ? Size.GetOutputSize(map.Height, map.Width) : new PixelSize(map.Height, map.Width);
+        var resized = DoResize ? Size.GetOutputSize(map.Size) : map.Size;
         var plan = CropPlan.For(resized, DoCenterCrop ? CropSize : resized);
         var window = new byte[plan.SrcWidth * plan.SrcHeight];
         PillowResampler.ResizeRegion(labels, map.Width, map.Height, 1, resized.Width, resized.Height,
@@ -207,7 +208,7 @@ public sealed class BeitImageProcessor
         var result = new byte[plan.Out.Height * plan.Out.Width];
         for (int y = 0; y < plan.SrcHeight; y++)
             window.AsSpan(y * plan.SrcWidth, plan.SrcWidth).CopyTo(result.AsSpan((plan.DstY + y) * plan.Out.Width + plan.DstX));
-        return new LabelMap(plan.Out.Width, plan.Out.Height, result);
+        return new LabelMap(plan.Out, result);
     }
 
     /// <summary>

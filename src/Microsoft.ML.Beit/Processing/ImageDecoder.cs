@@ -33,7 +33,7 @@ public static class ImageDecoder
         options ??= ImageDecoderOptions.Default;
         var (w, h, pixels, orientation) = DecodeCore(data, sourceName, options, labels: false);
         if (options.ApplyExifOrientation) (w, h, pixels) = Exif.Apply(orientation, w, h, pixels, 3);
-        return new RgbImage(w, h, pixels);
+        return new RgbImage(new PixelSize(h, w), pixels);
     }
 
     /// <summary>Decodes an encoded image read from <paramref name="stream"/> to its end; <paramref name="sourceName"/> names it in errors.</summary>
@@ -57,7 +57,7 @@ public static class ImageDecoder
             MLPixelFormat.Rgba32 => false,
             _ => throw new ArgumentException($"MLImage pixel format {image.PixelFormat} is not supported.", nameof(image)),
         };
-        return RgbImage.FromFourChannel(image.Pixels, image.Width, image.Height, bgr);
+        return RgbImage.FromFourChannel(image.Pixels, new PixelSize(image.Height, image.Width), bgr);
     }
 
     /// <summary>
@@ -78,7 +78,7 @@ public static class ImageDecoder
         options ??= ImageDecoderOptions.Default;
         var (w, h, labels, orientation) = DecodeCore(data, sourceName, options, labels: true);
         if (options.ApplyExifOrientation) (w, h, labels) = Exif.Apply(orientation, w, h, labels, 1);
-        return new LabelMap(w, h, labels);
+        return new LabelMap(new PixelSize(h, w), labels);
     }
 
     internal static void CheckSize(string source, long width, long height, ImageDecoderOptions options)
@@ -205,7 +205,7 @@ public static class ImageDecoder
         if (result != SKCodecResult.Success)
             throw new ImageDecodingException(source, ErrorOf(result, data, format), $"the {format} pixel data cannot be decoded ({result}).");
         if (labels) return (info.Width, info.Height, buffer, orientation);
-        var rgb = RgbImage.FromFourChannel(buffer, info.Width, info.Height, bgr: false);
+        var rgb = RgbImage.FromFourChannel(buffer, new PixelSize(info.Height, info.Width), bgr: false);
         return (info.Width, info.Height, rgb.Pixels, orientation);
     }
 

@@ -6,10 +6,11 @@ namespace Microsoft.ML.Beit.Processing;
 /// </summary>
 public sealed class LabelMap
 {
-    /// <summary>Wraps <paramref name="labels"/> (not copied), which must hold exactly <c>width·height</c> bytes.</summary>
+    /// <summary>Wraps <paramref name="labels"/> (not copied), which must hold exactly <c>height·width</c> bytes.</summary>
     /// <exception cref="ArgumentException">A dimension is not positive or the buffer has the wrong length.</exception>
-    public LabelMap(int width, int height, byte[] labels)
+    public LabelMap(PixelSize size, byte[] labels)
     {
+        int width = size.Width, height = size.Height;
         ArgumentNullException.ThrowIfNull(labels);
         if (width <= 0 || height <= 0) throw new ArgumentException($"Label map dimensions must be positive, got {width}x{height}.");
         if (labels.LongLength != (long)width * height)
@@ -24,6 +25,9 @@ public sealed class LabelMap
 
     /// <summary>Height in pixels.</summary>
     public int Height { get; }
+
+    /// <summary>The height and width.</summary>
+    public PixelSize Size => new(Height, Width);
 
     /// <summary>The labels, <c>[Height, Width]</c> row-major.</summary>
     public byte[] Labels { get; }

@@ -26,12 +26,12 @@ public static class PillowResampler
 
     private static readonly ConcurrentDictionary<(int In, int Out, PillowResample Filter), Coefficients> s_cache = new();
 
-    /// <summary>Resizes an RGB image to <paramref name="width"/>×<paramref name="height"/> as Pillow does.</summary>
-    public static RgbImage Resize(RgbImage image, int width, int height, PillowResample filter)
+    /// <summary>Resizes an RGB image to <paramref name="size"/> as Pillow does.</summary>
+    public static RgbImage Resize(RgbImage image, PixelSize size, PillowResample filter)
     {
         ArgumentNullException.ThrowIfNull(image);
-        var result = new RgbImage(width, height);
-        Resize(image.Pixels, image.Width, image.Height, 3, result.Pixels, width, height, filter);
+        var result = new RgbImage(size);
+        Resize(image.Pixels, image.Size, 3, result.Pixels, size, filter);
         return result;
     }
 
@@ -40,16 +40,15 @@ public static class PillowResampler
     /// for L, RGB and RGBX; note that Pillow premultiplies RGBA and LA by alpha first, which this method does not).
     /// </summary>
     /// <param name="source">Source pixels, <c>[height, width, channels]</c>.</param>
-    /// <param name="width">Source width.</param>
-    /// <param name="height">Source height.</param>
+    /// <param name="size">Source height and width.</param>
     /// <param name="channels">Channels per pixel, 1 to 4.</param>
     /// <param name="destination">Receives <c>[newHeight, newWidth, channels]</c> pixels.</param>
-    /// <param name="newWidth">Output width.</param>
-    /// <param name="newHeight">Output height.</param>
+    /// <param name="newSize">Output height and width.</param>
     /// <param name="filter">The Pillow filter.</param>
-    public static void Resize(ReadOnlySpan<byte> source, int width, int height, int channels,
-                              Span<byte> destination, int newWidth, int newHeight, PillowResample filter)
+    public static void Resize(ReadOnlySpan<byte> source, PixelSize size, int channels,
+                              Span<byte> destination, PixelSize newSize, PillowResample filter)
     {
+        int width = size.Width, height = size.Height, newWidth = newSize.Width, newHeight = newSize.Height;
         if (channels is < 1 or > 4) throw new ArgumentOutOfRangeException(nameof(channels), channels, "Channels must be 1 to 4.");
         if (width <= 0 || height <= 0) throw new ArgumentException($"Source dimensions must be positive, got {width}x{height}.");
         if (newWidth <= 0 || newHeight <= 0) throw new ArgumentException($"Output dimensions must be positive, got {newWidth}x{newHeight}.");
@@ -62,7 +61,7 @@ public static class PillowResampler
 
     /// <summary>
     /// Computes only the window <c>[regionX, regionX+regionWidth) × [regionY, regionY+regionHeight)</c> of the image
-    /// <see cref="Resize(ReadOnlySpan{byte}, int, int, int, Span{byte}, int, int, PillowResample)"/> would produce
+    /// <see cref="Resize(ReadOnlySpan{byte}, PixelSize, int, Span{byte}, PixelSize, PillowResample)"/> would produce
     /// (every output pixel depends only on its own coefficients, so the window is bit-identical to a crop of the full
     /// result). Used to fuse resize and center crop. Arguments are validated by the caller.
     /// </summary>

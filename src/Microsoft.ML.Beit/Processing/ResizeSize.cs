@@ -52,9 +52,10 @@ public sealed record ResizeSize
         return new ResizeSize(null, null, shortestEdge, longestEdge);
     }
 
-    /// <summary>The output size for an input of <paramref name="height"/>×<paramref name="width"/>.</summary>
-    public PixelSize GetOutputSize(int height, int width)
+    /// <summary>The output size for an input of <paramref name="input"/>.</summary>
+    public PixelSize GetOutputSize(PixelSize input)
     {
+        int height = input.Height, width = input.Width;
         if (Height is { } h && Width is { } w) return new PixelSize(h, w);
         int size = ShortestEdge!.Value;
         int shortSide = Math.Min(width, height), longSide = Math.Max(width, height);

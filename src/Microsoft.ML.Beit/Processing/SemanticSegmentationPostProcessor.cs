@@ -8,7 +8,7 @@ namespace Microsoft.ML.Beit.Processing;
 /// then take the arg-max over classes. Without target sizes the arg-max is taken at logit resolution.
 /// Shared by the ONNX scorer, the ML.NET segmenter and the TorchSharp model.
 /// </summary>
-public static class SemanticSegmentationPostProcessor
+internal static class SemanticSegmentationPostProcessor
 {
     /// <summary>
     /// Turns segmentation logits <c>[B, C, h, w]</c> (row-major) into one label map per image.

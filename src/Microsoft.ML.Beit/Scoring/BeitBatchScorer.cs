@@ -292,7 +292,7 @@ public sealed class BeitBatchScorer : IDisposable
         {
             return new Prepared(path, null, null, e.Message);
         }
-        var size = Processor.GetOutputSize(image.Width, image.Height);
+        var size = Processor.GetOutputSize(image.Size);
         if (size.Height != _model.Height || size.Width != _model.Width)
             return new Prepared(path, null, null, $"Column '{_load.Column}' ('{path}'): the processor makes a {size} input but the model takes {InputSize}.");
         var pixels = Processor.Preprocess(image);

@@ -51,7 +51,7 @@ public sealed class BeitOnnxSession : IDisposable
             Metadata = new Dictionary<string, string>(_session.ModelMetadata.CustomMetadataMap);
             // ONNX Runtime's CPU provider has float16 kernels for few of the graph's operators and would wrap the rest in
             // Casts, running slower than float32: refuse rather than be silently slow.
-            if (ExecutionProvider == BeitExecutionProvider.Cpu && Metadata.TryGetValue(BeitOnnxNames.MetadataPrecision, out var precision)
+            if (ExecutionProvider == CpuProvider && Metadata.TryGetValue(BeitOnnxNames.MetadataPrecision, out var precision)
                 && precision == nameof(BeitOnnxPrecision.Float16))
                 throw new NotSupportedException("BeitOnnxSession: this is a Float16 graph, which is for the CUDA execution provider; on the CPU " +
                     "export it with Precision Float32 or Int8 (Int8 is the fastest there).");
@@ -64,8 +64,8 @@ public sealed class BeitOnnxSession : IDisposable
         }
     }
 
-    /// <summary>The execution provider the session actually runs on (after any fallback).</summary>
-    public BeitExecutionProvider ExecutionProvider { get; }
+    /// <summary>The ONNX Runtime execution provider the session actually runs on (after any fallback): <c>CPUExecutionProvider</c> or <c>CUDAExecutionProvider</c>.</summary>
+    public string ExecutionProvider { get; }
     /// <summary>Input channels.</summary>
     public int NumChannels { get; }
     /// <summary>Input height the graph was exported for.</summary>
@@ -81,19 +81,22 @@ public sealed class BeitOnnxSession : IDisposable
     /// <summary>Values in one image: channels × height × width.</summary>
     public int ImageLength => NumChannels * ImageHeight * ImageWidth;
 
-    private static (InferenceSession, SessionOptions, BeitExecutionProvider) CreateSession(
+    private const string CpuProvider = "CPUExecutionProvider";
+    private const string CudaProvider = "CUDAExecutionProvider";
+
+    private static (InferenceSession, SessionOptions, string) CreateSession(
         BeitOnnxSessionOptions options, Func<SessionOptions, InferenceSession> create, Action<string> log)
     {
-        if (options.ExecutionProvider == BeitExecutionProvider.Cpu)
+        if (options.GpuDeviceId is not int device)
         {
-            var (s, so) = Create(options, create, cuda: false);
-            return (s, so, BeitExecutionProvider.Cpu);
+            var (s, so) = Create(options, create, cuda: null);
+            return (s, so, CpuProvider);
         }
 
-        // The rule: Cuda fails loudly when CUDA cannot be used; CudaIfAvailable falls back to the CPU and says so.
+        // ML.NET's rule: a GPU request fails loudly when CUDA cannot be used, unless FallbackToCpu (which says so).
         string[] available = OrtEnv.Instance().GetAvailableProviders();
         string why;
-        if (!available.Contains("CUDAExecutionProvider"))
+        if (!available.Contains(CudaProvider))
         {
             why = $"the loaded ONNX Runtime has no CUDA provider (available: {string.Join(", ", available)}); " +
                   "the application must reference Microsoft.ML.OnnxRuntime.Gpu instead of Microsoft.ML.OnnxRuntime";
@@ -102,31 +105,31 @@ public sealed class BeitOnnxSession : IDisposable
         {
             try
             {
-                var (s, so) = Create(options, create, cuda: true);
-                return (s, so, BeitExecutionProvider.Cuda);
+                var (s, so) = Create(options, create, cuda: device);
+                return (s, so, CudaProvider);
             }
             catch (OnnxRuntimeException e)
             {
-                why = $"CUDA device {options.CudaDeviceId} could not be initialised: {e.Message}";
+                why = $"CUDA device {device} could not be initialised: {e.Message}";
             }
         }
-        if (options.ExecutionProvider == BeitExecutionProvider.Cuda)
-            throw new InvalidOperationException($"BeitOnnxSession: CUDA was requested but {why}.");
+        if (!options.FallbackToCpu)
+            throw new InvalidOperationException($"BeitOnnxSession: GPU device {device} was requested but {why} (set FallbackToCpu to run on the CPU instead).");
         log($"BeitOnnxSession: running on the CPU because {why}.");
-        var (cpu, cpuOptions) = Create(options, create, cuda: false);
-        return (cpu, cpuOptions, BeitExecutionProvider.Cpu);
+        var (cpu, cpuOptions) = Create(options, create, cuda: null);
+        return (cpu, cpuOptions, CpuProvider);
     }
 
-    private static (InferenceSession, SessionOptions) Create(BeitOnnxSessionOptions options, Func<SessionOptions, InferenceSession> create, bool cuda)
+    private static (InferenceSession, SessionOptions) Create(BeitOnnxSessionOptions options, Func<SessionOptions, InferenceSession> create, int? cuda)
     {
         var so = new SessionOptions { GraphOptimizationLevel = options.GraphOptimizationLevel, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL };
         try
         {
-            if (options.IntraOpThreads is int intra) so.IntraOpNumThreads = intra;
-            if (options.InterOpThreads is int inter) so.InterOpNumThreads = inter;
+            if (options.IntraOpNumThreads is int intra) so.IntraOpNumThreads = intra;
+            if (options.InterOpNumThreads is int inter) so.InterOpNumThreads = inter;
             if (options.OptimizedModelFilePath != null) so.OptimizedModelFilePath = options.OptimizedModelFilePath;
             foreach (var (key, value) in options.ConfigEntries) so.AddSessionConfigEntry(key, value);
-            if (cuda) so.AppendExecutionProvider_CUDA(options.CudaDeviceId);
+            if (cuda is int device) so.AppendExecutionProvider_CUDA(device);
             return (create(so), so);
         }
         catch

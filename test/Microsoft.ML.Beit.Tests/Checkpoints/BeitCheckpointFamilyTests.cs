@@ -23,7 +23,7 @@ public sealed class BeitCheckpointFamilyTests(ITestOutputHelper output)
 
     private static TensorData Logits(byte[] onnx)
     {
-        using var session = new BeitOnnxSession(onnx, new BeitOnnxSessionOptions { IntraOpThreads = 1 });
+        using var session = new BeitOnnxSession(onnx, new BeitOnnxSessionOptions { IntraOpNumThreads = 1 });
         return session.Run(Pixels(), 2)["logits"];
     }
 
@@ -221,7 +221,7 @@ public sealed class BeitCheckpointFamilyTests(ITestOutputHelper output)
         Assert.Equal(hf["beit.encoder.relative_position_bias.relative_position_bias_table"].Data,
                      tensors["beit.encoder.relative_position_bias.relative_position_bias_table"].Data);
         var onnx = BeitOnnxExporter.ExportToBytes(converted, BeitOnnxTask.MaskedImageModeling);
-        using var session = new BeitOnnxSession(onnx, new BeitOnnxSessionOptions { IntraOpThreads = 1 });
+        using var session = new BeitOnnxSession(onnx, new BeitOnnxSessionOptions { IntraOpNumThreads = 1 });
         var logits = session.Run(Pixels(), 2, new bool[2 * 16])["logits"];
         Assert.Equal(new long[] { 2, 16, 64 }, logits.Shape);
         Assert.DoesNotContain(logits.ToFloatArray(), float.IsNaN);

@@ -53,7 +53,7 @@ public sealed class BeitFeaturizerAndSegmenterTests(ITestOutputHelper output)
         return ml.Data.LoadFromEnumerable(sizes.Select((s, i) => new SegmentationRow
         {
             PixelValues = PipelineData.Item(io["pixel_values"], i),
-            Image = BeitImageColumn.Encode(new RgbImage(s.Width, s.Height)),
+            Image = BeitImageColumn.Encode(new RgbImage(new PixelSize(s.Height, s.Width))),
         }).ToArray());
     }
 

@@ -26,8 +26,8 @@ public sealed class LoadAndProcessTests
             Assert.Equal(expected, images[i]);
             Assert.Equal(expected, decoded[i]);
             var image = BeitImageColumn.Decode(images[i]);
-            Assert.True(BeitImageColumn.TryGetSize(images[i], out int w, out int h));
-            Assert.Equal((image.Width, image.Height), (w, h));
+            Assert.True(BeitImageColumn.TryGetSize(images[i], out var size));
+            Assert.Equal(image.Size, size);
         }
         Assert.Equal("ImagePath", fromPaths.InputColumnName);
         Assert.Equal("Image", fromPaths.OutputColumnName);

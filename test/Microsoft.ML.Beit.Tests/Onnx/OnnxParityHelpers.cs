@@ -20,7 +20,7 @@ internal static class OnnxParityHelpers
         options ??= new BeitOnnxExportOptions();
         options.OperatorSet = set;
         var bytes = BeitOnnxExporter.ExportToBytes(Fixtures.Tiny(fixture), task, options);
-        return new BeitOnnxSession(bytes, new BeitOnnxSessionOptions { IntraOpThreads = 1 });
+        return new BeitOnnxSession(bytes, new BeitOnnxSessionOptions { IntraOpNumThreads = 1 });
     }
 
     /// <summary>Asserts the max abs diff is within <see cref="Tolerance"/> and logs it.</summary>

@@ -83,12 +83,12 @@ public class BeitImageProcessorTests(ITestOutputHelper output)
         // 53x37 -> 224x224 upscale: Pillow's own result is 2 steps from torchvision on 2 of 150,528 values.
         var image = ImageDecoder.Decode(Fixtures.Preproc("rgba_small.png"));
         var pilBytes = PillowFixtures.Processor["pil_resize224.rgba_small"].Data;
-        var resized = PillowResampler.Resize(image, 224, 224, PillowResample.Bicubic);
+        var resized = PillowResampler.Resize(image, new PixelSize(224, 224), PillowResample.Bicubic);
         Assert.Null(PillowFixtures.FirstDifference(pilBytes, resized.Pixels, 224, 3));
 
         var hf = s_v5.Value["rgba_small_rgb"].ToFloatArray();
         var actual = V5Defaults().Preprocess(image);
-        var pil = new BeitImageProcessor { DoResize = false, DoCenterCrop = false }.Preprocess(new RgbImage(224, 224, pilBytes));
+        var pil = new BeitImageProcessor { DoResize = false, DoCenterCrop = false }.Preprocess(new RgbImage(new PixelSize(224, 224), pilBytes));
         Assert.Equal(pil, actual);
         int overOneStep = hf.Where((v, i) => Math.Abs(actual[i] - v) > 0.0079f).Count();
         output.WriteLine($"v5 rgba_small: max abs diff {TestMath.MaxAbsDiff(actual, hf):G4}, {overOneStep} of {hf.Length} values more than one step away");
@@ -138,7 +138,7 @@ public class BeitImageProcessorTests(ITestOutputHelper output)
         var expected = PillowFixtures.Processor[name];
         var image = name.StartsWith("thin") ? ImageDecoder.Decode(Fixtures.Preproc("thin.png")) : s_photo;
         var p = ProcessorFor(name);
-        var size = p.GetOutputSize(image.Width, image.Height);
+        var size = p.GetOutputSize(image.Size);
         Assert.Equal(new long[] { 3, size.Height, size.Width }, expected.Shape);
         var actual = p.Preprocess(image);
         // Same arithmetic as NumPy (float64 rescale -> float32, float32 normalize): bit-identical.
@@ -148,11 +148,11 @@ public class BeitImageProcessorTests(ITestOutputHelper output)
     [Fact]
     public void ShortestEdgeFollowsTransformersRounding()
     {
-        Assert.Equal(new PixelSize(40, 63), ResizeSize.Shortest(40).GetOutputSize(61, 97));   // int(40*97/61) = 63
-        Assert.Equal(new PixelSize(63, 40), ResizeSize.Shortest(40).GetOutputSize(97, 61));
-        Assert.Equal(new PixelSize(16, 685), ResizeSize.Shortest(16).GetOutputSize(7, 300));  // int(16*300/7) = 685
-        Assert.Equal(new PixelSize(25, 40), ResizeSize.Shortest(30, 40).GetOutputSize(61, 97)); // 47 > 40: int(40*30/47) = 25
-        Assert.Equal(new PixelSize(224, 224), ResizeSize.Shortest(224).GetOutputSize(500, 500));
+        Assert.Equal(new PixelSize(40, 63), ResizeSize.Shortest(40).GetOutputSize(new PixelSize(61, 97)));   // int(40*97/61) = 63
+        Assert.Equal(new PixelSize(63, 40), ResizeSize.Shortest(40).GetOutputSize(new PixelSize(97, 61)));
+        Assert.Equal(new PixelSize(16, 685), ResizeSize.Shortest(16).GetOutputSize(new PixelSize(7, 300)));  // int(16*300/7) = 685
+        Assert.Equal(new PixelSize(25, 40), ResizeSize.Shortest(30, 40).GetOutputSize(new PixelSize(61, 97))); // 47 > 40: int(40*30/47) = 25
+        Assert.Equal(new PixelSize(224, 224), ResizeSize.Shortest(224).GetOutputSize(new PixelSize(500, 500)));
     }
 
     // ------------------------------------------------------------------ segmentation maps
@@ -192,7 +192,7 @@ public class BeitImageProcessorTests(ITestOutputHelper output)
     public void ReduceLabelsMapsZeroTo255AndKeeps255()
     {
         var p = new BeitImageProcessor { DoResize = false, DoCenterCrop = false, DoReduceLabels = true };
-        var result = p.PreprocessSegmentationMap(new LabelMap(5, 1, [0, 1, 150, 254, 255]));
+        var result = p.PreprocessSegmentationMap(new LabelMap(new PixelSize(1, 5), [0, 1, 150, 254, 255]));
         Assert.Equal(new byte[] { 255, 0, 149, 253, 255 }, result.Labels);
         Assert.Equal(PillowResample.Nearest, new BeitImageProcessor().SegmentationResample);
     }
@@ -261,7 +261,7 @@ public class BeitImageProcessorTests(ITestOutputHelper output)
         Assert.True(p.DoReduceLabels);
         Assert.True(p.DoRescale);       // absent: class default
         Assert.Equal(1.0 / 255, p.RescaleFactor);
-        Assert.Equal(new PixelSize(640, 640), p.GetOutputSize(451, 300));
+        Assert.Equal(new PixelSize(640, 640), p.GetOutputSize(new PixelSize(300, 451)));
 
         // The file itself works too, and ToJson round-trips.
         var again = BeitImageProcessor.FromJson(p.ToJson());
@@ -310,7 +310,7 @@ public class BeitImageProcessorTests(ITestOutputHelper output)
         p.PreprocessBatch(images, buffer.AsMemory(5, single.Length));
         Assert.Equal(single, buffer.AsSpan(5, single.Length).ToArray());
         var one = new float[3 * 224 * 224];
-        p.Preprocess(images[2].Pixels, images[2].Width, images[2].Height, one);
+        p.Preprocess(images[2].Pixels, images[2].Size, one);
         Assert.Equal(p.Preprocess(images[2]), one);
     }
 
@@ -319,8 +319,8 @@ public class BeitImageProcessorTests(ITestOutputHelper output)
     {
         var p = new BeitImageProcessor { Size = ResizeSize.Shortest(32), DoCenterCrop = false };
         Assert.Null(p.FixedOutputSize());
-        var e = Assert.Throws<ArgumentException>(() => p.PreprocessBatch([new RgbImage(40, 20), new RgbImage(20, 40)]));
+        var e = Assert.Throws<ArgumentException>(() => p.PreprocessBatch([new RgbImage(new PixelSize(20, 40)), new RgbImage(new PixelSize(40, 20))]));
         Assert.Contains("one output size", e.Message);
-        Assert.Throws<ArgumentException>(() => new BeitImageProcessor().Preprocess(new RgbImage(4, 4), new float[10]));
+        Assert.Throws<ArgumentException>(() => new BeitImageProcessor().Preprocess(new RgbImage(new PixelSize(4, 4)), new float[10]));
     }
 }

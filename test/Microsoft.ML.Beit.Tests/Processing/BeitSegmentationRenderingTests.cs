@@ -61,7 +61,7 @@ public class BeitSegmentationRenderingTests
     {
         var pixels = new byte[3 * s_map.Length];
         for (int i = 0; i < pixels.Length; i++) pixels[i] = (byte)(i * 17 % 256);
-        var image = new RgbImage(4, 3, pixels);
+        var image = new RgbImage(new PixelSize(3, 4), pixels);
 
         var half = ImageDecoder.Decode(BeitSegmentationRendering.OverlayPng(s_map, s_size, image), "overlay.png");
         Assert.Equal((4, 3), (half.Width, half.Height));
@@ -94,7 +94,7 @@ public class BeitSegmentationRenderingTests
         Assert.Contains("outside", Assert.Throws<ArgumentException>(() => BeitSegmentationRendering.LabelMapPng(s_map, s_size, classCount: 3)).Message);
         Assert.Contains("needs 16 labels, got 12", Assert.Throws<ArgumentException>(() => BeitSegmentationRendering.LabelMapPng(s_map, new PixelSize(4, 4), classCount: 4)).Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => BeitSegmentationRendering.LabelMapPng(s_map, s_size, classCount: 65537));
-        Assert.Contains("3x4", Assert.Throws<ArgumentException>(() => BeitSegmentationRendering.OverlayPng(s_map, s_size, new RgbImage(3, 4))).Message);
+        Assert.Contains("3x4", Assert.Throws<ArgumentException>(() => BeitSegmentationRendering.OverlayPng(s_map, s_size, new RgbImage(new PixelSize(4, 3)))).Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => BeitSegmentationRendering.OverlayPng(s_map, s_size, null, alpha: float.NaN));
         Assert.Throws<ArgumentException>(() => BeitSegmentationRendering.OverlayPng([0, -1], new PixelSize(1, 2)));
     }

@@ -26,7 +26,7 @@ public class PillowResamplerTests
         Assert.Equal(new long[] { wh[1], wh[0] }, expected.Shape.Take(2));
 
         var actual = new byte[wh[0] * wh[1] * c];
-        PillowResampler.Resize(src.Data, w, h, c, actual, wh[0], wh[1], filter);
+        PillowResampler.Resize(src.Data, new PixelSize(h, w), c, actual, new PixelSize(wh[1], wh[0]), filter);
         Assert.Null(PillowFixtures.FirstDifference(expected.Data, actual, wh[0], c));
     }
 
@@ -46,7 +46,7 @@ public class PillowResamplerTests
         foreach (var filter in Enum.GetValues<PillowResample>())
         {
             var full = new byte[97 * 61 * 3];
-            PillowResampler.Resize(src.Data, 64, 48, 3, full, 97, 61, filter);
+            PillowResampler.Resize(src.Data, new PixelSize(48, 64), 3, full, new PixelSize(61, 97), filter);
             var region = new byte[30 * 20 * 3];
             PillowResampler.ResizeRegion(src.Data, 64, 48, 3, 97, 61, filter, 40, 33, 30, 20, region);
             for (int y = 0; y < 20; y++)
@@ -59,7 +59,7 @@ public class PillowResamplerTests
     {
         var src = PillowFixtures.Resample["src.noise17x13"];
         var dst = new byte[src.Data.Length];
-        PillowResampler.Resize(src.Data, 17, 13, 3, dst, 17, 13, PillowResample.Lanczos);
+        PillowResampler.Resize(src.Data, new PixelSize(13, 17), 3, dst, new PixelSize(13, 17), PillowResample.Lanczos);
         Assert.Equal(src.Data, dst);
     }
 
@@ -67,9 +67,9 @@ public class PillowResamplerTests
     public void RejectsBadArguments()
     {
         var src = new byte[12];
-        Assert.Throws<ArgumentOutOfRangeException>(() => PillowResampler.Resize(src, 2, 2, 5, new byte[100], 3, 3, PillowResample.Box));
-        Assert.Throws<ArgumentException>(() => PillowResampler.Resize(src, 2, 2, 3, new byte[100], 0, 3, PillowResample.Box));
-        Assert.Throws<ArgumentException>(() => PillowResampler.Resize(src, 2, 2, 3, new byte[5], 3, 3, PillowResample.Box));
-        Assert.Throws<ArgumentOutOfRangeException>(() => PillowResampler.Resize(src, 2, 2, 3, new byte[27], 3, 3, (PillowResample)9));
+        Assert.Throws<ArgumentOutOfRangeException>(() => PillowResampler.Resize(src, new PixelSize(2, 2), 5, new byte[100], new PixelSize(3, 3), PillowResample.Box));
+        Assert.Throws<ArgumentException>(() => PillowResampler.Resize(src, new PixelSize(2, 2), 3, new byte[100], new PixelSize(3, 0), PillowResample.Box));
+        Assert.Throws<ArgumentException>(() => PillowResampler.Resize(src, new PixelSize(2, 2), 3, new byte[5], new PixelSize(3, 3), PillowResample.Box));
+        Assert.Throws<ArgumentOutOfRangeException>(() => PillowResampler.Resize(src, new PixelSize(2, 2), 3, new byte[27], new PixelSize(3, 3), (PillowResample)9));
     }
 }

@@ -100,7 +100,7 @@ public sealed class PartialFailureTests(ITestOutputHelper output)
         var load = ml.Transforms.LoadBeitImages(new LoadBeitImagesEstimator.Options { InputColumnName = "Bytes", ErrorColumnName = "Error" }).Fit(data);
         var loaded = load.Transform(data);
         var images = PipelineData.Bytes(loaded, "Image");
-        Assert.True(BeitImageColumn.TryGetSize(images[0], out _, out _));
+        Assert.True(BeitImageColumn.TryGetSize(images[0], out _));
         Assert.True(BeitImageColumn.IsMissing(images[1]));
         Assert.Equal(["", "Column 'Bytes': cannot decode the image: not a PNG, JPEG, BMP, GIF or WebP image: unrecognised leading bytes 6A756E6B."],
             PipelineData.Strings(loaded, "Error"));

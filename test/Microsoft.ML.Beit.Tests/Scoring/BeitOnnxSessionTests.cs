@@ -11,26 +11,39 @@ public sealed class BeitOnnxSessionTests
     private static readonly Lazy<byte[]> s_cls = new(() => BeitOnnxExporter.ExportToBytes(Fixtures.Tiny("cls_relpos"), BeitOnnxTask.ImageClassification));
 
     [Fact]
-    public void CpuIsTheDefault()
+    public void OrtSettingsUseMLNetsNamesEverywhere()
     {
-        using var session = new BeitOnnxSession(s_cls.Value);
-        Assert.Equal(BeitExecutionProvider.Cpu, session.ExecutionProvider);
+        // One vocabulary: ML.NET's OnnxOptions names on the session options and on every stage's options.
+        string[] names = ["GpuDeviceId", "FallbackToCpu", "IntraOpNumThreads", "InterOpNumThreads"];
+        foreach (var name in names)
+        {
+            Assert.NotNull(typeof(Microsoft.ML.Transforms.Onnx.OnnxOptions).GetField(name));
+            Assert.NotNull(typeof(BeitOnnxSessionOptions).GetProperty(name));
+            Assert.NotNull(typeof(Microsoft.ML.Beit.Estimators.BeitOnnxStageOptions).GetProperty(name));
+        }
     }
 
     [Fact]
-    public void CudaFailsLoudlyWithoutTheGpuPackage()
+    public void CpuIsTheDefault()
+    {
+        using var session = new BeitOnnxSession(s_cls.Value);
+        Assert.Equal("CPUExecutionProvider", session.ExecutionProvider);
+    }
+
+    [Fact]
+    public void GpuDeviceIdFailsLoudlyWithoutTheGpuPackage()
     {
         // The tests reference the CPU-only native package, so CUDA is not available here.
-        var e = Assert.Throws<InvalidOperationException>(() => new BeitOnnxSession(s_cls.Value, new BeitOnnxSessionOptions { ExecutionProvider = BeitExecutionProvider.Cuda }));
+        var e = Assert.Throws<InvalidOperationException>(() => new BeitOnnxSession(s_cls.Value, new BeitOnnxSessionOptions { GpuDeviceId = 0 }));
         Assert.Contains("Microsoft.ML.OnnxRuntime.Gpu", e.Message);
     }
 
     [Fact]
-    public void CudaIfAvailableFallsBackToTheCpuAndSaysSo()
+    public void FallbackToCpuRunsOnTheCpuAndSaysSo()
     {
         var notes = new List<string>();
-        using var session = new BeitOnnxSession(s_cls.Value, new BeitOnnxSessionOptions { ExecutionProvider = BeitExecutionProvider.CudaIfAvailable, Log = notes.Add });
-        Assert.Equal(BeitExecutionProvider.Cpu, session.ExecutionProvider);
+        using var session = new BeitOnnxSession(s_cls.Value, new BeitOnnxSessionOptions { GpuDeviceId = 0, FallbackToCpu = true, Log = notes.Add });
+        Assert.Equal("CPUExecutionProvider", session.ExecutionProvider);
         var note = Assert.Single(notes);
         Assert.Contains("CPU", note);
         var io = Io("cls_relpos");
@@ -44,7 +57,7 @@ public sealed class BeitOnnxSessionTests
         var pixels = io["pixel_values"].ToFloatArray();
         int len = 3 * 32 * 32;
         var images = new[] { pixels[..len], pixels[len..], pixels[..len] };
-        using var session = new BeitOnnxSession(s_cls.Value, new BeitOnnxSessionOptions { IntraOpThreads = 1, InterOpThreads = 1 });
+        using var session = new BeitOnnxSession(s_cls.Value, new BeitOnnxSessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 });
         var results = session.RunBatches(images, batchSize: 2).ToList();
         Assert.Equal(3, results.Count);
         var reference = io["logits"].ToFloatArray();
@@ -65,7 +78,7 @@ public sealed class BeitOnnxSessionTests
         var pixels = io["pixel_values"].ToFloatArray();
         foreach (var level in new[] { GraphOptimizationLevel.ORT_DISABLE_ALL, GraphOptimizationLevel.ORT_ENABLE_BASIC, GraphOptimizationLevel.ORT_ENABLE_ALL })
         {
-            using var session = new BeitOnnxSession(s_cls.Value, new BeitOnnxSessionOptions { GraphOptimizationLevel = level, IntraOpThreads = 2 });
+            using var session = new BeitOnnxSession(s_cls.Value, new BeitOnnxSessionOptions { GraphOptimizationLevel = level, IntraOpNumThreads = 2 });
             Assert.True(TestMath.MaxAbsDiff(session.Run(pixels, 2)["logits"], io["logits"]) <= Tolerance, level.ToString());
         }
     }

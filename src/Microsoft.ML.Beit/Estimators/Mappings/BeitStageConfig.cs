@@ -48,6 +48,8 @@ internal sealed class BeitStageConfig
     public long MaxPixels { get; set; } = ImageDecoderOptions.DefaultMaxPixels;
     /// <summary>LoadImages: the largest image file read (absent in models saved before it existed: the default).</summary>
     public long MaxFileBytes { get; set; } = ImageDecoderOptions.DefaultMaxFileBytes;
+    /// <summary>LoadImages: the folder paths are relative to (and must stay inside), or null (absent in older models).</summary>
+    public string? ImageFolder { get; set; }
     /// <summary>LoadImages: the user's error column, or null when a bad image throws.</summary>
     public string? ErrorColumn { get; set; }
     /// <summary>ProcessImages: the processor as <c>preprocessor_config.json</c> text.</summary>

@@ -45,6 +45,7 @@ internal static class ImageLoading
     public static RgbImage FromFile(BeitStageConfig config, string path)
     {
         if (string.IsNullOrEmpty(path)) throw new BeitInputException(config.Column, null, null, "the image path is empty.");
+        if (config.ImageFolder is { } folder) path = UnderFolder(config, folder, path);
         try
         {
             return ImageDecoder.Decode(path, config.DecoderOptions());
@@ -61,6 +62,31 @@ internal static class ImageLoading
         {
             throw new BeitInputException(config.Column, null, path, $"the image file cannot be read: {e.Message}", e);
         }
+    }
+
+    /// <summary>
+    /// <paramref name="path"/> resolved under the image folder; a rooted path or one that leads out of the folder is a
+    /// bad row, refused before anything is opened.
+    /// </summary>
+    public static string UnderFolder(BeitStageConfig config, string folder, string path)
+    {
+        if (Path.IsPathRooted(path))
+            throw new BeitInputException(config.Column, null, path, $"the path is absolute; with an image folder ('{folder}') paths must be relative to it.");
+        string root, full;
+        try
+        {
+            root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder));
+            full = Path.GetFullPath(Path.Combine(root, path));
+        }
+        catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
+        {
+            throw new BeitInputException(config.Column, null, path, $"the path is not valid: {e.Message}", e);
+        }
+        // TrimEndingDirectorySeparator keeps the separator of a file-system root ("/").
+        string prefix = Path.EndsInDirectorySeparator(root) ? root : root + Path.DirectorySeparatorChar;
+        if (!full.StartsWith(prefix, StringComparison.Ordinal))
+            throw new BeitInputException(config.Column, null, path, $"the path leads outside the image folder '{folder}'.");
+        return full;
     }
 
     public static RgbImage FromBytes(BeitStageConfig config, byte[]? bytes)

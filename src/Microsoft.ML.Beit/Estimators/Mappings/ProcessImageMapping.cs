@@ -1,3 +1,4 @@
+using Microsoft.ML.Beit.Processing;
 using Microsoft.ML.Data;
 using Microsoft.ML.Transforms;
 
@@ -37,10 +38,11 @@ internal sealed class ProcessImageMapping : CustomMappingFactory<ProcessImageMap
         if (!BeitImageColumn.TryRead(src.Image ?? [], out int width, out int height, out var pixels, out string? problem))
             throw new BeitInputException(config.Column, null, null, problem!);
         var processor = config.GetProcessor();
-        var size = processor.GetOutputSize(width, height);
+        var input = new PixelSize(height, width);
+        var size = processor.GetOutputSize(input);
         int length = 3 * size.Height * size.Width;
         // The destination object lives as long as the cursor: reuse its buffer (a fresh 600 KB array per row would churn the large-object heap).
         if (dst.Pixels.Length != length) dst.Pixels = new float[length];
-        processor.Preprocess(pixels, width, height, dst.Pixels);
+        processor.Preprocess(pixels, input, dst.Pixels);
     };
 }

@@ -1,38 +1,21 @@
 using Microsoft.ML.Data;
-using Microsoft.ML.Transforms;
 
 namespace Microsoft.ML.Beit.Estimators.Mappings;
 
 /// <summary>
 /// Stands in for a stage's work when propagating a <c>SchemaShape</c>: ML.NET offers no public way to build schema
-/// shape columns, so <c>GetOutputSchema</c> runs built-in estimators over this mapping, which "adds" every internal
-/// column with the right kind (fixed- or variable-size vector, item type). It is never fitted or saved.
+/// shape columns, so <c>GetOutputSchema</c> runs built-in estimators over no-op mappings that "add" every internal
+/// column of <see cref="BeitColumns.Table"/> with its type. They are never fitted or saved.
 /// </summary>
-internal sealed class SchemaShapeShim
+internal static class SchemaShapeShim
 {
-    public sealed class Input
+    private sealed class Empty
     {
     }
 
-    public sealed class Output
+    private sealed class One<T>
     {
-        [ColumnName(BeitColumns.Row)] public float Row { get; set; }
-        [ColumnName(BeitColumns.Config)] public string Config { get; set; } = "";
-        [ColumnName(BeitColumns.Input)] public float[] Input { get; set; } = [];
-        [ColumnName(BeitColumns.Image)] public byte[] Image { get; set; } = [];
-        [ColumnName(BeitColumns.DecodedImage)] public byte[] DecodedImage { get; set; } = [];
-        [ColumnName(BeitColumns.Pixels)] public float[] Pixels { get; set; } = [];
-        [ColumnName(BeitColumns.PixelValues)] public float[] PixelValues { get; set; } = [];
-        [ColumnName(BeitColumns.Probabilities), VectorType(1)] public float[] Probabilities { get; set; } = [];
-        [ColumnName(BeitColumns.Logits), VectorType(1)] public float[] Logits { get; set; } = [];
-        [ColumnName(BeitColumns.Pooled), VectorType(1)] public float[] Pooled { get; set; } = [];
-        [ColumnName(BeitColumns.ClsToken), VectorType(1)] public float[] ClsToken { get; set; } = [];
-        [ColumnName(BeitColumns.PatchTokens), VectorType(1)] public float[] PatchTokens { get; set; } = [];
-        [ColumnName(BeitColumns.SegmentationScores), VectorType(1)] public float[] SegmentationScores { get; set; } = [];
-        [ColumnName(BeitColumns.PredictedName)] public string PredictedName { get; set; } = "";
-        [ColumnName(BeitColumns.LabelMap)] public int[] LabelMap { get; set; } = [];
-        [ColumnName(BeitColumns.LabelMapSize), VectorType(2)] public int[] LabelMapSize { get; set; } = [];
-        [ColumnName(BeitColumns.Error)] public string Error { get; set; } = "";
+        public T Value { get; set; } = default!;
     }
 
     /// <summary>
@@ -42,9 +25,37 @@ internal sealed class SchemaShapeShim
     public static SchemaShape OutputShape(TransformsCatalog catalog, SchemaShape inputSchema,
         (string UserColumn, string InternalName)[] outputs, IEstimator<ITransformer>? keyMapping = null)
     {
-        IEstimator<ITransformer> chain = catalog.CustomMapping<Input, Output>(static (_, _) => { }, contractName: null);
+        var chain = AddAll(catalog);
         if (keyMapping != null) chain = chain.Append(keyMapping);
         foreach (var (user, name) in outputs) chain = chain.Append(catalog.CopyColumns(user, name));
         return chain.Append(catalog.DropColumns(BeitColumns.All)).GetOutputSchema(inputSchema);
+    }
+
+    /// <summary><paramref name="inputSchema"/> plus every internal column.</summary>
+    public static SchemaShape WithInternalColumns(TransformsCatalog catalog, SchemaShape inputSchema) => AddAll(catalog).GetOutputSchema(inputSchema);
+
+    private static IEstimator<ITransformer> AddAll(TransformsCatalog catalog)
+    {
+        IEstimator<ITransformer> chain = new EstimatorChain<ITransformer>();
+        foreach (var (name, shape) in BeitColumns.Table) chain = chain.Append(Add(catalog, name, shape));
+        return chain;
+    }
+
+    private static IEstimator<ITransformer> Add(TransformsCatalog catalog, string name, BeitColumnShape shape) => shape switch
+    {
+        BeitColumnShape.Single => Add<float>(catalog, name, shape),
+        BeitColumnShape.Text => Add<string>(catalog, name, shape),
+        BeitColumnShape.Singles or BeitColumnShape.KnownSizeSingles => Add<float[]>(catalog, name, shape),
+        BeitColumnShape.Bytes => Add<byte[]>(catalog, name, shape),
+        BeitColumnShape.Int32s or BeitColumnShape.Size => Add<int[]>(catalog, name, shape),
+        _ => throw new ArgumentOutOfRangeException(nameof(shape), shape, null),
+    };
+
+    private static IEstimator<ITransformer> Add<T>(TransformsCatalog catalog, string name, BeitColumnShape shape)
+    {
+        var definition = SchemaDefinition.Create(typeof(One<T>), SchemaDefinition.Direction.Write);
+        definition[0].ColumnName = name;
+        definition[0].ColumnType = BeitColumns.TypeOf(shape);
+        return catalog.CustomMapping<Empty, One<T>>(static (_, _) => { }, contractName: null, outputSchemaDefinition: definition);
     }
 }

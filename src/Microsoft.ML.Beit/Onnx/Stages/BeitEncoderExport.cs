@@ -108,7 +108,7 @@ internal static class BeitEncoderExport
 
     /// <summary>A checkpoint's relative position table <c>[M, nH]</c> resized (if needed) for the exported patch grid.</summary>
     private static float[] SizedTable(BeitExportContext ctx, float[] table) =>
-        BeitRelativePositionBias.InterpolateTable(table, ctx.Config.NumAttentionHeads, ctx.Config.GridSize, ctx.Config.GridSize, ctx.GridHeight, ctx.GridWidth);
+        RelativePositionBiasTable.InterpolateTable(table, ctx.Config.NumAttentionHeads, ctx.Config.GridSize, ctx.Config.GridSize, ctx.GridHeight, ctx.GridWidth);
 
     /// <summary>
     /// The layer's attention bias <c>[1, nH, N+1, N+1]</c> (per-layer + shared, summed), or null when the model has none.
@@ -129,7 +129,7 @@ internal static class BeitEncoderExport
         string Bias(BeitExportContext ctx, string name, float[] table)
         {
             if (ctx.Int8 == null)
-                return ctx.B.Initializer(name, BeitRelativePositionBias.Gather(table, h, ctx.GridHeight, ctx.GridWidth), 1, h, t, t);
+                return ctx.B.Initializer(name, RelativePositionBiasTable.Gather(table, h, ctx.GridHeight, ctx.GridWidth), 1, h, t, t);
             var b = ctx.B;
             var index = ctx.Shared("beit.encoder.relative_position_index", () =>
                 b.Initializer("beit.encoder.relative_position_index", BeitGeometry.RelativePositionIndex(ctx.GridHeight, ctx.GridWidth), (long)t * t));

@@ -3,10 +3,11 @@ namespace Microsoft.ML.Beit.Modeling;
 /// <summary>
 /// Hugging Face's <c>BeitRelativePositionBias</c> evaluated in C#: the dense bias <c>[nH, N+1, N+1]</c> added to the
 /// attention scores, for any patch grid. At a grid other than the table's window the offset rows are resized as
-/// transformers does since 2024 (bilinear, <c>align_corners=False</c>, the three CLS rows kept):
-/// <c>modeling_beit.py</c>, <c>BeitRelativePositionBias.forward</c> with <c>interpolate_pos_encoding</c>.
+/// transformers does since 2024 (bilinear, <c>align_corners=False</c>, the three CLS rows kept; <c>BeitRelativePositionBias.forward</c>
+/// with <c>interpolate_pos_encoding</c> in <c>modeling_beit.py</c>). The TorchSharp module of the same Hugging Face name lives
+/// in Microsoft.ML.Beit.Training; this is the scoring side's table arithmetic for the ONNX exporter.
 /// </summary>
-public static class BeitRelativePositionBias
+internal static class RelativePositionBiasTable
 {
     /// <summary>
     /// Resizes a table <c>[M0, nH]</c> built for a <paramref name="fromHeight"/>×<paramref name="fromWidth"/> window to the

@@ -3,14 +3,14 @@ using Microsoft.ML.Beit.Modeling;
 namespace Beit.Tests.Modeling;
 
 /// <summary>The dense relative position bias and its resize to other windows (<c>modeling_beit.py</c>, <c>BeitRelativePositionBias</c>).</summary>
-public sealed class BeitRelativePositionBiasTests
+public sealed class RelativePositionBiasTableTests
 {
     [Fact]
     public void GatherFollowsTheRelativePositionIndex()
     {
         int g = 3, heads = 2, m = BeitGeometry.RelativeTableRows(g, g), t = g * g + 1;
         var table = Enumerable.Range(0, m * heads).Select(i => (float)i).ToArray();
-        var bias = BeitRelativePositionBias.Gather(table, heads, g, g);
+        var bias = RelativePositionBiasTable.Gather(table, heads, g, g);
         var index = BeitGeometry.RelativePositionIndex(g, g);
         Assert.Equal(heads * t * t, bias.Length);
         for (int h = 0; h < heads; h++)
@@ -28,9 +28,9 @@ public sealed class BeitRelativePositionBiasTests
         int heads = 4, m0 = BeitGeometry.RelativeTableRows(4, 4);
         var rng = new Random(5);
         var table = Enumerable.Range(0, m0 * heads).Select(_ => (float)rng.NextDouble()).ToArray();
-        Assert.Same(table, BeitRelativePositionBias.InterpolateTable(table, heads, 4, 4, 4, 4));
+        Assert.Same(table, RelativePositionBiasTable.InterpolateTable(table, heads, 4, 4, 4, 4));
 
-        var resized = BeitRelativePositionBias.InterpolateTable(table, heads, 4, 4, 6, 5);
+        var resized = RelativePositionBiasTable.InterpolateTable(table, heads, 4, 4, 6, 5);
         int m1 = BeitGeometry.RelativeTableRows(6, 5);
         Assert.Equal(m1 * heads, resized.Length);
         Assert.Equal(table[^(3 * heads)..], resized[^(3 * heads)..]);
@@ -42,6 +42,6 @@ public sealed class BeitRelativePositionBiasTests
     [Fact]
     public void WrongTableSizeIsRejected()
     {
-        Assert.Throws<ArgumentException>(() => BeitRelativePositionBias.Gather(new float[10], 2, 3, 3));
+        Assert.Throws<ArgumentException>(() => RelativePositionBiasTable.Gather(new float[10], 2, 3, 3));
     }
 }
