@@ -22,6 +22,8 @@ public static class BeitTrainingCatalog
         string labelColumnName = "Label", string featureColumnName = "PixelValues", string? checkpointFolder = null, int? epochs = null)
     {
         ArgumentNullException.ThrowIfNull(catalog);
+        // The trained model is scored through ONNX Runtime: no native runtime fails now, not after the last epoch.
+        Microsoft.ML.Beit.Scoring.BeitOnnxRuntime.EnsureAvailable("Trainers.Beit");
         var options = new BeitImageClassificationTrainer.Options
         {
             LabelColumnName = labelColumnName,
@@ -39,6 +41,7 @@ public static class BeitTrainingCatalog
         BeitImageClassificationTrainer.Options options)
     {
         ArgumentNullException.ThrowIfNull(catalog);
+        Microsoft.ML.Beit.Scoring.BeitOnnxRuntime.EnsureAvailable("Trainers.Beit");
         return new BeitImageClassificationTrainer(options) { Environment = EnvironmentOf(catalog) };
     }
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using Microsoft.ML;
+using Microsoft.ML.Beit;
 using Microsoft.ML.Beit.Estimators;
 using Microsoft.ML.Beit.IO;
 using Microsoft.ML.Beit.Onnx;
@@ -28,7 +29,8 @@ internal static class PackageCommand
         // float16 is not offered: ML.NET does not save the GPU choice in model.zip, so a float16 graph loaded later would run on
         // the CPU provider, slower than float32.
         var precision = ExportOnnxCommand.PrecisionOption(float16: false);
-        var cmd = new Command("package", "Build the ML.NET pipeline for a checkpoint and save it as model.zip.") { folder, task, output, precision };
+        var inputKind = InputOption();
+        var cmd = new Command("package", "Build the ML.NET pipeline for a checkpoint and save it as model.zip.") { folder, task, output, precision, inputKind };
         cmd.SetAction(pr =>
         {
             string zip = pr.GetValue(output)!, t = pr.GetValue(task)!;
@@ -37,15 +39,18 @@ internal static class PackageCommand
             AtomicFile.CheckWritable(zip);
             string checkpoint = HubModels.Local(pr.GetValue(folder)!);
             var ml = new MLContext();
-            var input = ml.Data.LoadFromEnumerable(Array.Empty<PathRow>());
-            var load = ml.Transforms.LoadBeitImages("Image", InputColumn).Append(ml.Transforms.BeitImageProcessor(checkpoint));
+            var kind = BeitModelInputs.Parse(pr.GetValue(inputKind)!);
+            var input = BeitModelInputs.EmptyInput(ml, kind);
+            var load = ml.Transforms.LoadBeitImages("Image", BeitModelInputs.ColumnName(kind)).Append(ml.Transforms.BeitImageProcessor(checkpoint));
             var p = ExportOnnxCommand.Precisions[pr.GetValue(precision)!];
             var source = BeitModelSource.FromPath(checkpoint);
             var export = new BeitOnnxExportOptions { Precision = p };
             (ITransformer model, string outputs) = t switch
             {
-                "image-classification" => Fit(load.Append(ml.Transforms.BeitClassifier(new BeitClassifierEstimator.Options { Model = source, ExportOptions = export })),
-                    input, m => $"Score, PredictedLabel ({m.LastTransformer.LabelNames.Count} labels)"),
+                // PredictedLabel back to its name, as Model Builder's models give it: ModelOutput { string PredictedLabel; float[] Score; }.
+                "image-classification" => Fit(load.Append(ml.Transforms.BeitClassifier(new BeitClassifierEstimator.Options { Model = source, ExportOptions = export }))
+                    .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel")),
+                    input, m => $"Score, PredictedLabel ({BeitClassifierTransformer.FromLoaded(m).LabelNames.Count} labels, as strings)"),
                 "features" => Fit(load.Append(ml.Transforms.BeitFeaturizer(new BeitFeaturizerEstimator.Options { Model = source, ExportOptions = export })),
                     input, m => $"Features ({m.LastTransformer.FeatureSize} floats)"),
                 _ => Fit(load.Append(ml.Transforms.BeitSegmenter(new BeitSegmenterEstimator.Options { Model = source, ExportOptions = export })),
@@ -59,10 +64,22 @@ internal static class PackageCommand
             {
                 (model as IDisposable)?.Dispose();
             }
-            Console.WriteLine($"Wrote {zip} ({new FileInfo(zip).Length / 1e6:F1} MB) in {sw.Elapsed.TotalSeconds:F1} s, {p}: {InputColumn} → Image → PixelValues → {outputs}");
+            Console.WriteLine($"Wrote {zip} ({new FileInfo(zip).Length / 1e6:F1} MB) in {sw.Elapsed.TotalSeconds:F1} s, {p}: {BeitModelInputs.ColumnName(kind)} → Image → PixelValues → {outputs}");
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary><c>--input path|bytes</c>: the saved model's input column, an image path string (<c>ImagePath</c>) or Model Builder's <c>byte[] ImageSource</c>.</summary>
+    public static Option<string> InputOption()
+    {
+        var option = new Option<string>("--input")
+        {
+            Description = "The saved model's input column: path (a string ImagePath, the default) or bytes (a byte[] ImageSource of an encoded image, as Model Builder's ModelInput).",
+            DefaultValueFactory = _ => "path",
+        };
+        option.AcceptOnlyFromAmong("path", "bytes");
+        return option;
     }
 
     private static (ITransformer, string) Fit<T>(IEstimator<T> pipeline, IDataView input, Func<T, string> describe) where T : class, ITransformer

@@ -96,18 +96,30 @@ internal static class PredictCommand
         }
         if (!File.Exists(modelPath)) throw new FileNotFoundException($"Model '{modelPath}' does not exist (expected a model.zip or a checkpoint folder).", modelPath);
         using var loaded = new DisposableModel(BeitModelZip.Load(ml, modelPath, out var inputSchema));
-        var pathColumns = inputSchema.Where(c => c.Type is TextDataViewType).Select(c => c.Name).ToList();
-        if (pathColumns.Count != 1)
-            throw new InvalidDataException($"'{modelPath}' takes {inputSchema.Count} input columns ({string.Join(", ", inputSchema.Select(c => $"{c.Name}: {c.Type}"))}); 'beit predict' needs exactly one text column of image paths.");
-        var all = loaded.Model.Transform(Paths(ml, images, pathColumns[0]));
+        // One input column: image paths (text), or encoded image bytes (a byte vector, 'beit package --input bytes').
+        var inputColumns = inputSchema.Where(c => c.Type is TextDataViewType || c.Type is VectorDataViewType { ItemType: var t } && t == NumberDataViewType.Byte).ToList();
+        if (inputColumns.Count != 1)
+            throw new InvalidDataException($"'{modelPath}' takes {inputSchema.Count} input columns ({string.Join(", ", inputSchema.Select(c => $"{c.Name}: {c.Type}"))}); 'beit predict' needs exactly one column of image paths (text) or image bytes.");
+        bool bytes = inputColumns[0].Type is VectorDataViewType;
+        Func<List<string>, IDataView> rows = list => bytes ? Bytes(ml, list, inputColumns[0].Name) : Paths(ml, list, inputColumns[0].Name);
+        var all = loaded.Model.Transform(rows(images));
         var score = all.Schema.GetColumnOrNull("Score");
         var predicted = all.Schema.GetColumnOrNull("PredictedLabel");
-        if (score?.Type is not VectorDataViewType { IsKnownSize: true } scoreType || predicted?.Type is not KeyDataViewType key)
-            throw new InvalidDataException($"'{modelPath}' is not an image-classification model: it has no Score vector and PredictedLabel key (use 'beit package --task image-classification').");
-        VBuffer<ReadOnlyMemory<char>> names = default;
-        predicted.Value.GetKeyValues(ref names);
-        var labels = names.DenseValues().Select(n => n.ToString()).ToArray();
-        if (labels.Length != scoreType.Size || (int)key.Count != labels.Length)
+        if (score?.Type is not VectorDataViewType { IsKnownSize: true } scoreType || predicted?.Type is not (KeyDataViewType or TextDataViewType))
+            throw new InvalidDataException($"'{modelPath}' is not an image-classification model: it has no Score vector and PredictedLabel (use 'beit package --task image-classification').");
+        string[] labels;
+        if (predicted.Value.Type is KeyDataViewType)
+        {
+            VBuffer<ReadOnlyMemory<char>> names = default;
+            predicted.Value.GetKeyValues(ref names);
+            labels = names.DenseValues().Select(n => n.ToString()).ToArray();
+        }
+        else
+        {
+            // PredictedLabel mapped back to its name (Model Builder-style zips): the names are the classifier stage's.
+            labels = BeitClassifierTransformer.FromLoaded(loaded.Model).LabelNames.ToArray();
+        }
+        if (labels.Length != scoreType.Size)
             throw new InvalidDataException($"'{modelPath}': Score has {scoreType.Size} slots but PredictedLabel has {labels.Length} names.");
         try
         {
@@ -120,7 +132,7 @@ internal static class PredictCommand
             {
                 try
                 {
-                    return Scores(loaded.Model.Transform(Paths(ml, [image], pathColumns[0])))[0];
+                    return Scores(loaded.Model.Transform(rows([image])))[0];
                 }
                 catch (Exception x) when (CliErrors.Expected(x) is BeitInputException or ImageDecodingException)
                 {
@@ -143,6 +155,23 @@ internal static class PredictCommand
         var definition = SchemaDefinition.Create(typeof(PackageCommand.PathRow));
         definition[nameof(PackageCommand.PathRow.ImagePath)].ColumnName = column;
         return ml.Data.LoadFromEnumerable(images.Select(p => new PackageCommand.PathRow { ImagePath = p }).ToArray(), definition);
+    }
+
+    // A file that cannot be read fails the same way a bad path does: one error line for that image.
+    private static IDataView Bytes(MLContext ml, List<string> images, string column)
+    {
+        var definition = SchemaDefinition.Create(typeof(BytesRow));
+        definition[nameof(BytesRow.ImageSource)].ColumnName = column;
+        return ml.Data.LoadFromEnumerable(images.Select(p => new BytesRow { ImageSource = ReadImage(p) }).ToArray(), definition);
+    }
+
+    // Regular files only, bounded as the decoder bounds them (a FIFO would block; a huge file would be read whole).
+    private static byte[] ReadImage(string path) =>
+        Microsoft.ML.Beit.IO.BeitFiles.ReadAllBytesData(path, Microsoft.ML.Beit.Processing.ImageDecoderOptions.DefaultMaxFileBytes);
+
+    private sealed class BytesRow
+    {
+        public byte[] ImageSource { get; set; } = [];
     }
 
     /// <summary>One pass over the Score column (and the Error column, when there is one).</summary>

@@ -38,8 +38,8 @@ public sealed record BeitModelBuilderReport(string ModelPath, BeitImageClassific
 /// <summary>
 /// Model Builder-style image classification: split off a stratified test set, train a BEiT (fine-tuned from a
 /// checkpoint or from scratch with a configuration suited to the data), save a <c>model.zip</c> whose pipeline takes
-/// image paths (<c>ImagePath</c> → decode → Pillow-exact preprocessing → ONNX classifier → <c>PredictedLabel</c>),
-/// reload it, and evaluate it on the test images.
+/// image paths or image bytes (<c>ImagePath</c> or <c>ImageSource</c> → decode → Pillow-exact preprocessing → ONNX
+/// classifier → <c>Score</c> and a string <c>PredictedLabel</c>), reload it, and evaluate it on the test images.
 /// </summary>
 public static class BeitModelBuilder
 {
@@ -63,36 +63,50 @@ public static class BeitModelBuilder
 
     /// <summary>Trains on <paramref name="train"/>, saves <paramref name="modelPath"/>, reloads it and evaluates it on <paramref name="test"/>.</summary>
     public static BeitModelBuilderReport Train(BeitTrainingImages train, BeitTrainingImages test, string modelPath,
-        BeitImageClassificationTrainer.Options options, CancellationToken cancellationToken = default)
+        BeitImageClassificationTrainer.Options options, CancellationToken cancellationToken = default) =>
+        Train(train, test, modelPath, options, BeitModelInput.ImagePath, cancellationToken);
+
+    /// <summary>
+    /// Trains on <paramref name="train"/>, saves <paramref name="modelPath"/> taking <paramref name="input"/> (an image path or
+    /// Model Builder's <c>byte[] ImageSource</c>), reloads it and evaluates it on <paramref name="test"/> through that input.
+    /// </summary>
+    public static BeitModelBuilderReport Train(BeitTrainingImages train, BeitTrainingImages test, string modelPath,
+        BeitImageClassificationTrainer.Options options, BeitModelInput input, CancellationToken cancellationToken = default)
     {
         // Fail before the first epoch, not after the last, when the outputs cannot be written.
         AtomicFile.CheckWritable(modelPath);
+        // The saved model is reloaded and evaluated through ONNX Runtime: no native runtime fails now.
+        Scoring.BeitOnnxRuntime.EnsureAvailable(nameof(BeitModelBuilder));
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var result = new BeitImageClassificationTrainer(options).Train(train, null, cancellationToken);
         var elapsed = clock.Elapsed;
         cancellationToken.ThrowIfCancellationRequested();
-        Save(result.Model, modelPath, options.ExportPrecision);
+        Save(result.Model, modelPath, options.ExportPrecision, input);
 
         var ml = new MLContext(seed: 0);
         var loaded = BeitModelZip.Load(ml, modelPath, out _);
         ConfusionMatrixMetrics cm;
         using (loaded as IDisposable)
-            cm = Evaluate(ml, loaded, test, BeitClassifierTransformer.FromLoaded(loaded).LabelNames);
+            cm = Evaluate(ml, loaded, test, input);
         return new BeitModelBuilderReport(Path.GetFullPath(modelPath), result, cm, train.Count, test.Count, elapsed);
     }
 
     /// <summary>
-    /// Saves a trained model as <c>model.zip</c>: <c>ImagePath</c> → <c>LoadBeitImages</c> → <c>BeitImageProcessor</c>
-    /// (resize to the model's size, bicubic, mean/std 0.5, as the trainer saw the images) → <c>BeitClassifier</c>.
+    /// Saves a trained model as <c>model.zip</c>: <c>ImagePath</c> (or <c>ImageSource</c> bytes) → <c>LoadBeitImages</c> →
+    /// <c>BeitImageProcessor</c> (resize to the model's size, bicubic, mean/std 0.5, as the trainer saw the images) →
+    /// <c>BeitClassifier</c> → <c>MapKeyToValue("PredictedLabel")</c>, so a Model Builder-style
+    /// <c>ModelOutput { string PredictedLabel; float[] Score; }</c> reads it. No <c>Label</c> column is needed to predict.
     /// </summary>
     /// <param name="model">The trained model.</param>
     /// <param name="modelPath">The <c>model.zip</c> to write (atomically).</param>
     /// <param name="precision">The ONNX graph's precision (<see cref="Onnx.BeitOnnxPrecision.Int8"/>: the fastest on the CPU, about 4× smaller).</param>
-    public static void Save(BeitForImageClassification model, string modelPath, Onnx.BeitOnnxPrecision precision = Onnx.BeitOnnxPrecision.Float32)
+    /// <param name="input">The input column: an image path (<c>ImagePath</c>) or encoded image bytes (<c>ImageSource</c>).</param>
+    public static void Save(BeitForImageClassification model, string modelPath, Onnx.BeitOnnxPrecision precision = Onnx.BeitOnnxPrecision.Float32,
+        BeitModelInput input = BeitModelInput.ImagePath)
     {
         var ml = new MLContext(seed: 0);
-        var paths = ml.Data.LoadFromEnumerable(Array.Empty<PathRow>());
-        var preprocessing = ml.Transforms.LoadBeitImages("Image", ImagePathColumn)
+        var paths = BeitModelInputs.EmptyInput(ml, input);
+        var preprocessing = ml.Transforms.LoadBeitImages("Image", BeitModelInputs.ColumnName(input))
             .Append(ml.Transforms.BeitImageProcessor(new BeitImageProcessorEstimator.Options
             {
                 InputColumnName = "Image",
@@ -101,34 +115,44 @@ public static class BeitModelBuilder
             }))
             .Fit(paths);
         using var classifier = BeitImageClassificationTrainer.ToTransformer(model, precision: precision);
-        var chain = new TransformerChain<ITransformer>(preprocessing, classifier);
+        var toName = ml.Transforms.Conversion.MapKeyToValue("PredictedLabel").Fit(classifier.Transform(preprocessing.Transform(paths)));
+        var chain = new TransformerChain<ITransformer>(preprocessing, classifier, toName);
         AtomicFile.Write(modelPath, tmp => ml.Model.Save(chain, paths.Schema, tmp));
     }
 
-    // Scores the test images through the loaded pipeline from PNG bytes of the in-memory images.
-    private static ConfusionMatrixMetrics Evaluate(MLContext ml, ITransformer loaded, BeitTrainingImages test, IReadOnlyList<string> labelNames)
+    // Scores the test images through the loaded pipeline, from PNG files or PNG bytes of the in-memory images as the
+    // model's input asks; the predicted label is the model's string PredictedLabel.
+    private static ConfusionMatrixMetrics Evaluate(MLContext ml, ITransformer loaded, BeitTrainingImages test, BeitModelInput input)
     {
         var cm = new ConfusionMatrixMetrics(test.ClassNames);
         string dir = BeitTempFiles.NewFolder("eval");
         try
         {
-            var rows = new PathRow[test.Count];
+            int pixels = 3 * test.Height * test.Width;
+            var files = new string[test.Count];
             for (int i = 0; i < test.Count; i++)
             {
-                rows[i] = new PathRow { ImagePath = Path.Combine(dir, i.ToString(CultureInfo.InvariantCulture) + ".png") };
-                PngWriter.WriteRgb(rows[i].ImagePath, test.Pixels.AsSpan(i * 3 * test.Height * test.Width, 3 * test.Height * test.Width), test.Width, test.Height);
+                files[i] = Path.Combine(dir, i.ToString(CultureInfo.InvariantCulture) + ".png");
+                PngWriter.WriteRgb(files[i], test.Pixels.AsSpan(i * pixels, pixels), test.Width, test.Height);
             }
-            var scored = loaded.Transform(ml.Data.LoadFromEnumerable(rows));
-            var predicted = scored.GetColumn<uint>("PredictedLabel").ToArray();
+            IDataView rows = input == BeitModelInput.ImageBytes
+                ? ml.Data.LoadFromEnumerable(files.Select(f => new BytesRow { ImageSource = File.ReadAllBytes(f) }).ToArray())
+                : ml.Data.LoadFromEnumerable(files.Select(f => new PathRow { ImagePath = f }).ToArray());
+            var predicted = loaded.Transform(rows).GetColumn<string>("PredictedLabel").ToArray();
             var index = test.ClassNames.Select((n, i) => (n, i)).ToDictionary(t => t.n, t => t.i);
             for (int i = 0; i < test.Count; i++)
-                cm.Add(test.Labels[i], index[labelNames[(int)predicted[i] - 1]]);
+                cm.Add(test.Labels[i], index[predicted[i]]);
         }
         finally
         {
             Directory.Delete(dir, true);
         }
         return cm;
+    }
+
+    private sealed class BytesRow
+    {
+        public byte[] ImageSource { get; set; } = [];
     }
 
     private sealed class PathRow

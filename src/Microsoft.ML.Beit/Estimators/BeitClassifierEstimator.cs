@@ -46,6 +46,8 @@ public sealed class BeitClassifierEstimator : IEstimator<BeitClassifierTransform
     {
         ArgumentNullException.ThrowIfNull(catalog);
         ArgumentNullException.ThrowIfNull(options);
+        // Before the export: no native ONNX Runtime fails here, with the package to add, not at the first row.
+        Scoring.BeitOnnxRuntime.EnsureAvailable(StageName);
         if (options.Model == null) throw new ArgumentException($"{StageName}: Options.Model is required.", nameof(options));
         ArgumentException.ThrowIfNullOrEmpty(options.InputColumnName);
         ArgumentException.ThrowIfNullOrEmpty(options.ScoreColumnName);

@@ -161,9 +161,16 @@ public sealed class CliPackagePredictTests(ITestOutputHelper output)
     [Fact]
     public void ClassifyImagesSampleRunsOnItsBundledDefault()
     {
-        var (code, stdout, stderr) = DotnetProcess.Run(DotnetProcess.Built("samples/ClassifyImages", "ClassifyImages.dll"), []);
+        using var dir = new TempDir();
+        var (code, stdout, stderr) = DotnetProcess.Run(DotnetProcess.Built("samples/ClassifyImages", "ClassifyImages.dll"), [], dir);
         output.WriteLine(stdout);
         Assert.True(code == 0, stderr);
+        // It keeps the model.zip README says it writes (in the working folder), and it loads.
+        string zip = Path.Combine(dir, "model.zip");
+        Assert.Contains($"Kept {zip}.", stdout);
+        var loaded = Microsoft.ML.Beit.BeitModelZip.Load(new Microsoft.ML.MLContext(), zip, out _);
+        (loaded as IDisposable)?.Dispose();
+        Assert.Equal(["model.zip"], Directory.GetFiles(dir).Select(Path.GetFileName));
         var lines = stdout.Replace("\r\n", "\n").Split('\n');
         int inMemory = Array.IndexOf(lines, "In memory:"), reloaded = Array.IndexOf(lines, "Reloaded, one image at a time with a PredictionEngine:");
         Assert.True(inMemory > 0 && reloaded > inMemory);
