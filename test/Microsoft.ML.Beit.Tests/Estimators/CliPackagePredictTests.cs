@@ -81,7 +81,7 @@ public sealed class CliPackagePredictTests(ITestOutputHelper output)
         string checkpoint = Fixtures.Tiny("cls_relpos"), zip = Path.Combine(dir, "model.zip");
         var package = Run("package", checkpoint, "--task", "image-classification", "--out", zip);
         Assert.Equal(0, package.Code);
-        Assert.Contains("Score, PredictedLabel (5 labels)", package.Stdout);
+        Assert.Contains("ImagePath → Image → PixelValues → Score, PredictedLabel (5 labels, as strings)", package.Stdout);
         ModelPersistenceTests.AssertZipIsSelfContained(zip, dir);
 
         string folder = Path.Combine(dir, "images");
@@ -155,6 +155,45 @@ public sealed class CliPackagePredictTests(ITestOutputHelper output)
         // The good image is still printed; the bad one gets an error entry, and the exit code says something failed.
         Assert.Contains(Fixtures.Preproc("camera.png"), broken.Stdout);
         Assert.Contains($"Column 'ImagePath' ('{Path.Combine(dir, "broken.png")}'): cannot decode the image: the image is truncated", broken.Stderr);
+    }
+
+    [Trait("Category", "Slow")]
+    [Fact]
+    public void PackageWithInputBytesTakesModelBuilderImageSourceAndGivesTheLabelName()
+    {
+        using var dir = new TempDir();
+        string checkpoint = Fixtures.Tiny("cls_relpos"), paths = Path.Combine(dir, "paths.zip"), bytes = Path.Combine(dir, "bytes.zip");
+        string chelsea = Fixtures.Preproc("chelsea.png");
+        Assert.Equal(0, Run("package", checkpoint, "--task", "image-classification", "--out", paths).Code);
+        var package = Run("package", checkpoint, "--task", "image-classification", "--input", "bytes", "--out", bytes);
+        Assert.Equal(0, package.Code);
+        Assert.Contains("ImageSource → Image → PixelValues → Score, PredictedLabel", package.Stdout);
+        var fromPaths = Parse(Run("predict", "--model", paths, "--json", chelsea).Stdout)[0].Predictions[0];
+        // beit predict feeds a bytes model the file's bytes.
+        Assert.Equal(fromPaths, Parse(Run("predict", "--model", bytes, "--json", chelsea).Stdout)[0].Predictions[0]);
+
+        // Model Builder's classes: ModelInput { byte[] ImageSource }, ModelOutput { string PredictedLabel; float[] Score }.
+        var ml = new Microsoft.ML.MLContext();
+        var model = Microsoft.ML.Beit.BeitModelZip.Load(ml, bytes, out var schema);
+        using (model as IDisposable)
+        {
+            Assert.Equal(["ImageSource"], schema.Select(c => c.Name));
+            using var engine = ml.Model.CreatePredictionEngine<BytesInput, NamedOutput>(model, new Microsoft.ML.PredictionEngineOptions { OwnsTransformer = false });
+            var prediction = engine.Predict(new BytesInput { ImageSource = File.ReadAllBytes(chelsea) });
+            Assert.Equal(fromPaths.Label, prediction.PredictedLabel);
+            Assert.Equal(fromPaths.Probability, prediction.Score.Max(), 1e-6f);
+        }
+    }
+
+    private sealed class BytesInput
+    {
+        public byte[] ImageSource { get; set; } = [];
+    }
+
+    private sealed class NamedOutput
+    {
+        public string PredictedLabel { get; set; } = "";
+        public float[] Score { get; set; } = [];
     }
 
     [Trait("Category", "Slow")]

@@ -28,10 +28,10 @@ public sealed class CliTrainConsumptionTests(ITestOutputHelper output)
         using var dir = new TempDir();
         // Two classes of photos, six copies each: enough for a 1-epoch run with a test split.
         string images = Path.Combine(dir, "images");
-        foreach (var (label, photo) in new[] { ("cat", "chelsea.png"), ("cup", "coffee.png") })
+        foreach (var (label, fixture) in new[] { ("cat", "chelsea.png"), ("cup", "coffee.png") })
         {
             Directory.CreateDirectory(Path.Combine(images, label));
-            for (int i = 0; i < 6; i++) File.Copy(Fixtures.Preproc(photo), Path.Combine(images, label, $"{i}.png"));
+            for (int i = 0; i < 6; i++) File.Copy(Fixtures.Preproc(fixture), Path.Combine(images, label, $"{i}.png"));
         }
         string[] common = ["--input", "bytes", "--epochs", "1", "--batch-size", "4", "--image-size", "32", "--threads", "1", "--test-fraction", "0.34"];
         var train = Run(dir, ["train", images, "--out", Path.Combine(dir, "pet-model.zip"), .. common]);
