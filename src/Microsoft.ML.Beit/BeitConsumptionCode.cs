@@ -35,15 +35,15 @@ public static class BeitConsumptionCode
     /// <param name="input">The model's input column kind (<c>ImagePath</c> string or <c>ImageSource</c> bytes).</param>
     /// <param name="namespaceName">The namespace of the generated class.</param>
     /// <param name="className">The class name; null: <see cref="ClassNameFor"/>.</param>
-    public static string Generate(string modelPath, BeitModelInput input, string namespaceName = "BeitModels", string? className = null)
+    public static string Generate(string modelPath, BeitPipelines.ImageInput input, string namespaceName = "BeitModels", string? className = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(modelPath);
         ArgumentException.ThrowIfNullOrEmpty(namespaceName);
         className ??= ClassNameFor(modelPath);
         string fileName = Path.GetFileName(modelPath);
-        string inputMember = input == BeitModelInput.ImageBytes
+        string inputMember = input == BeitPipelines.ImageInput.Bytes
             ? "        /// <summary>The encoded image (PNG, JPEG, BMP, GIF or WebP bytes), as Model Builder's ImageSource.</summary>\n" +
-              $"        [ColumnName(@\"{BeitModelInputs.ImageBytesColumn}\")]\n" +
+              $"        [ColumnName(@\"{BeitModelInputs.ImageSourceColumn}\")]\n" +
               "        public byte[] ImageSource { get; set; } = [];"
             : "        /// <summary>The path of an image file (PNG, JPEG, BMP, GIF or WebP).</summary>\n" +
               $"        [ColumnName(@\"{BeitModelInputs.ImagePathColumn}\")]\n" +

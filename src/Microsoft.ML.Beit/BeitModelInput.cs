@@ -1,63 +1,62 @@
 namespace Microsoft.ML.Beit;
 
 /// <summary>
-/// What a saved image model takes as its one input column, as in Model Builder's <c>ModelInput</c>: an image file path,
-/// or the encoded image bytes (<c>ModelInput.ImageSource</c>, a <c>byte[]</c>).
+/// The input column of a saved image model, as in Model Builder's <c>ModelInput</c>: an image file path
+/// (<see cref="BeitPipelines.ImageInput.Paths"/>, column <c>ImagePath</c>) or the encoded image bytes
+/// (<see cref="BeitPipelines.ImageInput.Bytes"/>, column <c>ImageSource</c>, a <c>byte[]</c>, Model Builder's name).
 /// </summary>
-public enum BeitModelInput
-{
-    /// <summary>A text column <see cref="BeitModelInputs.ImagePathColumn"/> holding an image file path.</summary>
-    ImagePath,
-
-    /// <summary>A <c>byte[]</c> (<c>Vector&lt;Byte&gt;</c>) column <see cref="BeitModelInputs.ImageBytesColumn"/> holding an encoded image (PNG, JPEG, ...).</summary>
-    ImageBytes,
-}
-
-/// <summary>Column names and command-line spellings of <see cref="BeitModelInput"/>.</summary>
 public static class BeitModelInputs
 {
-    /// <summary>The input column of an <see cref="BeitModelInput.ImagePath"/> model.</summary>
-    public const string ImagePathColumn = "ImagePath";
+    /// <summary>The input column of a paths model.</summary>
+    public const string ImagePathColumn = BeitPipelines.ImagePathColumn;
 
-    /// <summary>The input column of an <see cref="BeitModelInput.ImageBytes"/> model (Model Builder's name).</summary>
-    public const string ImageBytesColumn = "ImageSource";
+    /// <summary>The input column of a bytes model (Model Builder's <c>ModelInput.ImageSource</c>).</summary>
+    public const string ImageSourceColumn = "ImageSource";
 
     /// <summary>The input column name of <paramref name="input"/>.</summary>
-    public static string ColumnName(BeitModelInput input) => input switch
+    public static string ColumnName(BeitPipelines.ImageInput input) => input switch
     {
-        BeitModelInput.ImagePath => ImagePathColumn,
-        BeitModelInput.ImageBytes => ImageBytesColumn,
-        _ => throw new ArgumentOutOfRangeException(nameof(input), input, "unknown model input"),
+        BeitPipelines.ImageInput.Paths => ImagePathColumn,
+        BeitPipelines.ImageInput.Bytes => ImageSourceColumn,
+        _ => throw new ArgumentOutOfRangeException(nameof(input), input, "unknown image input"),
     };
 
     /// <summary>Parses the command-line spelling: <c>path</c> or <c>bytes</c>.</summary>
     /// <exception cref="ArgumentException">Anything else.</exception>
-    public static BeitModelInput Parse(string value) => value switch
+    public static BeitPipelines.ImageInput Parse(string value) => value switch
     {
-        "path" => BeitModelInput.ImagePath,
-        "bytes" => BeitModelInput.ImageBytes,
+        "path" => BeitPipelines.ImageInput.Paths,
+        "bytes" => BeitPipelines.ImageInput.Bytes,
         _ => throw new ArgumentException($"'{value}' is not a model input; use path or bytes.", nameof(value)),
     };
 
-    /// <summary>The command-line spelling of <paramref name="input"/>: <c>path</c> or <c>bytes</c>.</summary>
-    public static string ToCliValue(BeitModelInput input) => input == BeitModelInput.ImageBytes ? "bytes" : "path";
+    /// <summary>
+    /// <see cref="BeitPipelines"/> options for a Model Builder-style classification zip taking <paramref name="input"/>
+    /// under its column name (<see cref="ColumnName"/>).
+    /// </summary>
+    public static BeitPipelines.Options Options(BeitPipelines.ImageInput input) =>
+        new() { Input = input, InputColumnName = ColumnName(input) };
 
-    /// <summary>An empty data view with just the input column of <paramref name="input"/>, to fit and save a pipeline with.</summary>
-    public static IDataView EmptyInput(MLContext mlContext, BeitModelInput input)
+    /// <summary>
+    /// Fits the classification pipeline of <paramref name="model"/> with <c>PredictedLabel</c> mapped back to its name
+    /// (<c>MapKeyToValue</c>), so a Model Builder-style <c>ModelOutput { string PredictedLabel; float[] Score; }</c>
+    /// reads it, and saves it atomically. Predicting needs only the input column (no <c>Label</c>).
+    /// </summary>
+    /// <param name="mlContext">The context.</param>
+    /// <param name="model">The network.</param>
+    /// <param name="modelPath">The <c>model.zip</c> to write.</param>
+    /// <param name="options">Pipeline options (<see cref="Options(BeitPipelines.ImageInput)"/> for the input column).</param>
+    /// <returns>The number of labels.</returns>
+    public static int SaveClassifier(MLContext mlContext, Estimators.BeitModelSource model, string modelPath, BeitPipelines.Options options)
     {
         ArgumentNullException.ThrowIfNull(mlContext);
-        return input == BeitModelInput.ImageBytes
-            ? mlContext.Data.LoadFromEnumerable(Array.Empty<BytesRow>())
-            : mlContext.Data.LoadFromEnumerable(Array.Empty<PathRow>());
-    }
-
-    private sealed class PathRow
-    {
-        public string ImagePath { get; set; } = "";
-    }
-
-    private sealed class BytesRow
-    {
-        public byte[] ImageSource { get; set; } = [];
+        ArgumentException.ThrowIfNullOrEmpty(modelPath);
+        IO.AtomicFile.CheckWritable(modelPath);
+        var input = BeitPipelines.EmptyInput(mlContext, options);
+        using var fitted = BeitPipelines.CreateEstimator(mlContext, model, Onnx.BeitOnnxTask.ImageClassification, options)
+            .Append(mlContext.Transforms.Conversion.MapKeyToValue("PredictedLabel"))
+            .Fit(input);
+        BeitPipelines.Save(mlContext, fitted, input.Schema, modelPath);
+        return Estimators.BeitClassifierTransformer.FromLoaded(fitted).LabelNames.Count;
     }
 }

@@ -20,6 +20,13 @@ internal static class PackageCommand
 
     private static readonly string[] s_tasks = ["image-classification", "features", "semantic-segmentation"];
 
+    private static readonly Dictionary<string, BeitOnnxTask> s_taskOf = new()
+    {
+        ["image-classification"] = BeitOnnxTask.ImageClassification,
+        ["features"] = BeitOnnxTask.Features,
+        ["semantic-segmentation"] = BeitOnnxTask.SemanticSegmentation,
+    };
+
     public static Command Create()
     {
         var folder = new Argument<string>("checkpoint-folder") { Description = "A Hugging Face BEiT folder (config.json + model.safetensors or pytorch_model.bin; preprocessor_config.json if present), or a Hub model id (org/name[@revision])." };
@@ -39,32 +46,26 @@ internal static class PackageCommand
             AtomicFile.CheckWritable(zip);
             string checkpoint = HubModels.Local(pr.GetValue(folder)!);
             var ml = new MLContext();
-            var kind = BeitModelInputs.Parse(pr.GetValue(inputKind)!);
-            var input = BeitModelInputs.EmptyInput(ml, kind);
-            var load = ml.Transforms.LoadBeitImages("Image", BeitModelInputs.ColumnName(kind)).Append(ml.Transforms.BeitImageProcessor(checkpoint));
             var p = ExportOnnxCommand.Precisions[pr.GetValue(precision)!];
-            var source = BeitModelSource.FromPath(checkpoint);
-            var export = new BeitOnnxExportOptions { Precision = p };
-            (ITransformer model, string outputs) = t switch
-            {
-                // PredictedLabel back to its name, as Model Builder's models give it: ModelOutput { string PredictedLabel; float[] Score; }.
-                "image-classification" => Fit(load.Append(ml.Transforms.BeitClassifier(new BeitClassifierEstimator.Options { Model = source, ExportOptions = export }))
-                    .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel")),
-                    input, m => $"Score, PredictedLabel ({BeitClassifierTransformer.FromLoaded(m).LabelNames.Count} labels, as strings)"),
-                "features" => Fit(load.Append(ml.Transforms.BeitFeaturizer(new BeitFeaturizerEstimator.Options { Model = source, ExportOptions = export })),
-                    input, m => $"Features ({m.LastTransformer.FeatureSize} floats)"),
-                _ => Fit(load.Append(ml.Transforms.BeitSegmenter(new BeitSegmenterEstimator.Options { Model = source, ExportOptions = export })),
-                    input, m => $"PredictedLabel, PredictedLabelSize ({m.LastTransformer.LabelNames.Count} classes)"),
-            };
-            try
-            {
-                AtomicFile.Write(zip, tmp => ml.Model.Save(model, input.Schema, tmp));
-            }
-            finally
-            {
-                (model as IDisposable)?.Dispose();
-            }
-            Console.WriteLine($"Wrote {zip} ({new FileInfo(zip).Length / 1e6:F1} MB) in {sw.Elapsed.TotalSeconds:F1} s, {p}: {BeitModelInputs.ColumnName(kind)} → Image → PixelValues → {outputs}");
+            var kind = BeitModelInputs.Parse(pr.GetValue(inputKind)!);
+            var options = BeitModelInputs.Options(kind);
+            options.ExportOptions = new BeitOnnxExportOptions { Precision = p };
+            var input = BeitPipelines.EmptyInput(ml, options);
+            var estimator = BeitPipelines.CreateEstimator(ml, BeitModelSource.FromPath(checkpoint), s_taskOf[t], options);
+            // A classifier's PredictedLabel goes back to its name, as Model Builder's models give it:
+            // ModelOutput { string PredictedLabel; float[] Score; }.
+            if (t == "image-classification") estimator = estimator.Append<ITransformer>(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
+            using var model = estimator.Fit(input);
+            string outputs = t == "image-classification"
+                ? $"Score, PredictedLabel ({BeitClassifierTransformer.FromLoaded(model).LabelNames.Count} labels, as strings)"
+                : model.LastTransformer switch
+                {
+                    BeitFeaturizerTransformer f => $"Features ({f.FeatureSize} floats)",
+                    BeitSegmenterTransformer s => $"PredictedLabel, PredictedLabelSize ({s.LabelNames.Count} classes)",
+                    var other => other.GetType().Name,
+                };
+            BeitPipelines.Save(ml, model, input.Schema, zip);
+            Console.WriteLine($"Wrote {zip} ({new FileInfo(zip).Length / 1e6:F1} MB) in {sw.Elapsed.TotalSeconds:F1} s, {p}: {options.InputColumnName} → Image → PixelValues → {outputs}");
             return 0;
         });
         return cmd;
@@ -80,12 +81,6 @@ internal static class PackageCommand
         };
         option.AcceptOnlyFromAmong("path", "bytes");
         return option;
-    }
-
-    private static (ITransformer, string) Fit<T>(IEstimator<T> pipeline, IDataView input, Func<T, string> describe) where T : class, ITransformer
-    {
-        var model = pipeline.Fit(input);
-        return (model, describe(model));
     }
 
     internal sealed class PathRow

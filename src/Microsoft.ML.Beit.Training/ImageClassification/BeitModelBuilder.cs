@@ -64,14 +64,14 @@ public static class BeitModelBuilder
     /// <summary>Trains on <paramref name="train"/>, saves <paramref name="modelPath"/>, reloads it and evaluates it on <paramref name="test"/>.</summary>
     public static BeitModelBuilderReport Train(BeitTrainingImages train, BeitTrainingImages test, string modelPath,
         BeitImageClassificationTrainer.Options options, CancellationToken cancellationToken = default) =>
-        Train(train, test, modelPath, options, BeitModelInput.ImagePath, cancellationToken);
+        Train(train, test, modelPath, options, BeitPipelines.ImageInput.Paths, cancellationToken);
 
     /// <summary>
     /// Trains on <paramref name="train"/>, saves <paramref name="modelPath"/> taking <paramref name="input"/> (an image path or
     /// Model Builder's <c>byte[] ImageSource</c>), reloads it and evaluates it on <paramref name="test"/> through that input.
     /// </summary>
     public static BeitModelBuilderReport Train(BeitTrainingImages train, BeitTrainingImages test, string modelPath,
-        BeitImageClassificationTrainer.Options options, BeitModelInput input, CancellationToken cancellationToken = default)
+        BeitImageClassificationTrainer.Options options, BeitPipelines.ImageInput input, CancellationToken cancellationToken = default)
     {
         // Fail before the first epoch, not after the last, when the outputs cannot be written.
         AtomicFile.CheckWritable(modelPath);
@@ -102,27 +102,16 @@ public static class BeitModelBuilder
     /// <param name="precision">The ONNX graph's precision (<see cref="Onnx.BeitOnnxPrecision.Int8"/>: the fastest on the CPU, about 4× smaller).</param>
     /// <param name="input">The input column: an image path (<c>ImagePath</c>) or encoded image bytes (<c>ImageSource</c>).</param>
     public static void Save(BeitForImageClassification model, string modelPath, Onnx.BeitOnnxPrecision precision = Onnx.BeitOnnxPrecision.Float32,
-        BeitModelInput input = BeitModelInput.ImagePath)
+        BeitPipelines.ImageInput input = BeitPipelines.ImageInput.Paths)
     {
-        var ml = new MLContext(seed: 0);
-        var paths = BeitModelInputs.EmptyInput(ml, input);
-        var preprocessing = ml.Transforms.LoadBeitImages("Image", BeitModelInputs.ColumnName(input))
-            .Append(ml.Transforms.BeitImageProcessor(new BeitImageProcessorEstimator.Options
-            {
-                InputColumnName = "Image",
-                OutputColumnName = "PixelValues",
-                Processor = BeitImageProcessorEstimator.ForConfig(model.Config),
-            }))
-            .Fit(paths);
-        using var classifier = BeitImageClassificationTrainer.ToTransformer(model, precision: precision);
-        var toName = ml.Transforms.Conversion.MapKeyToValue("PredictedLabel").Fit(classifier.Transform(preprocessing.Transform(paths)));
-        var chain = new TransformerChain<ITransformer>(preprocessing, classifier, toName);
-        AtomicFile.Write(modelPath, tmp => ml.Model.Save(chain, paths.Schema, tmp));
+        var options = BeitModelInputs.Options(input);
+        options.ExportOptions = new Onnx.BeitOnnxExportOptions { Precision = precision };
+        BeitModelInputs.SaveClassifier(new MLContext(seed: 0), BeitModelSource.FromTensors(model.Config, model.ToTensorData(), "trained BEiT"), modelPath, options);
     }
 
     // Scores the test images through the loaded pipeline, from PNG files or PNG bytes of the in-memory images as the
     // model's input asks; the predicted label is the model's string PredictedLabel.
-    private static ConfusionMatrixMetrics Evaluate(MLContext ml, ITransformer loaded, BeitTrainingImages test, BeitModelInput input)
+    private static ConfusionMatrixMetrics Evaluate(MLContext ml, ITransformer loaded, BeitTrainingImages test, BeitPipelines.ImageInput input)
     {
         var cm = new ConfusionMatrixMetrics(test.ClassNames);
         string dir = BeitTempFiles.NewFolder("eval");
@@ -135,7 +124,7 @@ public static class BeitModelBuilder
                 files[i] = Path.Combine(dir, i.ToString(CultureInfo.InvariantCulture) + ".png");
                 PngWriter.WriteRgb(files[i], test.Pixels.AsSpan(i * pixels, pixels), test.Width, test.Height);
             }
-            IDataView rows = input == BeitModelInput.ImageBytes
+            IDataView rows = input == BeitPipelines.ImageInput.Bytes
                 ? ml.Data.LoadFromEnumerable(files.Select(f => new BytesRow { ImageSource = File.ReadAllBytes(f) }).ToArray())
                 : ml.Data.LoadFromEnumerable(files.Select(f => new PathRow { ImagePath = f }).ToArray());
             var predicted = loaded.Transform(rows).GetColumn<string>("PredictedLabel").ToArray();

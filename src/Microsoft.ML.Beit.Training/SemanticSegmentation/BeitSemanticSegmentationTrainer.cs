@@ -141,25 +141,10 @@ public sealed class BeitSemanticSegmentationTrainer
     /// <param name="model">The trained model.</param>
     /// <param name="modelPath">The <c>model.zip</c> to write.</param>
     /// <param name="precision">The ONNX graph's precision (<see cref="Onnx.BeitOnnxPrecision.Int8"/>: the fastest on the CPU).</param>
-    public static void Save(BeitForSemanticSegmentation model, string modelPath, Onnx.BeitOnnxPrecision precision = Onnx.BeitOnnxPrecision.Float32)
-    {
-        var ml = new MLContext(seed: 0);
-        var paths = ml.Data.LoadFromEnumerable(Array.Empty<PathRow>());
-        var pipeline = ml.Transforms.LoadBeitImages("Image", "ImagePath")
-            .Append(ml.Transforms.BeitImageProcessor(new Estimators.BeitImageProcessorEstimator.Options
-            {
-                InputColumnName = "Image",
-                OutputColumnName = "PixelValues",
-                Processor = Estimators.BeitImageProcessorEstimator.ForConfig(model.Config),
-            }))
-            .Append(ml.Transforms.BeitSegmenter(new Estimators.BeitSegmenterEstimator.Options
-            {
-                Model = Estimators.BeitModelSource.FromTensors(model.Config, model.ToTensorData(), "trained BEiT segmenter"),
-                ExportOptions = new Onnx.BeitOnnxExportOptions { Precision = precision },
-            }));
-        using var fitted = pipeline.Fit(paths);
-        AtomicFile.Write(modelPath, tmp => ml.Model.Save(fitted, paths.Schema, tmp));
-    }
+    public static void Save(BeitForSemanticSegmentation model, string modelPath, Onnx.BeitOnnxPrecision precision = Onnx.BeitOnnxPrecision.Float32) =>
+        BeitPipelines.Package(new MLContext(seed: 0), Estimators.BeitModelSource.FromTensors(model.Config, model.ToTensorData(), "trained BEiT segmenter"),
+            Onnx.BeitOnnxTask.SemanticSegmentation, modelPath,
+            new BeitPipelines.Options { ExportOptions = new Onnx.BeitOnnxExportOptions { Precision = precision } });
 
     private sealed class PathRow
     {

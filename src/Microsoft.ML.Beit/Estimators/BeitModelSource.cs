@@ -34,6 +34,9 @@ public sealed class BeitModelSource
     /// <summary>The checkpoint folder, when the source is one (for example to read its <c>preprocessor_config.json</c>).</summary>
     public string? CheckpointFolder => _folder;
 
+    /// <summary>The configuration of an in-memory model (<see cref="FromTensors"/>), or the one given with an ONNX model.</summary>
+    internal BeitConfig? GivenConfig => _config;
+
     /// <summary>A checkpoint folder (a directory), an ONNX file (a file) or a Hugging Face model id (<see cref="Hub.BeitHub"/>).</summary>
     /// <exception cref="FileNotFoundException">Nothing exists at <paramref name="path"/>, and it names no Hub model.</exception>
     public static BeitModelSource FromPath(string path)
