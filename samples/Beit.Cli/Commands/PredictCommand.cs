@@ -27,8 +27,9 @@ internal static class PredictCommand
         engine.AcceptOnlyFromAmong("onnx", "torch");
         var topK = new Option<int>("--top-k") { Description = "How many labels to print per image (default 5).", DefaultValueFactory = _ => 5 };
         var json = new Option<bool>("--json") { Description = "Write one JSON array of {\"source\", \"predictions\": [{\"label\", \"probability\"}]} instead of text ({\"source\", \"error\"} for an image that failed)." };
+        var gpu = new Option<bool>("--gpu") { Description = "Score on CUDA device 0 (--engine onnx; needs beit built with -p:BeitOnnxRuntime=Gpu and CUDA 13). Without them it runs on the CPU and says why on stderr." };
         var inputs = new Argument<string[]>("image|folder") { Description = "Image files, or folders whose images (png, jpg, jpeg, bmp, gif, webp) are all classified.", Arity = ArgumentArity.OneOrMore };
-        var cmd = new Command("predict", "Print the top-k labels with probabilities for each image.") { model, engine, topK, json, inputs };
+        var cmd = new Command("predict", "Print the top-k labels with probabilities for each image.") { model, engine, topK, json, gpu, inputs };
         cmd.SetAction(pr =>
         {
             string modelPath = pr.GetValue(model)!, engineName = pr.GetValue(engine)!;
@@ -40,7 +41,17 @@ internal static class PredictCommand
             }
             var images = Expand(pr.GetValue(inputs)!);
             modelPath = HubModels.Local(modelPath);
-            var (labels, scored) = engineName == "torch" ? PredictTorch(modelPath, images) : PredictOnnx(modelPath, images);
+            int? device = null;
+            if (pr.GetValue(gpu))
+            {
+                if (engineName == "torch") throw new ArgumentException("--gpu is for --engine onnx (the torch engine uses TorchSharp's CPU build).");
+                // Never a silent fallback: say why CUDA cannot be used, then score on the CPU.
+                if (Microsoft.ML.Beit.Scoring.BeitOnnxRuntime.CudaUnavailableReason() is string why)
+                    Console.Error.WriteLine($"beit predict: warning: --gpu: running on the CPU because {why}.");
+                else
+                    device = 0;
+            }
+            var (labels, scored) = engineName == "torch" ? PredictTorch(modelPath, images) : PredictOnnx(modelPath, images, device);
             var results = images.Select((source, i) => new Result(source, scored[i].Probabilities is { } p ? Top(labels, p, k) : null, scored[i].Error)).ToList();
             if (pr.GetValue(json)) WriteJson(results);
             else WriteText(results);
@@ -80,9 +91,10 @@ internal static class PredictCommand
 
     // ---------------------------------------------------------------- ONNX Runtime through the ML.NET pipeline
 
-    private static (IReadOnlyList<string>, List<Scored>) PredictOnnx(string modelPath, List<string> images)
+    private static (IReadOnlyList<string>, List<Scored>) PredictOnnx(string modelPath, List<string> images, int? gpuDevice)
     {
-        var ml = new MLContext();
+        // A loaded model.zip's ONNX stages take the GPU from the context (ML.NET does not save it in the zip).
+        var ml = new MLContext { GpuDeviceId = gpuDevice, FallbackToCpu = false };
         if (Directory.Exists(modelPath))
         {
             // A checkpoint folder: the same pipeline 'beit package' saves, built in memory, but with an error column,
@@ -90,7 +102,7 @@ internal static class PredictCommand
             var data = Paths(ml, images, PackageCommand.InputColumn);
             using var fitted = ml.Transforms.LoadBeitImages(new LoadBeitImagesEstimator.Options { InputColumnName = PackageCommand.InputColumn, ErrorColumnName = "Error" })
                 .Append(ml.Transforms.BeitImageProcessor(modelPath))
-                .Append(ml.Transforms.BeitClassifier(modelPath))
+                .Append(ml.Transforms.BeitClassifier(new BeitClassifierEstimator.Options { Model = modelPath, GpuDeviceId = gpuDevice }))
                 .Fit(data);
             return (fitted.LastTransformer.LabelNames, Scores(fitted.Transform(data)));
         }

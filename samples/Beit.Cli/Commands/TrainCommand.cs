@@ -62,7 +62,7 @@ internal static class TrainCommand
             string stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(zip))!, Path.GetFileNameWithoutExtension(zip));
             string consumption = stem + ".consumption.cs", replay = stem + ".beit.json";
             // Before the (slow) training: outputs that cannot be written fail now.
-            foreach (var target in new[] { consumption, replay }) AtomicFile.CheckWritable(target);
+            foreach (var target in new[] { zip, consumption, replay }) AtomicFile.CheckWritable(target);
 
             int? size = options.ImageSize ?? (ckpt is null ? null : BeitConfig.Load(ckpt).ImageSize);
             var all = TrainingCliOptions.LoadImages(path, unlabeled: false, size, out var idxTest);

@@ -50,6 +50,32 @@ public static class BeitOnnxRuntime
         if (!IsAvailable) throw new BeitOnnxRuntimeMissingException(entryPoint);
     }
 
+    /// <summary>
+    /// Why ONNX Runtime's CUDA provider cannot be used on <paramref name="deviceId"/>, or null when it can: the loaded
+    /// native package has no CUDA provider (it is <c>Microsoft.ML.OnnxRuntime</c>, not <c>.Gpu</c>), or CUDA 13 /
+    /// the device is missing. Callers that fall back to the CPU print the reason, so the fallback is never silent.
+    /// </summary>
+    /// <exception cref="BeitOnnxRuntimeMissingException">No native ONNX Runtime at all.</exception>
+    public static string? CudaUnavailableReason(int deviceId = 0)
+    {
+        EnsureAvailable(nameof(CudaUnavailableReason));
+        string[] available = OrtEnv.Instance().GetAvailableProviders();
+        if (!available.Contains("CUDAExecutionProvider"))
+            return $"the loaded ONNX Runtime has no CUDA provider (available: {string.Join(", ", available)}); the application must reference " +
+                   "Microsoft.ML.OnnxRuntime.Gpu 1.31.0 instead of Microsoft.ML.OnnxRuntime (the beit tool and samples: build with -p:BeitOnnxRuntime=Gpu)";
+        using var options = new SessionOptions();
+        try
+        {
+            // Appending the provider loads it and CUDA's libraries, and checks the device.
+            options.AppendExecutionProvider_CUDA(deviceId);
+            return null;
+        }
+        catch (OnnxRuntimeException e)
+        {
+            return $"CUDA device {deviceId} could not be initialised: {e.Message}";
+        }
+    }
+
     // The same resolution DllImport uses for ONNX Runtime's own assembly (the application's deps.json native assets,
     // its folder, then the system), without touching ONNX Runtime's types: a failed type initializer would stay failed.
     private static bool Probe()

@@ -171,6 +171,12 @@ public sealed class CliPackagePredictTests(ITestOutputHelper output)
         var fromPaths = Parse(Run("predict", "--model", paths, "--json", chelsea).Stdout)[0].Predictions[0];
         // beit predict feeds a bytes model the file's bytes.
         Assert.Equal(fromPaths, Parse(Run("predict", "--model", bytes, "--json", chelsea).Stdout)[0].Predictions[0]);
+        // --gpu with the default (CPU) ONNX Runtime package: the same answer on the CPU, and a warning saying why.
+        var onGpu = Run("predict", "--model", paths, "--gpu", "--json", chelsea);
+        Assert.Equal(0, onGpu.Code);
+        Assert.Contains("beit predict: warning: --gpu: running on the CPU because the loaded ONNX Runtime has no CUDA provider (available: CPUExecutionProvider)", onGpu.Stderr);
+        Assert.Contains("-p:BeitOnnxRuntime=Gpu", onGpu.Stderr);
+        Assert.Equal(fromPaths, Parse(onGpu.Stdout)[0].Predictions[0]);
 
         // Model Builder's classes: ModelInput { byte[] ImageSource }, ModelOutput { string PredictedLabel; float[] Score }.
         var ml = new Microsoft.ML.MLContext();
