@@ -40,7 +40,7 @@ internal static class PredictFolderBenchmark
             });
             var model = new BeitScoringModel(estimator.OnnxModel, BeitBatchTask.ImageClassification,
                 new BeitStageConfig { Stage = BeitStages.LoadImages, Column = "ImagePath" }, processor, estimator.StageConfig);
-            using var scorer = BeitBatchScorer.Create(model, new BeitBatchScorerOptions { BatchSize = batch, IntraOpThreads = threads });
+            using var scorer = BeitBatchScorer.Create(model, new BeitBatchScorerOptions { BatchSize = batch, IntraOpNumThreads = threads });
 
             using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL, IntraOpNumThreads = threads };
             using var session = new InferenceSession(estimator.OnnxModel, options);

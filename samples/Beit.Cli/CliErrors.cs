@@ -22,7 +22,8 @@ internal static class CliErrors
     public static Exception? Expected(Exception e)
     {
         for (Exception? x = e; x != null; x = x.InnerException)
-            if (x is BeitInputException or ImageDecodingException or CheckpointMismatchException or UnsafePickleException or InvalidDataException) return x;
+            if (x is BeitInputException or ImageDecodingException or CheckpointMismatchException or UnsafePickleException or InvalidDataException
+                or Microsoft.ML.Beit.Scoring.BeitOnnxRuntimeMissingException) return x;
         return e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException ? e : null;
     }
 

@@ -3,10 +3,24 @@
 //
 //   dotnet run --project samples/ClassifyImages                                   (bundled tiny checkpoint and photos)
 //   dotnet run --project samples/ClassifyImages -- path/to/beit-base-patch16-224 photo.jpg photos/
+//   ... --out path/to/model.zip                                                     (default: model.zip in the current folder)
 using Microsoft.ML;
 using Microsoft.ML.Beit;
 using Microsoft.ML.Beit.Estimators;
+using Microsoft.ML.Beit.Scoring;
 
+string zip = Path.GetFullPath("model.zip");
+int outAt = Array.IndexOf(args, "--out");
+if (outAt >= 0)
+{
+    if (outAt + 1 >= args.Length)
+    {
+        Console.Error.WriteLine("--out needs a path.");
+        return 2;
+    }
+    zip = Path.GetFullPath(args[outAt + 1]);
+    args = [.. args[..outAt], .. args[(outAt + 2)..]];
+}
 string assets = Path.Combine(AppContext.BaseDirectory, "assets");
 string checkpoint = args.Length > 0 ? args[0] : Path.Combine(assets, "tiny-cls");
 var images = Images(args.Length > 1 ? args[1..] : [Path.Combine(assets, "images")]);
@@ -27,7 +41,6 @@ var pipeline = ml.Transforms.LoadBeitImages(outputColumnName: "Image", inputColu
     .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
 
 Console.WriteLine($"Checkpoint: {checkpoint}");
-string zip = Path.Combine(Path.GetTempPath(), $"beit-classify-{Environment.ProcessId}.zip");
 try
 {
     using (var model = pipeline.Fit(data))
@@ -39,7 +52,17 @@ try
         var predictions = ml.Data.CreateEnumerable<ImagePrediction>(model.Transform(data), reuseRowObject: false).ToList();
         for (int i = 0; i < images.Count; i++) Print(images[i], predictions[i], classifier.LabelNames);
 
-        ml.Model.Save(model, data.Schema, zip);
+        // Written next to its final name, then renamed: an interrupted run never leaves a half-written model.zip.
+        string partial = zip + $".{Environment.ProcessId}.tmp";
+        try
+        {
+            ml.Model.Save(model, data.Schema, partial);
+            File.Move(partial, zip, overwrite: true);
+        }
+        finally
+        {
+            File.Delete(partial);
+        }
         Console.WriteLine();
         Console.WriteLine($"Saved {zip} ({new FileInfo(zip).Length / 1e6:F1} MB: the ONNX graph, label names and preprocessing settings).");
     }
@@ -57,15 +80,13 @@ try
         foreach (var image in images) Print(image, engine.Predict(new ImageInput { ImagePath = image }), labels);
     }
 }
-catch (Exception e) when (e is BeitInputException or IOException or InvalidDataException or ArgumentException)
+catch (Exception e) when (e is BeitInputException or IOException or InvalidDataException or ArgumentException
+                           or UnauthorizedAccessException or BeitOnnxRuntimeMissingException)
 {
     Console.Error.WriteLine(e.Message);
     return 1;
 }
-finally
-{
-    File.Delete(zip);
-}
+Console.WriteLine($"Kept {zip}.");
 return 0;
 
 static void Print(string image, ImagePrediction prediction, IReadOnlyList<string> labels)

@@ -39,6 +39,8 @@ public sealed class BeitTrainers
     public BeitImageClassificationTrainer ImageClassification(string labelColumnName = "Label", string featureColumnName = "PixelValues",
         string? checkpointFolder = null, int? epochs = null)
     {
+        // The trained model is scored through ONNX Runtime: no native runtime fails now, not after the last epoch.
+        Microsoft.ML.Beit.Scoring.BeitOnnxRuntime.EnsureAvailable("BeitTrainers.ImageClassification");
         var options = new BeitImageClassificationTrainer.Options
         {
             LabelColumnName = labelColumnName,
@@ -54,6 +56,7 @@ public sealed class BeitTrainers
     public BeitImageClassificationTrainer ImageClassification(BeitImageClassificationTrainer.Options options)
     {
         ArgumentNullException.ThrowIfNull(options);
+        Microsoft.ML.Beit.Scoring.BeitOnnxRuntime.EnsureAvailable("BeitTrainers.ImageClassification");
         return new BeitImageClassificationTrainer(_mlContext, options);
     }
 
@@ -62,14 +65,20 @@ public sealed class BeitTrainers
     /// a <see cref="Beit.Estimators.BeitSegmenterTransformer"/> out.
     /// </summary>
     /// <param name="options">Trainer options (segmentation defaults when null).</param>
-    public BeitSemanticSegmentationTrainer SemanticSegmentation(BeitSemanticSegmentationTrainer.Options? options = null) =>
-        new(_mlContext, options ?? new BeitSemanticSegmentationTrainer.Options());
+    public BeitSemanticSegmentationTrainer SemanticSegmentation(BeitSemanticSegmentationTrainer.Options? options = null)
+    {
+        Microsoft.ML.Beit.Scoring.BeitOnnxRuntime.EnsureAvailable("BeitTrainers.SemanticSegmentation");
+        return new(_mlContext, options ?? new BeitSemanticSegmentationTrainer.Options());
+    }
 
     /// <summary>
     /// BEiT masked-image-modeling pre-training on unlabeled images: a <c>PixelValues</c> column in, a
     /// <see cref="Beit.Estimators.BeitFeaturizerTransformer"/> of the pre-trained backbone out.
     /// </summary>
     /// <param name="options">Trainer options (the paper's pre-training settings when null).</param>
-    public BeitMaskedImageModelingTrainer MaskedImageModeling(BeitMaskedImageModelingTrainer.Options? options = null) =>
-        new(_mlContext, options ?? new BeitMaskedImageModelingTrainer.Options());
+    public BeitMaskedImageModelingTrainer MaskedImageModeling(BeitMaskedImageModelingTrainer.Options? options = null)
+    {
+        Microsoft.ML.Beit.Scoring.BeitOnnxRuntime.EnsureAvailable("BeitTrainers.MaskedImageModeling");
+        return new(_mlContext, options ?? new BeitMaskedImageModelingTrainer.Options());
+    }
 }

@@ -48,6 +48,7 @@ public static class BeitModelZip
     {
         ArgumentNullException.ThrowIfNull(mlContext);
         ArgumentException.ThrowIfNullOrEmpty(path);
+        Scoring.BeitOnnxRuntime.EnsureAvailable("BeitModelZip.Load");
         // One open file for the checks and the load, so the file cannot be swapped in between.
         using var file = Open(path);
         var onnxEntries = Validate(path, file);

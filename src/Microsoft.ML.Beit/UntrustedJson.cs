@@ -9,7 +9,7 @@ namespace Microsoft.ML.Beit;
 /// two readers could disagree on a value), nesting is bounded, and every failure is an
 /// <see cref="InvalidDataException"/> that names the file.
 /// </summary>
-internal static class UntrustedJson
+public static class UntrustedJson
 {
     private static readonly JsonDocumentOptions s_options = new()
     {

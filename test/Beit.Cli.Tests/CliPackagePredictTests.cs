@@ -81,7 +81,7 @@ public sealed class CliPackagePredictTests(ITestOutputHelper output)
         string checkpoint = Fixtures.Tiny("cls_relpos"), zip = Path.Combine(dir, "model.zip");
         var package = Run("package", checkpoint, "--task", "image-classification", "--out", zip);
         Assert.Equal(0, package.Code);
-        Assert.Contains("Score, PredictedLabel (5 labels)", package.Stdout);
+        Assert.Contains("ImagePath → Image → PixelValues → Score, PredictedLabel (5 labels, as strings)", package.Stdout);
         TestZips.AssertZipIsSelfContained(zip, dir);
 
         string folder = Path.Combine(dir, "images");
@@ -161,11 +161,63 @@ public sealed class CliPackagePredictTests(ITestOutputHelper output)
 
     [Trait("Category", "Slow")]
     [Fact]
+    public void PackageWithInputBytesTakesModelBuilderImageSourceAndGivesTheLabelName()
+    {
+        using var dir = new TempDir();
+        string checkpoint = Fixtures.Tiny("cls_relpos"), paths = Path.Combine(dir, "paths.zip"), bytes = Path.Combine(dir, "bytes.zip");
+        string chelsea = Fixtures.Preproc("chelsea.png");
+        Assert.Equal(0, Run("package", checkpoint, "--task", "image-classification", "--out", paths).Code);
+        var package = Run("package", checkpoint, "--task", "image-classification", "--input", "bytes", "--out", bytes);
+        Assert.Equal(0, package.Code);
+        Assert.Contains("ImageSource → Image → PixelValues → Score, PredictedLabel", package.Stdout);
+        var fromPaths = Parse(Run("predict", "--model", paths, "--json", chelsea).Stdout)[0].Predictions[0];
+        // beit predict feeds a bytes model the file's bytes.
+        Assert.Equal(fromPaths, Parse(Run("predict", "--model", bytes, "--json", chelsea).Stdout)[0].Predictions[0]);
+        // --gpu with the default (CPU) ONNX Runtime package: the same answer on the CPU, and a warning saying why.
+        var onGpu = Run("predict", "--model", paths, "--gpu", "--json", chelsea);
+        Assert.Equal(0, onGpu.Code);
+        Assert.Contains("beit predict: warning: --gpu: running on the CPU because the loaded ONNX Runtime has no CUDA provider (available: CPUExecutionProvider)", onGpu.Stderr);
+        Assert.Contains("-p:BeitOnnxRuntime=Gpu", onGpu.Stderr);
+        Assert.Equal(fromPaths, Parse(onGpu.Stdout)[0].Predictions[0]);
+
+        // Model Builder's classes: ModelInput { byte[] ImageSource }, ModelOutput { string PredictedLabel; float[] Score }.
+        var ml = new Microsoft.ML.MLContext();
+        var model = Microsoft.ML.Beit.BeitModelZip.Load(ml, bytes, out var schema);
+        using (model as IDisposable)
+        {
+            Assert.Equal(["ImageSource"], schema.Select(c => c.Name));
+            using var engine = ml.Model.CreatePredictionEngine<BytesInput, NamedOutput>(model, new Microsoft.ML.PredictionEngineOptions { OwnsTransformer = false });
+            var prediction = engine.Predict(new BytesInput { ImageSource = File.ReadAllBytes(chelsea) });
+            Assert.Equal(fromPaths.Label, prediction.PredictedLabel);
+            Assert.Equal(fromPaths.Probability, prediction.Score.Max(), 1e-6f);
+        }
+    }
+
+    private sealed class BytesInput
+    {
+        public byte[] ImageSource { get; set; } = [];
+    }
+
+    private sealed class NamedOutput
+    {
+        public string PredictedLabel { get; set; } = "";
+        public float[] Score { get; set; } = [];
+    }
+
+    [Trait("Category", "Slow")]
+    [Fact]
     public void ClassifyImagesSampleRunsOnItsBundledDefault()
     {
-        var (code, stdout, stderr) = DotnetProcess.Run(DotnetProcess.Built("samples/ClassifyImages", "ClassifyImages.dll"), []);
+        using var dir = new TempDir();
+        var (code, stdout, stderr) = DotnetProcess.Run(DotnetProcess.Built("samples/ClassifyImages", "ClassifyImages.dll"), [], dir);
         output.WriteLine(stdout);
         Assert.True(code == 0, stderr);
+        // It keeps the model.zip README says it writes (in the working folder), and it loads.
+        string zip = Path.Combine(dir, "model.zip");
+        Assert.Contains($"Kept {zip}.", stdout);
+        var loaded = Microsoft.ML.Beit.BeitModelZip.Load(new Microsoft.ML.MLContext(), zip, out _);
+        (loaded as IDisposable)?.Dispose();
+        Assert.Equal(["model.zip"], Directory.GetFiles(dir).Select(Path.GetFileName));
         var lines = stdout.Replace("\r\n", "\n").Split('\n');
         int inMemory = Array.IndexOf(lines, "In memory:"), reloaded = Array.IndexOf(lines, "Reloaded, one image at a time with a PredictionEngine:");
         Assert.True(inMemory > 0 && reloaded > inMemory);

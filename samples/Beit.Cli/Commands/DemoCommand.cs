@@ -60,14 +60,13 @@ internal static class DemoCommand
             var ml = new MLContext();
             var model = BeitModelZip.Load(ml, zip, out _);
             using var owned = model as IDisposable;
-            var labels = BeitClassifierTransformer.FromLoaded(model).LabelNames;
             // The engine owns (and would dispose) the model unless told otherwise; the model is disposed above.
             using var engine = ml.Model.CreatePredictionEngine<ImageInput, Prediction>(model, new PredictionEngineOptions { OwnsTransformer = false });
             var table = new Table().AddColumns("image", "predicted", "probability");
             foreach (var row in rows)
             {
                 var p = engine.Predict(row);
-                table.AddRow(Path.GetFileName(row.ImagePath), labels[(int)p.PredictedLabel - 1], p.Score.Max().ToString("P1"));
+                table.AddRow(Path.GetFileName(row.ImagePath), p.PredictedLabel, p.Score.Max().ToString("P1"));
             }
             AnsiConsole.MarkupLine("Reloaded model.zip and predicted:");
             AnsiConsole.Write(table);
@@ -85,6 +84,6 @@ internal static class DemoCommand
     private sealed class Prediction
     {
         public float[] Score { get; set; } = [];
-        public uint PredictedLabel { get; set; }
+        public string PredictedLabel { get; set; } = "";
     }
 }

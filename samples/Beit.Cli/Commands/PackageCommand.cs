@@ -36,7 +36,8 @@ internal static class PackageCommand
         // float16 is not offered: ML.NET does not save the GPU choice in model.zip, so a float16 graph loaded later would run on
         // the CPU provider, slower than float32.
         var precision = ExportOnnxCommand.PrecisionOption(float16: false);
-        var cmd = new Command("package", "Build the ML.NET pipeline for a checkpoint and save it as model.zip.") { folder, task, output, precision };
+        var inputKind = InputOption();
+        var cmd = new Command("package", "Build the ML.NET pipeline for a checkpoint and save it as model.zip.") { folder, task, output, precision, inputKind };
         cmd.SetAction(pr =>
         {
             string zip = pr.GetValue(output)!, t = pr.GetValue(task)!;
@@ -46,21 +47,40 @@ internal static class PackageCommand
             string checkpoint = HubModels.Local(pr.GetValue(folder)!);
             var ml = new MLContext();
             var p = ExportOnnxCommand.Precisions[pr.GetValue(precision)!];
-            var options = new BeitPipelines.Options { InputColumnName = InputColumn, ExportOptions = new BeitOnnxExportOptions { Precision = p } };
+            var kind = BeitModelInputs.Parse(pr.GetValue(inputKind)!);
+            var options = BeitModelInputs.Options(kind);
+            options.ExportOptions = new BeitOnnxExportOptions { Precision = p };
             var input = BeitPipelines.EmptyInput(ml, options);
-            using var model = BeitPipelines.CreateEstimator(ml, BeitModelSource.FromPath(checkpoint), s_taskOf[t], options).Fit(input);
-            string outputs = model.LastTransformer switch
-            {
-                BeitClassifierTransformer c => $"Score, PredictedLabel ({c.LabelNames.Count} labels)",
-                BeitFeaturizerTransformer f => $"Features ({f.FeatureSize} floats)",
-                BeitSegmenterTransformer s => $"PredictedLabel, PredictedLabelSize ({s.LabelNames.Count} classes)",
-                var other => other.GetType().Name,
-            };
+            var estimator = BeitPipelines.CreateEstimator(ml, BeitModelSource.FromPath(checkpoint), s_taskOf[t], options);
+            // A classifier's PredictedLabel goes back to its name, as Model Builder's models give it:
+            // ModelOutput { string PredictedLabel; float[] Score; }.
+            if (t == "image-classification") estimator = estimator.Append<ITransformer>(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
+            using var model = estimator.Fit(input);
+            string outputs = t == "image-classification"
+                ? $"Score, PredictedLabel ({BeitClassifierTransformer.FromLoaded(model).LabelNames.Count} labels, as strings)"
+                : model.LastTransformer switch
+                {
+                    BeitFeaturizerTransformer f => $"Features ({f.FeatureSize} floats)",
+                    BeitSegmenterTransformer s => $"PredictedLabel, PredictedLabelSize ({s.LabelNames.Count} classes)",
+                    var other => other.GetType().Name,
+                };
             BeitPipelines.Save(ml, model, input.Schema, zip);
-            Console.WriteLine($"Wrote {zip} ({new FileInfo(zip).Length / 1e6:F1} MB) in {sw.Elapsed.TotalSeconds:F1} s, {p}: {InputColumn} → Image → PixelValues → {outputs}");
+            Console.WriteLine($"Wrote {zip} ({new FileInfo(zip).Length / 1e6:F1} MB) in {sw.Elapsed.TotalSeconds:F1} s, {p}: {options.InputColumnName} → Image → PixelValues → {outputs}");
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary><c>--input path|bytes</c>: the saved model's input column, an image path string (<c>ImagePath</c>) or Model Builder's <c>byte[] ImageSource</c>.</summary>
+    public static Option<string> InputOption()
+    {
+        var option = new Option<string>("--input")
+        {
+            Description = "The saved model's input column: path (a string ImagePath, the default) or bytes (a byte[] ImageSource of an encoded image, as Model Builder's ModelInput).",
+            DefaultValueFactory = _ => "path",
+        };
+        option.AcceptOnlyFromAmong("path", "bytes");
+        return option;
     }
 
     internal sealed class PathRow

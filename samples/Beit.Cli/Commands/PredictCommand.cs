@@ -34,8 +34,9 @@ internal static class PredictCommand
         var resume = new Option<bool>("--resume") { Description = "With --jsonl --out: skip the images already in the file (a cut-off last line is dropped)." };
         var progress = new Option<bool>("--progress") { Description = "Show counts and img/s on stderr even when it is not a terminal (it is shown on a terminal anyway)." };
         var recursive = new Option<bool>("--recursive") { Description = "Search folders recursively." };
+        var gpu = new Option<bool>("--gpu") { Description = "Score on CUDA device 0 (--engine onnx; needs beit built with -p:BeitOnnxRuntime=Gpu and CUDA 13). Without them it runs on the CPU and says why on stderr." };
         var inputs = new Argument<string[]>("image|folder") { Description = "Image files, or folders whose images (png, jpg, jpeg, bmp, gif, webp) are all scored.", Arity = ArgumentArity.OneOrMore };
-        var cmd = new Command("predict", "Score images: top-k labels, segmentation maps and overlays, or embeddings.") { model, engine, topK, json, jsonl, output, batchSize, shard, resume, progress, recursive, inputs };
+        var cmd = new Command("predict", "Score images: top-k labels, segmentation maps and overlays, or embeddings.") { model, engine, topK, json, jsonl, output, batchSize, shard, resume, progress, recursive, gpu, inputs };
         cmd.SetAction(pr =>
         {
             string modelPath = pr.GetValue(model)!, engineName = pr.GetValue(engine)!;
@@ -66,12 +67,22 @@ internal static class PredictCommand
             }
             var sources = pr.GetValue(inputs)!;
             modelPath = HubModels.Local(modelPath);
+            int? device = null;
+            if (pr.GetValue(gpu))
+            {
+                if (engineName == "torch") throw new ArgumentException("--gpu is for --engine onnx (the torch engine uses TorchSharp's CPU build).");
+                // Never a silent fallback: say why CUDA cannot be used, then score on the CPU.
+                if (Microsoft.ML.Beit.Scoring.BeitOnnxRuntime.CudaUnavailableReason() is string why)
+                    Console.Error.WriteLine($"beit predict: warning: --gpu: running on the CPU because {why}.");
+                else
+                    device = 0;
+            }
             if (engineName != "torch")
             {
                 BeitBatchScorer? scorer = null;
                 try
                 {
-                    scorer = BeitBatchScorer.Load(modelPath, new BeitBatchScorerOptions { BatchSize = batch });
+                    scorer = BeitBatchScorer.Load(modelPath, new BeitBatchScorerOptions { BatchSize = batch, GpuDeviceId = device });
                 }
                 catch (NotSupportedException) when (!scaleFlags)
                 {
@@ -85,7 +96,7 @@ internal static class PredictCommand
             }
             var images = BeitImageFiles.Enumerate(sources, BeitShard.All).Select(f => f.Path).ToList();
             if (images.Count == 0) throw new ArgumentException("No images to classify (folders are searched for png, jpg, jpeg, bmp, gif and webp files).");
-            var (labels, scored) = engineName == "torch" ? PredictTorch(modelPath, images) : PredictOnnx(modelPath, images);
+            var (labels, scored) = engineName == "torch" ? PredictTorch(modelPath, images) : PredictOnnx(modelPath, images, device);
             var results = images.Select((source, i) => new Result(source, scored[i].Probabilities is { } p ? Top(labels, p, k) : null, scored[i].Error)).ToList();
             if (pr.GetValue(json)) WriteJson(results);
             else WriteText(results);
@@ -109,9 +120,10 @@ internal static class PredictCommand
 
     // ---------------------------------------------------------------- ONNX Runtime through the ML.NET pipeline
 
-    private static (IReadOnlyList<string>, List<Scored>) PredictOnnx(string modelPath, List<string> images)
+    private static (IReadOnlyList<string>, List<Scored>) PredictOnnx(string modelPath, List<string> images, int? gpuDevice)
     {
-        var ml = new MLContext();
+        // A loaded model.zip's ONNX stages take the GPU from the context (ML.NET does not save it in the zip).
+        var ml = new MLContext { GpuDeviceId = gpuDevice, FallbackToCpu = false };
         if (Directory.Exists(modelPath))
         {
             // A checkpoint folder: the same pipeline 'beit package' saves, built in memory, but with an error column,
@@ -119,24 +131,36 @@ internal static class PredictCommand
             var data = Paths(ml, images, PackageCommand.InputColumn);
             using var fitted = ml.Transforms.LoadBeitImages(new LoadBeitImagesEstimator.Options { InputColumnName = PackageCommand.InputColumn, ErrorColumnName = "Error" })
                 .Append(ml.Transforms.BeitImageProcessor(modelPath))
-                .Append(ml.Transforms.BeitClassifier(modelPath))
+                .Append(ml.Transforms.BeitClassifier(new BeitClassifierEstimator.Options { Model = modelPath, GpuDeviceId = gpuDevice }))
                 .Fit(data);
             return (fitted.LastTransformer.LabelNames, Scores(fitted.Transform(data)));
         }
         if (!File.Exists(modelPath)) throw new FileNotFoundException($"Model '{modelPath}' does not exist (expected a model.zip or a checkpoint folder).", modelPath);
         using var loaded = new DisposableModel(BeitModelZip.Load(ml, modelPath, out var inputSchema));
-        var pathColumns = inputSchema.Where(c => c.Type is TextDataViewType).Select(c => c.Name).ToList();
-        if (pathColumns.Count != 1)
-            throw new InvalidDataException($"'{modelPath}' takes {inputSchema.Count} input columns ({string.Join(", ", inputSchema.Select(c => $"{c.Name}: {c.Type}"))}); 'beit predict' needs exactly one text column of image paths.");
-        var all = loaded.Model.Transform(Paths(ml, images, pathColumns[0]));
+        // One input column: image paths (text), or encoded image bytes (a byte vector, 'beit package --input bytes').
+        var inputColumns = inputSchema.Where(c => c.Type is TextDataViewType || c.Type is VectorDataViewType { ItemType: var t } && t == NumberDataViewType.Byte).ToList();
+        if (inputColumns.Count != 1)
+            throw new InvalidDataException($"'{modelPath}' takes {inputSchema.Count} input columns ({string.Join(", ", inputSchema.Select(c => $"{c.Name}: {c.Type}"))}); 'beit predict' needs exactly one column of image paths (text) or image bytes.");
+        bool bytes = inputColumns[0].Type is VectorDataViewType;
+        Func<List<string>, IDataView> rows = list => bytes ? Bytes(ml, list, inputColumns[0].Name) : Paths(ml, list, inputColumns[0].Name);
+        var all = loaded.Model.Transform(rows(images));
         var score = all.Schema.GetColumnOrNull("Score");
         var predicted = all.Schema.GetColumnOrNull("PredictedLabel");
-        if (score?.Type is not VectorDataViewType { IsKnownSize: true } scoreType || predicted?.Type is not KeyDataViewType key)
-            throw new InvalidDataException($"'{modelPath}' is not an image-classification model: it has no Score vector and PredictedLabel key (use 'beit package --task image-classification').");
-        VBuffer<ReadOnlyMemory<char>> names = default;
-        predicted.Value.GetKeyValues(ref names);
-        var labels = names.DenseValues().Select(n => n.ToString()).ToArray();
-        if (labels.Length != scoreType.Size || (int)key.Count != labels.Length)
+        if (score?.Type is not VectorDataViewType { IsKnownSize: true } scoreType || predicted?.Type is not (KeyDataViewType or TextDataViewType))
+            throw new InvalidDataException($"'{modelPath}' is not an image-classification model: it has no Score vector and PredictedLabel (use 'beit package --task image-classification').");
+        string[] labels;
+        if (predicted.Value.Type is KeyDataViewType)
+        {
+            VBuffer<ReadOnlyMemory<char>> names = default;
+            predicted.Value.GetKeyValues(ref names);
+            labels = names.DenseValues().Select(n => n.ToString()).ToArray();
+        }
+        else
+        {
+            // PredictedLabel mapped back to its name (Model Builder-style zips): the names are the classifier stage's.
+            labels = BeitClassifierTransformer.FromLoaded(loaded.Model).LabelNames.ToArray();
+        }
+        if (labels.Length != scoreType.Size)
             throw new InvalidDataException($"'{modelPath}': Score has {scoreType.Size} slots but PredictedLabel has {labels.Length} names.");
         try
         {
@@ -149,7 +173,7 @@ internal static class PredictCommand
             {
                 try
                 {
-                    return Scores(loaded.Model.Transform(Paths(ml, [image], pathColumns[0])))[0];
+                    return Scores(loaded.Model.Transform(rows([image])))[0];
                 }
                 catch (Exception x) when (CliErrors.Expected(x) is BeitInputException or ImageDecodingException)
                 {
@@ -172,6 +196,23 @@ internal static class PredictCommand
         var definition = SchemaDefinition.Create(typeof(PackageCommand.PathRow));
         definition[nameof(PackageCommand.PathRow.ImagePath)].ColumnName = column;
         return ml.Data.LoadFromEnumerable(images.Select(p => new PackageCommand.PathRow { ImagePath = p }).ToArray(), definition);
+    }
+
+    // A file that cannot be read fails the same way a bad path does: one error line for that image.
+    private static IDataView Bytes(MLContext ml, List<string> images, string column)
+    {
+        var definition = SchemaDefinition.Create(typeof(BytesRow));
+        definition[nameof(BytesRow.ImageSource)].ColumnName = column;
+        return ml.Data.LoadFromEnumerable(images.Select(p => new BytesRow { ImageSource = ReadImage(p) }).ToArray(), definition);
+    }
+
+    // Regular files only, bounded as the decoder bounds them (a FIFO would block; a huge file would be read whole).
+    private static byte[] ReadImage(string path) =>
+        Microsoft.ML.Beit.IO.BeitFiles.ReadAllBytesData(path, Microsoft.ML.Beit.Processing.ImageDecoderOptions.DefaultMaxFileBytes);
+
+    private sealed class BytesRow
+    {
+        public byte[] ImageSource { get; set; } = [];
     }
 
     /// <summary>One pass over the Score column (and the Error column, when there is one).</summary>

@@ -27,19 +27,34 @@ internal sealed class TrainingCliOptions(int? defaultEpochs, int? defaultBatch, 
         foreach (var o in new Option[] { Epochs, BatchSize, LearningRate, ImageSize, Seed, Bf16, Threads, MaxMinutes, CheckpointDir, Device, ModelConfig }) cmd.Options.Add(o);
     }
 
-    public void Apply(ParseResult pr, BeitTrainerOptions o)
+    /// <summary>The option names, without dashes, as a replay file spells them.</summary>
+    public IEnumerable<string> Keys => new Option[] { Epochs, BatchSize, LearningRate, ImageSize, Seed, Bf16, Threads, MaxMinutes, CheckpointDir, Device, ModelConfig }
+        .Select(o => o.Name.TrimStart('-'));
+
+    public void Apply(ParseResult pr, BeitTrainerOptions o) => Apply(new CliValues(pr, null, []), o);
+
+    /// <summary>Sets <paramref name="o"/> from the command line or a replay file (see <see cref="CliValues"/>).</summary>
+    public void Apply(CliValues v, BeitTrainerOptions o)
     {
-        if ((pr.GetValue(Epochs) ?? defaultEpochs) is int epochs) o.Epochs = epochs;
-        if ((pr.GetValue(BatchSize) ?? defaultBatch) is int batch) o.BatchSize = batch;
-        if ((pr.GetValue(LearningRate) ?? defaultLr) is double lr) o.LearningRate = lr;
-        o.ImageSize = pr.GetValue(ImageSize);
-        o.Seed = pr.GetValue(Seed);
-        if (pr.GetValue(Bf16)) o.Bf16Autocast = true;
-        o.NumThreads = pr.GetValue(Threads);
-        o.MaxTrainingTime = pr.GetValue(MaxMinutes) is double m ? TimeSpan.FromMinutes(m) : null;
-        o.CheckpointDirectory = pr.GetValue(CheckpointDir);
-        o.Device = pr.GetValue(Device)!;
-        if (pr.GetValue(ModelConfig) is string config) o.Config = Microsoft.ML.Beit.BeitConfig.Load(config);
+        if ((v.Get(Epochs) ?? defaultEpochs) is int epochs) o.Epochs = epochs;
+        if ((v.Get(BatchSize) ?? defaultBatch) is int batch) o.BatchSize = batch;
+        if ((v.Get(LearningRate) ?? defaultLr) is double lr) o.LearningRate = lr;
+        o.ImageSize = v.Get(ImageSize);
+        o.Seed = v.Get(Seed);
+        if (v.Get(Bf16)) o.Bf16Autocast = true;
+        o.NumThreads = v.Get(Threads);
+        o.MaxTrainingTime = v.Get(MaxMinutes) is double m ? TimeSpan.FromMinutes(m) : null;
+        o.CheckpointDirectory = Absolute(v, CheckpointDir);
+        o.Device = v.Get(Device) ?? "cpu";
+        if (Absolute(v, ModelConfig) is string config) o.Config = Microsoft.ML.Beit.BeitConfig.Load(config);
+    }
+
+    // A path option, recorded absolute so a replay runs the same from any folder.
+    private static string? Absolute(CliValues v, Option<string?> option)
+    {
+        if (v.Get(option) is not string path) return null;
+        v.Record(option.Name.TrimStart('-'), Path.GetFullPath(path));
+        return path;
     }
 
     private static string Auto<T>(T? value) where T : struct =>

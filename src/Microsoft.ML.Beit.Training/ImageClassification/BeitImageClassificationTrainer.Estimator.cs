@@ -26,6 +26,8 @@ public sealed partial class BeitImageClassificationTrainer : IEstimator<BeitClas
     /// <exception cref="OperationCanceledException">Cancelled within one batch; nothing is written.</exception>
     public BeitClassifierTransformer Fit(IDataView input, IDataView? validation, CancellationToken cancellationToken)
     {
+        // Fit ends in an ONNX Runtime session: check for the native runtime before the first epoch, not after the last.
+        Scoring.BeitOnnxRuntime.EnsureAvailable(nameof(BeitImageClassificationTrainer));
         var o = _options;
         var ml = Context;
         var train = ReadImages(input, o, null);

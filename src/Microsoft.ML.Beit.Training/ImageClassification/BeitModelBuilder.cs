@@ -38,8 +38,8 @@ public sealed record BeitModelBuilderReport(string ModelPath, BeitImageClassific
 /// <summary>
 /// Model Builder-style image classification: split off a stratified test set, train a BEiT (fine-tuned from a
 /// checkpoint or from scratch with a configuration suited to the data), save a <c>model.zip</c> whose pipeline takes
-/// image paths (<c>ImagePath</c> → decode → Pillow-exact preprocessing → ONNX classifier → <c>PredictedLabel</c>),
-/// reload it, and evaluate it on the test images.
+/// image paths or image bytes (<c>ImagePath</c> or <c>ImageSource</c> → decode → Pillow-exact preprocessing → ONNX
+/// classifier → <c>Score</c> and a string <c>PredictedLabel</c>), reload it, and evaluate it on the test images.
 /// </summary>
 public static class BeitModelBuilder
 {
@@ -62,57 +62,87 @@ public static class BeitModelBuilder
         return Train(mlContext, train, test, modelPath, options, cancellationToken);
     }
 
-    /// <summary>Trains on <paramref name="train"/>, saves <paramref name="modelPath"/>, reloads it and evaluates it on <paramref name="test"/> (ML.NET's multiclass evaluator).</summary>
+    /// <summary>Trains on <paramref name="train"/>, saves <paramref name="modelPath"/> (image paths in), reloads it and evaluates it on <paramref name="test"/>.</summary>
     public static BeitModelBuilderReport Train(MLContext mlContext, BeitTrainingImages train, BeitTrainingImages test, string modelPath,
-        BeitImageClassificationTrainer.Options options, CancellationToken cancellationToken = default)
+        BeitImageClassificationTrainer.Options options, CancellationToken cancellationToken = default) =>
+        Train(mlContext, train, test, modelPath, options, BeitPipelines.ImageInput.Paths, cancellationToken);
+
+    /// <summary>
+    /// Trains on <paramref name="train"/>, saves <paramref name="modelPath"/> taking <paramref name="input"/> (an image path or
+    /// Model Builder's <c>byte[] ImageSource</c>), reloads it and evaluates it on <paramref name="test"/> through that input
+    /// (ML.NET's multiclass evaluator counts the confusion table).
+    /// </summary>
+    public static BeitModelBuilderReport Train(MLContext mlContext, BeitTrainingImages train, BeitTrainingImages test, string modelPath,
+        BeitImageClassificationTrainer.Options options, BeitPipelines.ImageInput input, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(mlContext);
         // Fail before the first epoch, not after the last, when the outputs cannot be written.
         AtomicFile.CheckWritable(modelPath);
+        // The saved model is reloaded and evaluated through ONNX Runtime: no native runtime fails now.
+        Scoring.BeitOnnxRuntime.EnsureAvailable(nameof(BeitModelBuilder));
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var result = new BeitImageClassificationTrainer(mlContext, options).Train(train, null, cancellationToken);
         var elapsed = clock.Elapsed;
         cancellationToken.ThrowIfCancellationRequested();
-        Save(mlContext, result.Model, modelPath, options.ExportPrecision);
+        Save(mlContext, result.Model, modelPath, options.ExportPrecision, input);
 
         var ml = mlContext;
         var loaded = BeitModelZip.Load(ml, modelPath, out _);
         ConfusionMatrixMetrics cm;
         using (loaded as IDisposable)
-            cm = Evaluate(ml, loaded, test, BeitClassifierTransformer.FromLoaded(loaded).LabelNames);
+            cm = Evaluate(ml, loaded, test, input);
         return new BeitModelBuilderReport(Path.GetFullPath(modelPath), result, cm, train.Count, test.Count, elapsed);
     }
 
     /// <summary>
-    /// Saves a trained model as <c>model.zip</c>: <c>ImagePath</c> → <c>LoadBeitImages</c> → <c>BeitImageProcessor</c>
-    /// (resize to the model's size, bicubic, mean/std 0.5, as the trainer saw the images) → <c>BeitClassifier</c>.
+    /// Saves a trained model as <c>model.zip</c>: <c>ImagePath</c> (or <c>ImageSource</c> bytes) → <c>LoadBeitImages</c> →
+    /// <c>BeitImageProcessor</c> (resize to the model's size, bicubic, mean/std 0.5, as the trainer saw the images) →
+    /// <c>BeitClassifier</c> → <c>MapKeyToValue("PredictedLabel")</c>, so a Model Builder-style
+    /// <c>ModelOutput { string PredictedLabel; float[] Score; }</c> reads it. No <c>Label</c> column is needed to predict.
     /// </summary>
     /// <param name="mlContext">The context that builds and saves the pipeline.</param>
     /// <param name="model">The trained model.</param>
     /// <param name="modelPath">The <c>model.zip</c> to write (atomically).</param>
     /// <param name="precision">The ONNX graph's precision (<see cref="Onnx.BeitOnnxPrecision.Int8"/>: the fastest on the CPU, about 4× smaller).</param>
-    public static void Save(MLContext mlContext, BeitForImageClassification model, string modelPath, Onnx.BeitOnnxPrecision precision = Onnx.BeitOnnxPrecision.Float32) =>
-        TrainedModelZip.Save(mlContext, model, Onnx.BeitOnnxTask.ImageClassification, modelPath, precision);
+    /// <param name="input">The input column: an image path (<c>ImagePath</c>) or encoded image bytes (<c>ImageSource</c>).</param>
+    public static void Save(MLContext mlContext, BeitForImageClassification model, string modelPath, Onnx.BeitOnnxPrecision precision = Onnx.BeitOnnxPrecision.Float32,
+        BeitPipelines.ImageInput input = BeitPipelines.ImageInput.Paths)
+    {
+        ArgumentNullException.ThrowIfNull(mlContext);
+        ArgumentNullException.ThrowIfNull(model);
+        var options = BeitModelInputs.Options(input);
+        options.ExportOptions = new Onnx.BeitOnnxExportOptions { Precision = precision };
+        BeitModelInputs.SaveClassifier(mlContext, BeitModelSource.FromTensors(model.Config, model.ToTensorData(), "trained BEiT"), modelPath, options);
+    }
 
-    // Scores the test images through the loaded pipeline from PNG bytes of the in-memory images; ML.NET's multiclass
-    // evaluator counts the confusion table.
-    private static ConfusionMatrixMetrics Evaluate(MLContext ml, ITransformer loaded, BeitTrainingImages test, IReadOnlyList<string> labelNames)
+    // Scores the test images through the loaded pipeline, from PNG files or PNG bytes of the in-memory images as the
+    // model's input asks; ML.NET's multiclass evaluator counts the confusion table from the string PredictedLabel.
+    private static ConfusionMatrixMetrics Evaluate(MLContext ml, ITransformer loaded, BeitTrainingImages test, BeitPipelines.ImageInput input)
     {
         var cm = new ConfusionMatrixMetrics(test.ClassNames);
         string dir = BeitTempFiles.NewFolder("eval");
         try
         {
-            var rows = new EvalRow[test.Count];
+            int pixels = 3 * test.Height * test.Width;
+            var files = new string[test.Count];
+            var truth = new string[test.Count];
             for (int i = 0; i < test.Count; i++)
             {
-                rows[i] = new EvalRow { ImagePath = Path.Combine(dir, i.ToString(CultureInfo.InvariantCulture) + ".png"), Label = test.ClassNames[test.Labels[i]] };
-                PngWriter.WriteRgb(rows[i].ImagePath, test.Pixels.AsSpan(i * 3 * test.Height * test.Width, 3 * test.Height * test.Width), test.Height, test.Width);
+                files[i] = Path.Combine(dir, i.ToString(CultureInfo.InvariantCulture) + ".png");
+                truth[i] = test.ClassNames[test.Labels[i]];
+                PngWriter.WriteRgb(files[i], test.Pixels.AsSpan(i * pixels, pixels), test.Height, test.Width);
             }
-            var scored = loaded.Transform(ml.Data.LoadFromEnumerable(rows));
-            // The truth as a key over the model's label values, so the evaluator lines it up with PredictedLabel.
+            IDataView rows = input == BeitPipelines.ImageInput.Bytes
+                ? ml.Data.LoadFromEnumerable(files.Select((f, i) => new BytesRow { ImageSource = File.ReadAllBytes(f), Label = truth[i] }).ToArray())
+                : ml.Data.LoadFromEnumerable(files.Select((f, i) => new PathRow { ImagePath = f, Label = truth[i] }).ToArray());
+            var scored = loaded.Transform(rows);
+            // Truth and prediction as keys over the model's label values (the Score order), so the evaluator lines them up.
+            var labelNames = BeitClassifierTransformer.FromLoaded(loaded).LabelNames;
             var keyData = ml.Data.LoadFromEnumerable(labelNames.Select(n => new LabelRow { Label = n }));
-            var keyed = ml.Transforms.Conversion.MapValueToKey("Label", keyData: keyData).Fit(scored).Transform(scored);
-            var counts = ml.MulticlassClassification.Evaluate(keyed, "Label", "Score", "PredictedLabel").ConfusionMatrix.Counts;
+            var keyed = ml.Transforms.Conversion.MapValueToKey("Label", keyData: keyData)
+                .Append(ml.Transforms.Conversion.MapValueToKey("PredictedKey", "PredictedLabel", keyData: keyData))
+                .Fit(scored).Transform(scored);
+            var counts = ml.MulticlassClassification.Evaluate(keyed, "Label", "Score", "PredictedKey").ConfusionMatrix.Counts;
             var index = test.ClassNames.Select((n, i) => (n, i)).ToDictionary(t => t.n, t => t.i);
             for (int t = 0; t < counts.Count; t++)
                 for (int p = 0; p < counts[t].Count; p++)
@@ -130,7 +160,13 @@ public static class BeitModelBuilder
         public string Label { get; set; } = "";
     }
 
-    private sealed class EvalRow
+    private sealed class BytesRow
+    {
+        public byte[] ImageSource { get; set; } = [];
+        public string Label { get; set; } = "";
+    }
+
+    private sealed class PathRow
     {
         public string ImagePath { get; set; } = "";
         public string Label { get; set; } = "";

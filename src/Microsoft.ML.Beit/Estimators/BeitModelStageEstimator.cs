@@ -33,6 +33,8 @@ public abstract class BeitModelStageEstimator<TTransformer> : IEstimator<TTransf
     {
         ArgumentNullException.ThrowIfNull(catalog);
         ArgumentNullException.ThrowIfNull(options);
+        // Before the export: no native ONNX Runtime fails here, with the package to add, not at the first row.
+        Scoring.BeitOnnxRuntime.EnsureAvailable(stageName);
         if (model == null) throw new ArgumentException($"{stageName}: Options.Model is required.", nameof(options));
         ArgumentException.ThrowIfNullOrEmpty(inputColumnName);
         foreach (var name in requiredColumnNames)

@@ -8,7 +8,7 @@ namespace Microsoft.ML.Beit.IO;
 /// <c>/dev/zero</c> would otherwise be read until the process runs out of memory, and opening a FIFO blocks until some
 /// other process writes to it, i.e. forever.
 /// </summary>
-internal static partial class BeitFiles
+public static partial class BeitFiles
 {
     /// <summary>Why a path was refused; the caller turns it into its own typed exception naming the file.</summary>
     internal sealed class RefusedException(string reason, bool tooLarge = false) : IOException(reason)

@@ -32,7 +32,10 @@ public sealed class BeitBatchScorerOptions
     public int PrefetchBatches { get; set; } = 2;
 
     /// <summary>ONNX Runtime threads inside one operator; null lets ONNX Runtime choose.</summary>
-    public int? IntraOpThreads { get; set; }
+    public int? IntraOpNumThreads { get; set; }
+
+    /// <summary>CUDA device to score on (needs the Microsoft.ML.OnnxRuntime.Gpu package and CUDA); null scores on the CPU.</summary>
+    public int? GpuDeviceId { get; set; }
 
     /// <summary>Segmentation: keep each decoded image in its result (for overlays; default true).</summary>
     public bool KeepImages { get; set; } = true;
@@ -108,7 +111,8 @@ public sealed class BeitBatchScorer : IDisposable
         Processor = processor;
         (_output, _outputLength) = resolved.Output;
         using var sessionOptions = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL };
-        if (_options.IntraOpThreads is int threads) sessionOptions.IntraOpNumThreads = threads;
+        if (_options.IntraOpNumThreads is int threads) sessionOptions.IntraOpNumThreads = threads;
+        if (_options.GpuDeviceId is int device) sessionOptions.AppendExecutionProvider_CUDA(device);
         _session = new InferenceSession(onnx, sessionOptions);
     }
 

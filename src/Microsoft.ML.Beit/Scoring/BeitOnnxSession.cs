@@ -34,6 +34,7 @@ public sealed class BeitOnnxSession : IDisposable
 
     private BeitOnnxSession(BeitOnnxSessionOptions? options, Func<SessionOptions, InferenceSession> create)
     {
+        BeitOnnxRuntime.EnsureAvailable(nameof(BeitOnnxSession));
         options ??= new BeitOnnxSessionOptions();
         var log = options.Log ?? (m => Trace.TraceWarning(m));
         (_session, _sessionOptions, ExecutionProvider) = CreateSession(options, create, log);

@@ -102,29 +102,7 @@ public sealed class ReadmeSnippetTests(ITestOutputHelper output)
 
     private static void WriteProject(string project, string repository, List<Snippet> snippets)
     {
-        // Central package management as in the repository, so transitive pins (SkiaSharp) apply here too.
-        File.WriteAllText(Path.Combine(project, "Directory.Packages.props"),
-            $"""<Project><Import Project="{Path.Combine(repository, "Directory.Packages.props")}" /></Project>""");
-        File.WriteAllText(Path.Combine(project, "Snippets.csproj"), $"""
-            <Project Sdk="Microsoft.NET.Sdk">
-              <PropertyGroup>
-                <OutputType>Exe</OutputType>
-                <TargetFramework>net{Environment.Version.Major}.0</TargetFramework>
-                <Nullable>enable</Nullable>
-                <ImplicitUsings>enable</ImplicitUsings>
-                <TreatWarningsAsErrors>true</TreatWarningsAsErrors>
-                <ManagePackageVersionsCentrally>true</ManagePackageVersionsCentrally>
-                <SatelliteResourceLanguages>en</SatelliteResourceLanguages>
-              </PropertyGroup>
-              <ItemGroup>
-                <ProjectReference Include="{Path.Combine(repository, "src", "Microsoft.ML.Beit", "Microsoft.ML.Beit.csproj")}" />
-                <ProjectReference Include="{Path.Combine(repository, "src", "Microsoft.ML.Beit.Training", "Microsoft.ML.Beit.Training.csproj")}" />
-                <PackageReference Include="Microsoft.ML.OnnxRuntime" />
-              </ItemGroup>
-              <!-- What a NuGet consumer of Microsoft.ML.Beit.Training gets through buildTransitive (the Debian 12 libtorch fix). -->
-              <Import Project="{Path.Combine(repository, "src", "Microsoft.ML.Beit.Training", "build", "Microsoft.ML.Beit.Training.targets")}" />
-            </Project>
-            """);
+        ScratchProject.Write(project, "Snippets", training: true);
 
         var program = new StringBuilder("""
             var snippets = new (string Where, Func<Task> Run)[]
