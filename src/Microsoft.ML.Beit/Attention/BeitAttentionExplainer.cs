@@ -107,7 +107,10 @@ public sealed class BeitAttentionExplainer : IDisposable
                 var bytes = ReadOnnxEntry(path, zip.GetEntry(name)!);
                 try
                 {
-                    graph = BeitOnnxAttention.AddOutputs(bytes);
+                    var model = ParseOnnx(bytes);
+                    RestorePixelInput(model);
+                    BeitOnnxAttention.AddOutputs(model);
+                    graph = model.ToByteArray();
                     break;
                 }
                 catch (Exception e) when (e is InvalidDataException or NotSupportedException)
@@ -143,6 +146,47 @@ public sealed class BeitAttentionExplainer : IDisposable
         var bytes = reader.ReadBytes(length);
         if (bytes.Length != length) throw new InvalidDataException($"Model '{path}': entry '{entry.FullName}' is truncated.");
         return bytes;
+    }
+
+    private static ModelProto ParseOnnx(byte[] bytes)
+    {
+        try
+        {
+            return ModelProto.Parser.ParseFrom(bytes);
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw new InvalidDataException($"not an ONNX model ({e.Message})", e);
+        }
+    }
+
+    /// <summary>
+    /// Undoes the ML.NET stage's input adapter (a flat <c>[batch, C·H·W]</c> input reshaped to <c>pixel_values</c> by
+    /// <c>__beit_pixel_reshape</c>), so the graph takes <c>pixel_values [batch, C, H, W]</c> again.
+    /// </summary>
+    private static void RestorePixelInput(ModelProto model)
+    {
+        var graph = model.Graph;
+        if (graph.Input.Any(i => i.Name == BeitOnnxNames.PixelValues)) return;
+        int index = graph.Node.ToList().FindIndex(n => n.OpType == "Reshape" && n.Output.Count == 1 && n.Output[0] == BeitOnnxNames.PixelValues);
+        if (index < 0 || graph.Input.Count != 1 || graph.Node[index].Input[0] != graph.Input[0].Name)
+            throw new InvalidDataException($"the graph has neither a '{BeitOnnxNames.PixelValues}' input nor the stage's reshape to it");
+        var shapeName = graph.Node[index].Input[1];
+        var shape = graph.Initializer.FirstOrDefault(t => t.Name == shapeName);
+        if (shape is null || shape.Int64Data.Count != 4 || shape.Int64Data.Skip(1).Any(d => d is <= 0 or > 1 << 16))
+            throw new InvalidDataException("the stage's pixel reshape has no constant [-1, C, H, W] shape");
+        long c = shape.Int64Data[1], h = shape.Int64Data[2], w = shape.Int64Data[3];
+        graph.Node.RemoveAt(index);
+        if (!graph.Node.Any(n => n.Input.Contains(shapeName))) graph.Initializer.Remove(shape);
+        graph.Input.Clear();
+        var dims = new TensorShapeProto();
+        dims.Dim.Add(new TensorShapeProto.Types.Dimension { DimParam = "batch" });
+        foreach (var d in new[] { c, h, w }) dims.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = d });
+        graph.Input.Add(new ValueInfoProto
+        {
+            Name = BeitOnnxNames.PixelValues,
+            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float, Shape = dims } },
+        });
     }
 
     private static string Describe(PixelSize? size) => size is { } s ? $"{s.Height}x{s.Width}" : "a size that depends on the image";
