@@ -13,6 +13,7 @@ root.Subcommands.Add(PretrainCommand.Create());
 root.Subcommands.Add(PackageCommand.Create());
 root.Subcommands.Add(PredictCommand.Create());
 root.Subcommands.Add(ConvertCommand.Create());
+root.Subcommands.Add(ExplainCommand.Create());
 var parsed = root.Parse(args);
 try
 {

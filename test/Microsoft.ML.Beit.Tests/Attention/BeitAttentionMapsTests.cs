@@ -84,6 +84,7 @@ public sealed class BeitAttentionMapsTests(ITestOutputHelper output)
     }
 
     [Fact]
+    [Trait("Category", "Slow")]
     public void ModelZipAndCheckpointGiveTheSameMaps()
     {
         using var dir = new TempDir();
@@ -114,6 +115,7 @@ public sealed class BeitAttentionMapsTests(ITestOutputHelper output)
     }
 
     [Fact]
+    [Trait("Category", "Slow")]
     public void ZipWithoutABeitGraphSaysToUseTheCheckpoint()
     {
         using var dir = new TempDir();
