@@ -216,6 +216,27 @@ public static class BeitModelZip
         return null;
     }
 
+    /// <summary>
+    /// The bytes of the one ONNX graph a BEiT model.zip holds (its model stage's <c>ApplyOnnxModel</c>), for scorers that
+    /// run it on their own ONNX Runtime session. Call after <see cref="Load"/> validated the zip.
+    /// </summary>
+    internal static byte[] ReadOnnxModel(string path)
+    {
+        using var file = File.OpenRead(path);
+        var names = Validate(path, file);
+        if (names.Count != 1) throw Invalid(path, $"it holds {names.Count} ONNX graphs; a BEiT model holds exactly one");
+        file.Position = 0;
+        using var zip = new ZipArchive(file, ZipArchiveMode.Read, leaveOpen: true);
+        var entry = zip.GetEntry(names[0])!;
+        using var reader = new BinaryReader(entry.Open());
+        // ML.NET writes a byte array as its int32 length, then the bytes.
+        int length = entry.Length >= 4 ? reader.ReadInt32() : -1;
+        if (length != entry.Length - 4) throw Invalid(path, $"entry '{names[0]}' holds {entry.Length:N0} bytes but its length prefix says {length:N0}");
+        var bytes = reader.ReadBytes(length);
+        if (bytes.Length != length) throw Invalid(path, $"entry '{names[0]}' is truncated");
+        return bytes;
+    }
+
     /// <summary>"TransformerChain/Transform_002/.../OnnxModel" → "Transform_002/...".</summary>
     private static string Stage(string entry)
     {

@@ -4,6 +4,7 @@ using Microsoft.ML;
 using Microsoft.ML.Beit;
 using Microsoft.ML.Beit.Estimators;
 using Microsoft.ML.Beit.Processing;
+using Microsoft.ML.Beit.Scoring;
 using Microsoft.ML.Beit.Training;
 using Beit.Cli;
 using Microsoft.ML.Data;
@@ -12,34 +13,78 @@ using TorchSharp;
 namespace Beit.Cli.Commands;
 
 /// <summary>
-/// <c>beit predict --model &lt;model.zip | checkpoint-folder&gt; [--engine onnx|torch] [--top-k K] [--json] &lt;image|folder&gt;...</c>:
-/// the top-k labels with probabilities per image, through the ML.NET pipeline (ONNX Runtime) or the TorchSharp model,
-/// so the two engines can be compared.
+/// <c>beit predict --model &lt;model.zip | checkpoint-folder&gt; [--engine onnx|torch] [--top-k K] [--json | --jsonl [--out F [--resume]]]
+/// [--batch-size N] [--shard i/n] &lt;image|folder&gt;...</c>: the top-k labels per image, the label map and overlay of a
+/// segmenter, or an embedding, through <see cref="BeitBatchScorer"/> (ONNX Runtime) or the TorchSharp classifier, so
+/// the two engines can be compared.
 /// </summary>
 internal static class PredictCommand
 {
-    private static readonly HashSet<string> s_imageExtensions = new(StringComparer.OrdinalIgnoreCase) { ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp" };
-
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "A model.zip made by 'beit package' (or any saved classification pipeline), a Hugging Face checkpoint folder, or a Hub model id (org/name[@revision]).", Required = true };
-        var engine = new Option<string>("--engine") { Description = "onnx (default): the ML.NET pipeline on ONNX Runtime; torch: the TorchSharp BeitForImageClassification (checkpoint folders only).", DefaultValueFactory = _ => "onnx" };
+        var model = new Option<string>("--model") { Description = "A model.zip made by 'beit package' (image-classification, features or semantic-segmentation; or any saved classification pipeline), a Hugging Face checkpoint folder, or a Hub model id (org/name[@revision]).", Required = true };
+        var engine = new Option<string>("--engine") { Description = "onnx (default): ONNX Runtime on the model's ML.NET graph; torch: the TorchSharp BeitForImageClassification (checkpoint folders only).", DefaultValueFactory = _ => "onnx" };
         engine.AcceptOnlyFromAmong("onnx", "torch");
         var topK = new Option<int>("--top-k") { Description = "How many labels to print per image (default 5).", DefaultValueFactory = _ => 5 };
         var json = new Option<bool>("--json") { Description = "Write one JSON array of {\"source\", \"predictions\": [{\"label\", \"probability\"}]} instead of text ({\"source\", \"error\"} for an image that failed)." };
-        var inputs = new Argument<string[]>("image|folder") { Description = "Image files, or folders whose images (png, jpg, jpeg, bmp, gif, webp) are all classified.", Arity = ArgumentArity.OneOrMore };
-        var cmd = new Command("predict", "Print the top-k labels with probabilities for each image.") { model, engine, topK, json, inputs };
+        var jsonl = new Option<bool>("--jsonl") { Description = "Stream one JSON object per line, as soon as each image is scored (the objects of --json), in constant memory." };
+        var output = new Option<string?>("--out") { Description = "With --jsonl: append the lines to this file instead of stdout (segmentation PNGs go to its folder)." };
+        var batchSize = new Option<int>("--batch-size") { Description = "Images per ONNX Runtime run (default 1).", DefaultValueFactory = _ => 1 };
+        var shard = new Option<string>("--shard") { Description = "i/n: score only slice i of n (0-based; by a hash of each file's path relative to its input folder), for array jobs.", DefaultValueFactory = _ => "0/1" };
+        var resume = new Option<bool>("--resume") { Description = "With --jsonl --out: skip the images already in the file (a cut-off last line is dropped)." };
+        var progress = new Option<bool>("--progress") { Description = "Show counts and img/s on stderr even when it is not a terminal (it is shown on a terminal anyway)." };
+        var recursive = new Option<bool>("--recursive") { Description = "Search folders recursively." };
+        var inputs = new Argument<string[]>("image|folder") { Description = "Image files, or folders whose images (png, jpg, jpeg, bmp, gif, webp) are all scored.", Arity = ArgumentArity.OneOrMore };
+        var cmd = new Command("predict", "Score images: top-k labels, segmentation maps and overlays, or embeddings.") { model, engine, topK, json, jsonl, output, batchSize, shard, resume, progress, recursive, inputs };
         cmd.SetAction(pr =>
         {
             string modelPath = pr.GetValue(model)!, engineName = pr.GetValue(engine)!;
-            int k = pr.GetValue(topK);
-            if (k < 1)
+            int k = pr.GetValue(topK), batch = pr.GetValue(batchSize);
+            bool lines = pr.GetValue(jsonl), again = pr.GetValue(resume);
+            string? outFile = pr.GetValue(output);
+            string? usage = k < 1 ? "--top-k must be at least 1."
+                : batch < 1 || batch > 4096 ? "--batch-size must be 1 to 4096."
+                : lines && pr.GetValue(json) ? "--json and --jsonl exclude each other."
+                : outFile != null && !lines ? "--out needs --jsonl."
+                : again && outFile == null ? "--resume needs --jsonl --out <file>."
+                : null;
+            BeitShard slice = BeitShard.All;
+            try
             {
-                Console.Error.WriteLine("beit predict: --top-k must be at least 1.");
+                slice = BeitShard.Parse(pr.GetValue(shard)!);
+            }
+            catch (FormatException e)
+            {
+                usage ??= "--shard: " + e.Message;
+            }
+            bool scaleFlags = lines || batch != 1 || slice != BeitShard.All;
+            if (usage == null && engineName == "torch" && scaleFlags) usage = "--jsonl, --batch-size and --shard need --engine onnx.";
+            if (usage != null)
+            {
+                Console.Error.WriteLine($"beit predict: {usage}");
                 return 2;
             }
-            var images = Expand(pr.GetValue(inputs)!);
+            var sources = pr.GetValue(inputs)!;
             modelPath = HubModels.Local(modelPath);
+            if (engineName != "torch")
+            {
+                BeitBatchScorer? scorer = null;
+                try
+                {
+                    scorer = BeitBatchScorer.Load(modelPath, new BeitBatchScorerOptions { BatchSize = batch });
+                }
+                catch (NotSupportedException) when (!scaleFlags)
+                {
+                    // Some other saved classification pipeline: ML.NET scores it as it is.
+                }
+                if (scorer != null)
+                {
+                    using (scorer)
+                        return BatchScoring.Run(scorer, new BatchScoring.Settings(sources, slice, pr.GetValue(recursive), k, pr.GetValue(json), lines, outFile, again, pr.GetValue(progress)));
+                }
+            }
+            var images = BeitImageFiles.Enumerate(sources, BeitShard.All).Select(f => f.Path).ToList();
+            if (images.Count == 0) throw new ArgumentException("No images to classify (folders are searched for png, jpg, jpeg, bmp, gif and webp files).");
             var (labels, scored) = engineName == "torch" ? PredictTorch(modelPath, images) : PredictOnnx(modelPath, images);
             var results = images.Select((source, i) => new Result(source, scored[i].Probabilities is { } p ? Top(labels, p, k) : null, scored[i].Error)).ToList();
             if (pr.GetValue(json)) WriteJson(results);
@@ -57,23 +102,7 @@ internal static class PredictCommand
 
     private sealed record Result(string Source, (string Label, float Probability)[]? Top, string? Error);
 
-    private static List<string> Expand(string[] inputs)
-    {
-        var images = new List<string>();
-        foreach (var input in inputs)
-        {
-            if (Directory.Exists(input))
-                images.AddRange(Directory.EnumerateFiles(input).Where(f => s_imageExtensions.Contains(Path.GetExtension(f))).Order(StringComparer.Ordinal));
-            else if (File.Exists(input))
-                images.Add(input);
-            else
-                throw new FileNotFoundException($"'{input}' is neither an image file nor a folder.", input);
-        }
-        if (images.Count == 0) throw new ArgumentException("No images to classify (folders are searched for png, jpg, jpeg, bmp, gif and webp files).");
-        return images;
-    }
-
-    private static (string Label, float Probability)[] Top(IReadOnlyList<string> labels, float[] probabilities, int k) =>
+    internal static (string Label, float Probability)[] Top(IReadOnlyList<string> labels, float[] probabilities, int k) =>
         probabilities.Select((p, i) => (labels[i], p))
             .OrderByDescending(x => x.p).ThenBy(x => Array.IndexOf(probabilities, x.p))
             .Take(k).ToArray();

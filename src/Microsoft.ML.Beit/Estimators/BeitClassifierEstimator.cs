@@ -108,6 +108,9 @@ public sealed class BeitClassifierEstimator : IEstimator<BeitClassifierTransform
     /// <summary>The graph the stage runs (flattened input, probabilities output), for benchmarks against a raw session.</summary>
     internal byte[] OnnxModel => _onnx;
 
+    /// <summary>The stage configuration (input size, labels), for <see cref="Scoring.BeitBatchScorer"/>.</summary>
+    internal BeitStageConfig StageConfig => _config;
+
     /// <summary>Creates the ONNX Runtime session and the stage's chain.</summary>
     public BeitClassifierTransformer Fit(IDataView input)
     {

@@ -94,6 +94,12 @@ public sealed class BeitFeaturizerEstimator : IEstimator<BeitFeaturizerTransform
     /// <summary>The embedding width (<c>hidden_size</c>).</summary>
     public int FeatureSize => _config.HiddenSize;
 
+    /// <summary>The graph the stage runs (flattened input, pooled output), for <see cref="Scoring.BeitBatchScorer"/>.</summary>
+    internal byte[] OnnxModel => _onnx;
+
+    /// <summary>The stage configuration (input size, hidden size).</summary>
+    internal BeitStageConfig StageConfig => _config;
+
     /// <summary>Creates the ONNX Runtime session and the stage's chain.</summary>
     public BeitFeaturizerTransformer Fit(IDataView input)
     {

@@ -93,6 +93,12 @@ public sealed class BeitSegmenterEstimator : IEstimator<BeitSegmenterTransformer
     /// <summary>The class names, by class index.</summary>
     public IReadOnlyList<string> LabelNames => _config.Labels!;
 
+    /// <summary>The graph the stage runs (flattened input, logits output), for <see cref="Scoring.BeitBatchScorer"/>.</summary>
+    internal byte[] OnnxModel => _onnx;
+
+    /// <summary>The stage configuration (input size, labels, logits size).</summary>
+    internal BeitStageConfig StageConfig => _config;
+
     /// <summary>Creates the ONNX Runtime session and the stage's chain.</summary>
     public BeitSegmenterTransformer Fit(IDataView input)
     {

@@ -14,7 +14,7 @@ namespace Microsoft.ML.Beit.Estimators;
 /// </summary>
 internal static class OnnxGraphAdapters
 {
-    private const string Batch = "batch";
+    internal const string Batch = "batch";
 
     /// <summary>The static dimensions of a graph value (the batch dimension as −1), or null if the graph has no such input/output.</summary>
     public static long[]? Dims(IEnumerable<ValueInfoProto> values, string name)
@@ -83,7 +83,7 @@ internal static class OnnxGraphAdapters
         Prune(graph);
     }
 
-    private static void Rename(GraphProto graph, string from, string to)
+    internal static void Rename(GraphProto graph, string from, string to)
     {
         if (from == to) return;
         foreach (var node in graph.Node)
@@ -119,7 +119,7 @@ internal static class OnnxGraphAdapters
         graph.ValueInfo.AddRange(infos);
     }
 
-    private static ValueInfoProto ValueInfo(string name, TensorProto.Types.DataType type, params object[] dims)
+    internal static ValueInfoProto ValueInfo(string name, TensorProto.Types.DataType type, params object[] dims)
     {
         var shape = new TensorShapeProto();
         foreach (var d in dims)

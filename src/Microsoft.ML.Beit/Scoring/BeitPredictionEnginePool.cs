@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Microsoft.ML.Data;
 
 namespace Microsoft.ML.Beit.Scoring;
 
@@ -18,6 +19,7 @@ public sealed class BeitPredictionEnginePool<TInput, TOutput> : IDisposable
     private readonly MLContext _mlContext;
     private readonly ITransformer _model;
     private readonly int _maxRetained;
+    private readonly SchemaDefinition? _inputDefinition, _outputDefinition;
     private readonly ConcurrentBag<PredictionEngine<TInput, TOutput>> _idle = [];
     private int _idleCount;
     private volatile bool _disposed;
@@ -27,7 +29,21 @@ public sealed class BeitPredictionEnginePool<TInput, TOutput> : IDisposable
     /// <param name="model">The shared model (not owned: dispose it yourself after the pool).</param>
     /// <param name="maxRetained">How many idle engines to keep (default: the processor count); surplus engines are disposed, which never touches the model.</param>
     public BeitPredictionEnginePool(MLContext mlContext, ITransformer model, int? maxRetained = null)
+        : this(mlContext, model, maxRetained, null, null)
     {
+    }
+
+    /// <summary>Creates the pool with schema definitions that map the row classes' members to other column names.</summary>
+    /// <param name="mlContext">The context that creates the engines.</param>
+    /// <param name="model">The shared model (not owned: dispose it yourself after the pool).</param>
+    /// <param name="maxRetained">How many idle engines to keep (null: the processor count).</param>
+    /// <param name="inputSchemaDefinition">How <typeparamref name="TInput"/> maps to the model's input columns (null: by member name).</param>
+    /// <param name="outputSchemaDefinition">How the model's output columns map to <typeparamref name="TOutput"/> (null: by member name).</param>
+    public BeitPredictionEnginePool(MLContext mlContext, ITransformer model, int? maxRetained,
+        SchemaDefinition? inputSchemaDefinition, SchemaDefinition? outputSchemaDefinition)
+    {
+        _inputDefinition = inputSchemaDefinition;
+        _outputDefinition = outputSchemaDefinition;
         ArgumentNullException.ThrowIfNull(mlContext);
         ArgumentNullException.ThrowIfNull(model);
         _maxRetained = maxRetained ?? Environment.ProcessorCount;
@@ -61,7 +77,12 @@ public sealed class BeitPredictionEnginePool<TInput, TOutput> : IDisposable
             Interlocked.Decrement(ref _idleCount);
             return engine;
         }
-        return _mlContext.Model.CreatePredictionEngine<TInput, TOutput>(_model, new PredictionEngineOptions { OwnsTransformer = false });
+        return _mlContext.Model.CreatePredictionEngine<TInput, TOutput>(_model, new PredictionEngineOptions
+        {
+            OwnsTransformer = false,
+            InputSchemaDefinition = _inputDefinition,
+            OutputSchemaDefinition = _outputDefinition,
+        });
     }
 
     private void Return(PredictionEngine<TInput, TOutput> engine)

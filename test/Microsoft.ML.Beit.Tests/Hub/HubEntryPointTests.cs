@@ -19,16 +19,7 @@ public sealed class HubEnvironmentCollection
 public sealed class HubEntryPointTests
 {
     /// <summary>The environment of a fresh user: this Hub, this cache, no token, online.</summary>
-    internal static Dictionary<string, string?> Environment(Uri endpoint, string cache, bool offline = false) => new()
-    {
-        ["HF_ENDPOINT"] = endpoint.AbsoluteUri,
-        ["HF_HUB_CACHE"] = cache,
-        ["HF_HOME"] = Path.Combine(cache, "home"),
-        ["HF_HUB_OFFLINE"] = offline ? "1" : null,
-        ["HF_TOKEN"] = null,
-        ["HUGGING_FACE_HUB_TOKEN"] = null,
-        ["HF_TOKEN_PATH"] = null,
-    };
+    internal static Dictionary<string, string?> Environment(Uri endpoint, string cache, bool offline = false) => HubRepos.Environment(endpoint, cache, offline);
 
     [Fact]
     public async Task EveryCheckpointEntryPoint_TakesAModelId()

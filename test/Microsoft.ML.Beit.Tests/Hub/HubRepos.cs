@@ -7,6 +7,18 @@ namespace Beit.Tests.Hub;
 /// <summary>The repositories the fake Hub serves, made from the tiny fixtures.</summary>
 internal static class HubRepos
 {
+    /// <summary>The child-process environment that points the Hub client at <paramref name="endpoint"/> with its cache in <paramref name="cache"/> and no token.</summary>
+    public static Dictionary<string, string?> Environment(Uri endpoint, string cache, bool offline = false) => new()
+    {
+        ["HF_ENDPOINT"] = endpoint.AbsoluteUri,
+        ["HF_HUB_CACHE"] = cache,
+        ["HF_HOME"] = Path.Combine(cache, "home"),
+        ["HF_HUB_OFFLINE"] = offline ? "1" : null,
+        ["HF_TOKEN"] = null,
+        ["HUGGING_FACE_HUB_TOKEN"] = null,
+        ["HF_TOKEN_PATH"] = null,
+    };
+
     public const string Main = "microsoft/beit-base-patch16-224";
     public const string Private = "acme/private-beit";
     public const string Token = "hf_fake_token_for_tests";

@@ -16,18 +16,7 @@ public sealed class ModelZipTests(ITestOutputHelper output) : IDisposable
     public void Dispose() => _dir.Dispose();
 
     /// <summary>A small classification model.zip (paths → scores) from the tiny fixture.</summary>
-    internal static string TinyZip(string dir, string name = "model.zip")
-    {
-        var ml = new MLContext();
-        var data = PipelineData.Paths(ml, []);
-        string zip = Path.Combine(dir, name);
-        using var model = ml.Transforms.LoadBeitImages()
-            .Append(ml.Transforms.BeitImageProcessor(Fixtures.Tiny("cls_relpos")))
-            .Append(ml.Transforms.BeitClassifier(Fixtures.Tiny("cls_relpos")))
-            .Fit(data);
-        ml.Model.Save(model, data.Schema, zip);
-        return zip;
-    }
+    internal static string TinyZip(string dir, string name = "model.zip") => TestZips.TinyZip(dir, name);
 
     internal static string OnnxEntry(string zip)
     {

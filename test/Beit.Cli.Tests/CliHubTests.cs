@@ -24,7 +24,7 @@ public sealed class CliHubTests(ITestOutputHelper output)
     {
         using var cache = new TempDir();
         var hub = await FakeHub.StartAsync(HubRepos.Create(out string main, out _));
-        var online = Run(HubEntryPointTests.Environment(hub.Endpoint, cache), "info", HubRepos.Main);
+        var online = Run(HubRepos.Environment(hub.Endpoint, cache), "info", HubRepos.Main);
         Assert.True(online.Code == 0, online.Stderr);
         Assert.Contains("BEiT: 4 layers, hidden 32, 4 heads, MLP 64", online.Stdout);
         Assert.Contains("Weights: ", online.Stdout);
@@ -32,22 +32,22 @@ public sealed class CliHubTests(ITestOutputHelper output)
         Assert.Equal(1, hub.Count(true, "GET", FakeHub.Sha256(HubRepos.Weights)));
 
         await hub.DisposeAsync();
-        var offline = Run(HubEntryPointTests.Environment(hub.Endpoint, cache, offline: true), "info", HubRepos.Main);
+        var offline = Run(HubRepos.Environment(hub.Endpoint, cache, offline: true), "info", HubRepos.Main);
         Assert.True(offline.Code == 0, offline.Stderr);
         Assert.Equal(online.Stdout, offline.Stdout);
 
         // The other commands take the id too (here from the cache).
         string onnx = Path.Combine(cache, "model.onnx"), pixels = Path.Combine(cache, "pixels.safetensors");
-        var export = Run(HubEntryPointTests.Environment(hub.Endpoint, cache, offline: true),
+        var export = Run(HubRepos.Environment(hub.Endpoint, cache, offline: true),
                          "export-onnx", HubRepos.Main, onnx, "--task", "image-classification");
         Assert.True(export.Code == 0, export.Stderr);
         Assert.True(new FileInfo(onnx).Length > 0);
-        var preprocess = Run(HubEntryPointTests.Environment(hub.Endpoint, cache, offline: true),
+        var preprocess = Run(HubRepos.Environment(hub.Endpoint, cache, offline: true),
                              "preprocess", Fixtures.Preproc("chelsea.png"), "--preprocessor-config", HubRepos.Main, "--out", pixels);
         Assert.True(preprocess.Code == 0, preprocess.Stderr);
         Assert.Contains("pixel_values [1,3,32,32]", preprocess.Stdout);
 
-        var absent = Run(HubEntryPointTests.Environment(hub.Endpoint, cache, offline: true), "info", "acme/absent");
+        var absent = Run(HubRepos.Environment(hub.Endpoint, cache, offline: true), "info", "acme/absent");
         Assert.Equal(1, absent.Code);
         Assert.Contains("acme/absent", absent.Stderr);
         Assert.Contains("offline", absent.Stderr);
@@ -61,7 +61,7 @@ public sealed class CliHubTests(ITestOutputHelper output)
         await using var hub = await FakeHub.StartAsync(HubRepos.Create(out _, out _));
         // Slow storage, so that the second process arrives while the first is still downloading.
         hub.StorageDelay = TimeSpan.FromSeconds(1);
-        var env = HubEntryPointTests.Environment(hub.Endpoint, cache);
+        var env = HubRepos.Environment(hub.Endpoint, cache);
         var runs = await Task.WhenAll(Task.Run(() => Run(env, "info", HubRepos.Main)), Task.Run(() => Run(env, "info", HubRepos.Main)));
 
         Assert.All(runs, r => Assert.True(r.Code == 0, r.Stderr));

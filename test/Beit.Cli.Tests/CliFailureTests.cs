@@ -117,7 +117,7 @@ public sealed class CliFailureTests(ITestOutputHelper output) : IDisposable
     public void ModelZipErrorsAreOneLine()
     {
         string tmp = Path.Combine(_dir, "tmp"), zip = Path.Combine(_dir, "truncated.zip");
-        File.WriteAllBytes(zip, File.ReadAllBytes(ModelZipTests.TinyZip(_dir))[..1000]);
+        File.WriteAllBytes(zip, File.ReadAllBytes(TestZips.TinyZip(_dir))[..1000]);
         var run = Run(tmp, "predict", "--model", zip, Fixtures.Preproc("camera.png"));
         Assert.Equal(1, run.Code);
         Assert.Equal($"beit predict: Model '{zip}': it is not a zip archive, or it is truncated", run.Stderr.Trim().Split(" (")[0]);
