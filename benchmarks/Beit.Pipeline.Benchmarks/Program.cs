@@ -1,6 +1,7 @@
 // The ML.NET pipeline's throughput against ONNX Runtime on its own, measured in the same run.
 //
 //   dotnet run -c Release --project benchmarks/Beit.Pipeline.Benchmarks [-- --slices 7 --images 8 --threads 2]
+//   ... -- --predict-folder: beit predict's batch scoring on a folder of photos instead (PredictFolderBenchmark.cs).
 //
 // BEiT-base (224×224, patch 16, 12 layers, per-layer relative position bias, 1000 labels) with seeded random weights,
 // exported in memory by our exporter. Cases, all on the same graph (the classifier stage's: flattened pixel_values
@@ -18,6 +19,8 @@ using Microsoft.ML.Beit.Processing;
 using Microsoft.ML.Data;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.Transforms.Onnx;
+
+if (args.Contains("--predict-folder")) return PredictFolderBenchmark.Run(args);
 
 int slices = Arg("--slices", 7), perSlice = Arg("--images", 8), threads = Arg("--threads", 2);
 

@@ -4,10 +4,10 @@
 //
 // Packages the tiny classifier fixture (test/fixtures/hf-beit/tiny/cls_relpos, 32×32) with 'beit package', then starts
 // two servers at once as separate processes on free loopback ports: one plain (--max-batch 1) and one micro-batching
-// (--max-batch B). It sends W warm-up requests (default 2,000) to each, reads each server's RSS (/proc/<pid>/status VmRSS), then sends N requests
-// from C concurrent clients to the plain server in slices, alternating every slice with the batching server under the
-// same load, so the two are compared in the same run; RSS is read again at the end: it must stay flat (the benchmark
-// exits 1 when the plain server's RSS grew by 10 % or more). Every answer
+// (--max-batch B). It sends W warm-up requests (default 2,000) to each; then N requests from C concurrent clients to
+// the plain server alone, reading its RSS (/proc/<pid>/status VmRSS) before, after every tenth and after: it must stay
+// flat (the benchmark exits 1 when it grew by 10 % or more); then N more to each server in alternating slices under
+// the same load, so micro-batching is compared with plain in the same run. Every answer
 // must be 200 with the same top label as the first answer for that image. A tiny model measures the server itself
 // (HTTP, decoding, preprocessing, the engine pool) rather than the transformer.
 using System.Diagnostics;
@@ -70,36 +70,53 @@ try
     }
 
     // Warm-up: JIT, tiered compilation, the engines, the thread pool and the GC heap reach their steady size.
+    // Warm-up: JIT, tiered compilation, the engines, the thread pool and the GC heap reach their steady size.
     await Load(plainUrl, warmUp);
     await Load(batchedUrl, warmUp);
-    long rssBefore = Rss(plain.Id), rssBatchedBefore = Rss(batched.Id);
-    Console.WriteLine($"after warm-up: plain server RSS {rssBefore / 1e6:F1} MB, batching server RSS {rssBatchedBefore / 1e6:F1} MB; load average {LoadAverage()}");
 
+    // 1. Memory and latency: N requests to the plain server alone, RSS read before, after every tenth, and after.
+    await Load(plainUrl, 200); // wake it after the other server's warm-up
+    long rssBefore = Rss(plain.Id);
+    Console.WriteLine($"plain server after {warmUp:N0} warm-up requests: RSS {rssBefore / 1e6:F1} MB; load average {LoadAverage()}");
     var plainLatencies = new List<double>();
+    double plainSeconds = 0;
+    var trend = new List<string>();
+    for (int s = 0; s < 10; s++)
+    {
+        var a = await Load(plainUrl, requests / 10);
+        plainLatencies.AddRange(a.Latencies);
+        plainSeconds += a.Seconds;
+        trend.Add($"{Rss(plain.Id) / 1e6:F1}");
+    }
+    long rssAfter = Rss(plain.Id);
+    Console.WriteLine($"plain server RSS after each {requests / 10:N0} requests (MB): {string.Join(", ", trend)}");
+
+    // 2. Micro-batching against plain, in alternating slices under the same load.
     var batchedLatencies = new List<double>();
     var ratios = new List<double>();
-    double plainSeconds = 0, batchedSeconds = 0;
+    double batchedSeconds = 0, plainSliceSeconds = 0;
     int perSlice = requests / slices;
+    long rssBatchedBefore = Rss(batched.Id);
     for (int s = 0; s < slices; s++)
     {
         var a = await Load(plainUrl, perSlice);
         var b = await Load(batchedUrl, perSlice);
-        plainLatencies.AddRange(a.Latencies);
         batchedLatencies.AddRange(b.Latencies);
-        plainSeconds += a.Seconds;
+        plainSliceSeconds += a.Seconds;
         batchedSeconds += b.Seconds;
         ratios.Add(a.Seconds / b.Seconds);
-        Console.WriteLine($"  slice {s + 1}/{slices}: plain {perSlice / a.Seconds:F0} req/s, batched {perSlice / b.Seconds:F0} req/s; plain RSS {Rss(plain.Id) / 1e6:F1} MB");
+        Console.WriteLine($"  slice {s + 1}/{slices}: plain {perSlice / a.Seconds:F0} req/s, batched {perSlice / b.Seconds:F0} req/s");
     }
-    long rssAfter = Rss(plain.Id), rssBatchedAfter = Rss(batched.Id);
+    long rssBatchedAfter = Rss(batched.Id);
 
     Console.WriteLine();
     Console.WriteLine("| server | requests | req/s | p50 ms | p95 ms | p99 ms | RSS before → after |");
     Console.WriteLine("|---|---|---|---|---|---|---|");
     Row("--max-batch 1", plainLatencies, plainSeconds, rssBefore, rssAfter);
-    Row($"--max-batch {batch}", batchedLatencies, batchedSeconds, rssBatchedBefore, rssBatchedAfter);
+    Row($"--max-batch {batch} (alternating)", batchedLatencies, batchedSeconds, rssBatchedBefore, rssBatchedAfter);
     ratios.Sort();
-    Console.WriteLine($"batched / plain throughput: median of the per-slice ratios {ratios[ratios.Count / 2]:F3} (min {ratios[0]:F3}, max {ratios[^1]:F3})");
+    Console.WriteLine($"batched / plain throughput: median of the per-slice ratios {ratios[ratios.Count / 2]:F3} (min {ratios[0]:F3}, max {ratios[^1]:F3}); " +
+                      $"plain in those slices {requests / plainSliceSeconds:F0} req/s");
     double growth = (rssAfter - rssBefore) / (double)rssBefore;
     Console.WriteLine($"plain server RSS change over {plainLatencies.Count:N0} requests: {(rssAfter - rssBefore) / 1e6:+0.0;-0.0} MB ({growth:P1}); load average at the end {LoadAverage()}");
     return growth < 0.10 ? 0 : 1;

@@ -121,6 +121,9 @@ public sealed class BeitBatchScorer : IDisposable
     /// <exception cref="NotSupportedException">The model.zip is some other ML.NET pipeline (no BEiT stages).</exception>
     public static BeitBatchScorer Load(string model, BeitBatchScorerOptions? options = null) => new(Resolve(model), options);
 
+    /// <summary>A scorer over an already resolved model (benchmarks build one in memory).</summary>
+    internal static BeitBatchScorer Create(BeitScoringModel model, BeitBatchScorerOptions? options) => new(model, options);
+
     /// <summary>The graph, task, decoding, preprocessing and model configuration of a model.zip or checkpoint folder (see <see cref="Load"/>).</summary>
     internal static BeitScoringModel Resolve(string model)
     {

@@ -41,6 +41,7 @@ public sealed class BeitBatchScorerTests : IDisposable
         return zip;
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void ClassificationMatchesTheMLNetPipelineAtEveryBatchSizeAndKeepsGoodImagesOfABadBatch()
     {
@@ -73,6 +74,7 @@ public sealed class BeitBatchScorerTests : IDisposable
         }
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void SegmentationGivesTheSegmentersLabelMapsAtEachImagesSize()
     {
@@ -143,6 +145,7 @@ public sealed class BeitBatchScorerTests : IDisposable
         Assert.Equal(done, BeitImageFiles.ReadScoredSources(file));
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void TritonRepositoryHasTheDeclaredConfigAndGraph()
     {
