@@ -18,6 +18,8 @@
 //                        similarity, and fp32 MatMul vs int8 DynamicQuantizeMatMul alone on BEiT-base's projection
 //                        shapes (the int8 limit), with the CPU's instruction sets and the load average; with
 //                        --profile, the per-operator profile of float32 and int8 (separate DynamicQuantizeLinear)
+//     --attention        instead: the cost of attention maps (OutputAttentions graph, rollout, CLS map, heat map) as
+//                        ratios to the default classifier graph at batch 1 (rounds: the first --rounds value)
 //     --cpu-time         also report throughput from CPU time (idle ORT threads do not spin), which other processes
 //                        on a shared machine disturb less than wall-clock time
 using System.Diagnostics;
@@ -33,7 +35,7 @@ int threads = 2;
 int[] rounds = [20, 8];
 int[] batches = [1, 8];
 string? hfOnnx = null;
-bool keepOptimized = false, nodeCounts = true, cpuTime = false, profile = false, quantized = false;
+bool keepOptimized = false, nodeCounts = true, cpuTime = false, profile = false, quantized = false, attention = false;
 int[]? only = null;
 for (int i = 0; i < args.Length; i++)
 {
@@ -49,6 +51,7 @@ for (int i = 0; i < args.Length; i++)
         case "--cpu-time": cpuTime = true; break;
         case "--profile": profile = true; break;
         case "--quantized": quantized = true; break;
+        case "--attention": attention = true; break;
         default: Console.Error.WriteLine($"Unknown option {args[i]}; see the comment at the top of Program.cs."); return 2;
     }
 }
@@ -64,6 +67,11 @@ string tmp = Path.Combine(Path.GetTempPath(), "beit-bench-" + Guid.NewGuid().ToS
 Directory.CreateDirectory(tmp);
 try
 {
+    if (attention)
+    {
+        AttentionBenchmark.Run(config, tensors, threads, rounds[0]);
+        return 0;
+    }
     if (quantized)
     {
         QuantizedBenchmark.Run(config, tensors, threads, batches, rounds, profile, tmp);

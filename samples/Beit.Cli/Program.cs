@@ -15,6 +15,7 @@ root.Subcommands.Add(PredictCommand.Create());
 root.Subcommands.Add(ExportTritonCommand.Create());
 root.Subcommands.Add(ConvertCommand.Create());
 root.Subcommands.Add(ServeCommand.Create());
+root.Subcommands.Add(ExplainCommand.Create());
 var parsed = root.Parse(args);
 try
 {

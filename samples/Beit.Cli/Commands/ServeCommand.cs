@@ -17,7 +17,7 @@ internal static class ServeCommand
         var maxBatch = new Option<int>("--max-batch") { Description = "Score up to this many concurrent requests together, gathered over 2 ms (default 1: no batching).", DefaultValueFactory = _ => 1 };
         var maxBody = new Option<long>("--max-body-bytes") { Description = "The largest request body accepted, in bytes (default 33554432 = 32 MiB); larger ones get 413.", DefaultValueFactory = _ => BeitServerOptions.DefaultMaxBodyBytes };
         var concurrency = new Option<int>("--max-concurrency") { Description = "How many requests run the model at once (default: the processor count); the rest wait.", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var cmd = new Command("serve", "Serve a model over HTTP: /v1/predict, /v1/segment, /v1/features, /v1/model, /healthz, /readyz, a web page at /.")
+        var cmd = new Command("serve", "Serve a model over HTTP: /v1/predict, /v1/segment, /v1/features, /v1/attention, /v1/model, /healthz, /readyz, a web page at /.")
         {
             model, host, port, maxBatch, maxBody, concurrency,
         };

@@ -173,6 +173,7 @@ internal static class BeitServer
         }).WithSummary("Embed an image: the pooled features (hidden_size floats).")
             .Accepts<IFormFile>("image/png", "image/jpeg", "application/octet-stream", "multipart/form-data")
             .Produces<FeaturesResponse>().Produces<ErrorResponse>(400).Produces<ErrorResponse>(413).Produces<ErrorResponse>(415);
+        AttentionEndpoint.Map(app, model, options, ReadImage);
         return app;
     }
 

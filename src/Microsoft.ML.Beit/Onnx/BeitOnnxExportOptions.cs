@@ -57,6 +57,14 @@ public sealed class BeitOnnxExportOptions
     /// </summary>
     public bool SegmentationLabels { get; set; }
 
+    /// <summary>
+    /// Also output Hugging Face's <c>attentions</c> (<c>output_attentions=True</c>): one float32 output
+    /// <c>attentions.{layer}</c> <c>[batch, heads, tokens, tokens]</c> per exported encoder layer (see
+    /// <see cref="BeitOnnxAttention"/>). Off by default: the fused attention operator cannot expose its probabilities, so
+    /// this graph computes attention in standard operators and runs slower. Not for <see cref="BeitOnnxPrecision.Float16"/>.
+    /// </summary>
+    public bool OutputAttentions { get; set; }
+
     /// <summary>Numeric precision of the graph; <see cref="BeitOnnxPrecision.Float32"/> by default.</summary>
     public BeitOnnxPrecision Precision { get; set; } = BeitOnnxPrecision.Float32;
 

@@ -82,6 +82,8 @@ public static class BeitOnnxExporter
             throw new NotSupportedException($"The checkpoint's image_size {config.ImageSize} is not a multiple of its patch size {p}.");
         if (task == BeitOnnxTask.MaskedImageModeling && !config.UseMaskToken)
             throw new NotSupportedException("Masked image modeling needs a model with a mask token (use_mask_token = true).");
+        if (options.OutputAttentions && options.Precision == BeitOnnxPrecision.Float16)
+            throw new NotSupportedException("OutputAttentions is not supported with Precision = Float16.");
         if (options.SegmentationLabels && task != BeitOnnxTask.SemanticSegmentation)
             throw new NotSupportedException("SegmentationLabels applies only to the SemanticSegmentation task.");
         if (task == BeitOnnxTask.SemanticSegmentation)
@@ -186,6 +188,7 @@ public static class BeitOnnxExporter
         if (int8 != null)
             model.MetadataProps.Add(new StringStringEntryProto { Key = BeitOnnxNames.MetadataInt8WeightBits, Value = int8.ReduceRange ? "7" : "8" });
         model.MetadataProps.Add(new StringStringEntryProto { Key = BeitOnnxNames.MetadataConfig, Value = config.ToJson() });
+        if (options.OutputAttentions) BeitOnnxAttention.AddOutputs(model);
         return model;
     }
 

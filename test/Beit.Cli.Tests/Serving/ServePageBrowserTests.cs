@@ -42,6 +42,8 @@ public sealed class ServePageBrowserTests(ITestOutputHelper output)
         browser.FindElement(By.Id("file-input")).SendKeys(image);
         var section = wait.Until(b => b.FindElements(By.CssSelector($"#panel-{panel}[data-state='done'], #panel-{panel}[data-state='error']")).FirstOrDefault());
         Assert.Equal("done", section!.GetAttribute("data-state"));
+        // The status is final once every panel has finished (the attention panel may still be running).
+        wait.Until(b => b.FindElement(By.Id("status")).Text is "Done." || b.FindElement(By.Id("status")).Text.StartsWith("Failed", StringComparison.Ordinal));
         Assert.Equal("Done.", browser.FindElement(By.Id("status")).Text);
         return section;
     }
