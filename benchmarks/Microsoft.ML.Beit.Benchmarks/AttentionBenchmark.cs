@@ -20,7 +20,7 @@ internal static class AttentionBenchmark
         Console.WriteLine($"CPU instruction sets: {CpuFeatures.Current.Describe()}; load average at start: {QuantizedBenchmark.LoadAverage()}");
         var plain = BeitOnnxExporter.ExportToBytes(config, tensors, BeitOnnxTask.ImageClassification);
         var withAttentions = BeitOnnxExporter.ExportToBytes(config, tensors, BeitOnnxTask.ImageClassification, new BeitOnnxExportOptions { OutputAttentions = true });
-        var options = new BeitOnnxSessionOptions { IntraOpThreads = threads };
+        var options = new BeitOnnxSessionOptions { IntraOpNumThreads = threads };
         using var baseline = new BeitOnnxSession(plain, options);
         using var explained = new BeitOnnxSession(withAttentions, options);
         var pixels = BeitBaseCheckpoint.Pixels(1, config.ImageSize);
@@ -49,7 +49,7 @@ internal static class AttentionBenchmark
             Console.WriteLine($"  {runs[v].Name,-50} {Median(times[v]),8:F1} ms  {Median(times[v]) / b,5:F2}x");
 
         var maps = BeitAttentionMaps.FromOutputs(explained.Run(pixels, 1, outputNames: all), new PixelSize(14, 14));
-        var image = new RgbImage(451, 300, Enumerable.Range(0, 451 * 300 * 3).Select(i => (byte)(i * 7)).ToArray());
+        var image = new RgbImage(new PixelSize(300, 451), Enumerable.Range(0, 451 * 300 * 3).Select(i => (byte)(i * 7)).ToArray());
         var post = new (string Name, Action Run)[]
         {
             ("rollout map (12 layers, 197 tokens)", () => maps.Map(BeitAttentionMethod.Rollout)),

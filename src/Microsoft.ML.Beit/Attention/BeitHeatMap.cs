@@ -46,7 +46,7 @@ public static class BeitHeatMap
         for (int i = 0; i < map.Length; i++) norm[i] = range > 0 ? (map[i] - min) / range : 0.5;
 
         var (top, left, height, width) = Window(image, processor);
-        var result = new RgbImage(image.Width, image.Height, (byte[])image.Pixels.Clone());
+        var result = new RgbImage(image.Size, (byte[])image.Pixels.Clone());
         var px = result.Pixels;
         // Per-column sample positions, once.
         var xs = new (int X0, int X1, double Fx)[image.Width];
@@ -106,7 +106,7 @@ public static class BeitHeatMap
     internal static (double Top, double Left, double Height, double Width) Window(RgbImage image, BeitImageProcessor? processor)
     {
         if (processor is null) return (0, 0, image.Height, image.Width);
-        var resized = processor.DoResize ? processor.Size.GetOutputSize(image.Height, image.Width) : new PixelSize(image.Height, image.Width);
+        var resized = processor.DoResize ? processor.Size.GetOutputSize(image.Size) : new PixelSize(image.Height, image.Width);
         if (!processor.DoCenterCrop) return (0, 0, image.Height, image.Width);
         var crop = processor.CropSize;
         // transformers' center_crop: top = (h − crop_h) // 2 (floor, also when negative: the image is padded).

@@ -6,7 +6,7 @@ namespace Beit.Tests.Attention;
 /// <summary><see cref="BeitHeatMap"/>: PNG size, placement over the processor's crop window, colours and bad maps.</summary>
 public sealed class BeitHeatMapTests
 {
-    private static RgbImage Grey(int width, int height) => new(width, height, Enumerable.Repeat((byte)128, width * height * 3).ToArray());
+    private static RgbImage Grey(int width, int height) => new(new PixelSize(height, width), Enumerable.Repeat((byte)128, width * height * 3).ToArray());
 
     [Fact]
     public void OverlayPngHasTheImageSize()
