@@ -17,7 +17,7 @@ namespace Microsoft.ML.Beit.Onnx;
 /// <c>Identity</c> per layer. This works on any float32 or int8 graph the exporter wrote, including the ONNX model
 /// inside a <c>model.zip</c> saved by <c>beit package</c>: that is how <c>beit explain</c> sees a packaged model's attention.
 /// </remarks>
-public static partial class BeitOnnxAttention
+internal static partial class BeitOnnxAttention
 {
     /// <summary>The output name of layer <paramref name="layer"/>'s attention probabilities (0-based, as Hugging Face's <c>attentions[layer]</c>).</summary>
     public static string OutputName(int layer) => $"attentions.{layer.ToString(CultureInfo.InvariantCulture)}";

@@ -488,7 +488,7 @@ public sealed class BeitServingModel : IDisposable
     // ---------------------------------------------------------------- rows
 
     /// <summary>The request row: encoded image bytes.</summary>
-    public sealed class BytesRow
+    internal sealed class BytesRow
     {
         /// <summary>The encoded image.</summary>
         [VectorType]
@@ -496,14 +496,14 @@ public sealed class BeitServingModel : IDisposable
     }
 
     /// <summary>A float vector output (scores or features).</summary>
-    public sealed class ScoreRow
+    internal sealed class ScoreRow
     {
         /// <summary>The values.</summary>
         public float[] Values { get; set; } = [];
     }
 
     /// <summary>A label map and the decoded image it belongs to.</summary>
-    public sealed class MapRow
+    internal sealed class MapRow
     {
         /// <summary>Class per pixel, row-major.</summary>
         public int[] Map { get; set; } = [];
