@@ -20,6 +20,10 @@
 //                        --profile, the per-operator profile of float32 and int8 (separate DynamicQuantizeLinear)
 //     --attention        instead: the cost of attention maps (OutputAttentions graph, rollout, CLS map, heat map) as
 //                        ratios to the default classifier graph at batch 1 (rounds: the first --rounds value)
+//     --int8-agreement CHECKPOINT [IDX-FOLDER]
+//                        instead: int8 vs float32 of a trained classifier checkpoint on a labelled IDX test set (default
+//                        /usr/share/datasets/fashion-mnist, the t10k files): top-1 agreement, probability differences,
+//                        accuracies; exits 1 below 99.5 % agreement
 //     --cpu-time         also report throughput from CPU time (idle ORT threads do not spin), which other processes
 //                        on a shared machine disturb less than wall-clock time
 using System.Diagnostics;
@@ -52,6 +56,10 @@ for (int i = 0; i < args.Length; i++)
         case "--profile": profile = true; break;
         case "--quantized": quantized = true; break;
         case "--attention": attention = true; break;
+        case "--int8-agreement":
+            string ckpt = args[++i];
+            string idx = i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i] : "/usr/share/datasets/fashion-mnist";
+            return Int8AgreementBenchmark.Run(ckpt, idx, threads);
         default: Console.Error.WriteLine($"Unknown option {args[i]}; see the comment at the top of Program.cs."); return 2;
     }
 }
