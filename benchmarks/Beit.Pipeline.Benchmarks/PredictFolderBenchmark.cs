@@ -38,7 +38,7 @@ internal static class PredictFolderBenchmark
             {
                 Model = BeitModelSource.FromTensors(config, BeitBaseCheckpoint.Tensors(config), "beit-base (random)"),
             });
-            var model = new BeitScoringModel(estimator.OnnxModel, BeitBatchTask.ImageClassification,
+            var model = new BeitScoringModel(estimator.OnnxModel, BeitScoringTask.ImageClassification,
                 new BeitStageConfig { Stage = BeitStages.LoadImages, Column = "ImagePath" }, processor, estimator.StageConfig);
             using var scorer = BeitBatchScorer.Create(model, new BeitBatchScorerOptions { BatchSize = batch, IntraOpNumThreads = threads });
 

@@ -138,7 +138,7 @@ internal static class BeitServer
         app.MapPost("/v1/predict", async (HttpContext context) =>
         {
             int k = TopK(context.Request, model.Labels.Count);
-            Require(model, BeitServingTask.ImageClassification, "/v1/predict");
+            Require(model, BeitScoringTask.ImageClassification, "/v1/predict");
             var image = await ReadImage(context.Request, options.MaxBodyBytes, context.RequestAborted).ConfigureAwait(false);
             var probabilities = await model.ClassifyAsync(image, context.RequestAborted).ConfigureAwait(false);
             return Results.Json(new PredictResponse(Top(model.Labels, probabilities, k)), s_json);
@@ -151,7 +151,7 @@ internal static class BeitServer
             string format = context.Request.Query["format"].ToString() is { Length: > 0 } f ? f : "json";
             if (format is not ("json" or "png" or "overlay"))
                 throw new RequestException(400, $"format must be json, png or overlay, not '{Truncate(format)}'.");
-            Require(model, BeitServingTask.SemanticSegmentation, "/v1/segment");
+            Require(model, BeitScoringTask.SemanticSegmentation, "/v1/segment");
             var image = await ReadImage(context.Request, options.MaxBodyBytes, context.RequestAborted).ConfigureAwait(false);
             var result = await model.SegmentAsync(image, context.RequestAborted).ConfigureAwait(false);
             return format switch
@@ -166,7 +166,7 @@ internal static class BeitServer
 
         app.MapPost("/v1/features", async (HttpContext context) =>
         {
-            Require(model, BeitServingTask.Features, "/v1/features");
+            Require(model, BeitScoringTask.Features, "/v1/features");
             var image = await ReadImage(context.Request, options.MaxBodyBytes, context.RequestAborted).ConfigureAwait(false);
             var features = await model.FeaturesAsync(image, context.RequestAborted).ConfigureAwait(false);
             return Results.Json(new FeaturesResponse(features), s_json);
@@ -214,17 +214,17 @@ internal static class BeitServer
         return Math.Min(k, labelCount);
     }
 
-    private static void Require(BeitServingModel model, BeitServingTask task, string endpoint)
+    private static void Require(BeitServingModel model, BeitScoringTask task, string endpoint)
     {
         if (model.Task != task)
             throw new RequestException(400, $"{endpoint} needs a {BeitServingModel.Name(task)} model; this server's model does {BeitServingModel.Name(model.Task)} " +
                                             $"(use {Endpoint(model.Task)}).");
     }
 
-    private static string Endpoint(BeitServingTask task) => task switch
+    private static string Endpoint(BeitScoringTask task) => task switch
     {
-        BeitServingTask.ImageClassification => "POST /v1/predict",
-        BeitServingTask.SemanticSegmentation => "POST /v1/segment",
+        BeitScoringTask.ImageClassification => "POST /v1/predict",
+        BeitScoringTask.SemanticSegmentation => "POST /v1/segment",
         _ => "POST /v1/features",
     };
 

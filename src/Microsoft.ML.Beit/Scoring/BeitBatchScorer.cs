@@ -6,19 +6,6 @@ using Microsoft.ML.OnnxRuntime;
 
 namespace Microsoft.ML.Beit.Scoring;
 
-/// <summary>What a <see cref="BeitBatchScorer"/>'s model outputs.</summary>
-public enum BeitBatchTask
-{
-    /// <summary>Class probabilities (<see cref="BeitBatchResult.Probabilities"/>).</summary>
-    ImageClassification,
-
-    /// <summary>The pooled embedding (<see cref="BeitBatchResult.Features"/>).</summary>
-    Features,
-
-    /// <summary>A per-pixel class map at the image's size (<see cref="BeitBatchResult.LabelMap"/>).</summary>
-    SemanticSegmentation,
-}
-
 /// <summary>Options of <see cref="BeitBatchScorer"/>.</summary>
 public sealed class BeitBatchScorerOptions
 {
@@ -42,13 +29,13 @@ public sealed class BeitBatchScorerOptions
 }
 
 /// <summary>A model resolved for scoring: the stage's ONNX graph (flattened pixel input, internal output names) and its configuration.</summary>
-internal sealed record BeitScoringModel(byte[] Onnx, BeitBatchTask Task, BeitStageConfig Load, BeitImageProcessor Processor, BeitStageConfig Model)
+internal sealed record BeitScoringModel(byte[] Onnx, BeitScoringTask Task, BeitStageConfig Load, BeitImageProcessor Processor, BeitStageConfig Model)
 {
     /// <summary>The graph's output: its name and values per image.</summary>
     public (string Name, int Length) Output => Task switch
     {
-        BeitBatchTask.ImageClassification => (BeitColumns.Probabilities, Model.Labels!.Length),
-        BeitBatchTask.Features => (BeitColumns.Pooled, Model.HiddenSize),
+        BeitScoringTask.ImageClassification => (BeitColumns.Probabilities, Model.Labels!.Length),
+        BeitScoringTask.Features => (BeitColumns.Pooled, Model.HiddenSize),
         _ => (BeitColumns.Logits, checked(Model.Labels!.Length * Model.LogitsHeight * Model.LogitsWidth)),
     };
 }
@@ -141,10 +128,10 @@ public sealed class BeitBatchScorer : IDisposable
             if (config.Architectures?.Contains("BeitForSemanticSegmentation") == true)
             {
                 var segmenter = ml.Transforms.BeitSegmenter(new BeitSegmenterEstimator.Options { Model = model });
-                return new(segmenter.OnnxModel, BeitBatchTask.SemanticSegmentation, load, processor, segmenter.StageConfig);
+                return new(segmenter.OnnxModel, BeitScoringTask.SemanticSegmentation, load, processor, segmenter.StageConfig);
             }
             var classifier = ml.Transforms.BeitClassifier(new BeitClassifierEstimator.Options { Model = model });
-            return new(classifier.OnnxModel, BeitBatchTask.ImageClassification, load, processor, classifier.StageConfig);
+            return new(classifier.OnnxModel, BeitScoringTask.ImageClassification, load, processor, classifier.StageConfig);
         }
         if (!File.Exists(model)) throw new FileNotFoundException($"Model '{model}' does not exist (expected a model.zip or a checkpoint folder).", model);
         var loaded = BeitModelZip.Load(ml, model, out _);
@@ -171,28 +158,10 @@ public sealed class BeitBatchScorer : IDisposable
         }
     }
 
-    private static (BeitBatchTask, BeitStageConfig)? FindModelStage(ITransformer loaded)
-    {
-        foreach (var (task, find) in new (BeitBatchTask, Func<ITransformer, BeitTransformerBase>)[]
-        {
-            (BeitBatchTask.ImageClassification, BeitClassifierTransformer.FromLoaded),
-            (BeitBatchTask.SemanticSegmentation, BeitSegmenterTransformer.FromLoaded),
-            (BeitBatchTask.Features, BeitFeaturizerTransformer.FromLoaded),
-        })
-        {
-            try
-            {
-                return (task, find(loaded).StageConfig);
-            }
-            catch (ArgumentException)
-            {
-            }
-        }
-        return null;
-    }
+    private static (BeitScoringTask, BeitStageConfig)? FindModelStage(ITransformer loaded) => BeitScoringTasks.Find(loaded);
 
     /// <summary>What the model outputs.</summary>
-    public BeitBatchTask Task { get; }
+    public BeitScoringTask Task { get; }
 
     /// <summary>Class names by index (classification and segmentation; empty for features).</summary>
     public IReadOnlyList<string> LabelNames => _model.Labels ?? [];
@@ -300,7 +269,7 @@ public sealed class BeitBatchScorer : IDisposable
         if (size.Height != _model.Height || size.Width != _model.Width)
             return new Prepared(path, null, null, $"Column '{_load.Column}' ('{path}'): the processor makes a {size} input but the model takes {InputSize}.");
         var pixels = Processor.Preprocess(image);
-        return new Prepared(path, pixels, Task == BeitBatchTask.SemanticSegmentation ? image : null, null);
+        return new Prepared(path, pixels, Task == BeitScoringTask.SemanticSegmentation ? image : null, null);
     }
 
     /// <summary>Runs the model on the batch's good images; a failed run falls back to one image at a time so only the bad one is lost.</summary>
@@ -339,10 +308,10 @@ public sealed class BeitBatchScorer : IDisposable
             var values = output.AsSpan(k * _outputLength, _outputLength);
             switch (Task)
             {
-                case BeitBatchTask.ImageClassification:
+                case BeitScoringTask.ImageClassification:
                     r.Probabilities = values.ToArray();
                     break;
-                case BeitBatchTask.Features:
+                case BeitScoringTask.Features:
                     r.Features = values.ToArray();
                     break;
                 default:

@@ -9,17 +9,6 @@ using Microsoft.ML.Data;
 
 namespace Microsoft.ML.Beit.Scoring;
 
-/// <summary>What a served model does: its last pipeline stage.</summary>
-public enum BeitServingTask
-{
-    /// <summary><c>BeitClassifier</c>: probabilities over labels.</summary>
-    ImageClassification,
-    /// <summary><c>BeitFeaturizer</c>: one embedding per image.</summary>
-    Features,
-    /// <summary><c>BeitSegmenter</c>: a class per pixel.</summary>
-    SemanticSegmentation,
-}
-
 /// <summary>Options of <see cref="BeitServingModel"/>.</summary>
 public sealed class BeitServingOptions
 {
@@ -75,7 +64,7 @@ public sealed class BeitServingModel : IDisposable
     private volatile bool _disposed;
 
     /// <summary>The task the model performs.</summary>
-    public BeitServingTask Task { get; }
+    public BeitScoringTask Task { get; }
 
     /// <summary>Class names (classification, segmentation); empty for features.</summary>
     public IReadOnlyList<string> Labels { get; }
@@ -96,7 +85,7 @@ public sealed class BeitServingModel : IDisposable
     public BeitServingOptions Options => _options;
 
     private BeitServingModel(MLContext ml, string source, ITransformer owned, IDisposable? bytesLoader, ITransformer served,
-        BeitServingTask task, BeitStageConfig stage, string loaderOutput, string precision, BeitServingOptions options)
+        BeitScoringTask task, BeitStageConfig stage, string loaderOutput, string precision, BeitServingOptions options)
     {
         _ml = ml;
         Source = source;
@@ -107,7 +96,7 @@ public sealed class BeitServingModel : IDisposable
         Task = task;
         Labels = stage.Labels ?? [];
         InputSize = new PixelSize(stage.Height, stage.Width);
-        FeatureSize = task == BeitServingTask.Features ? stage.HiddenSize : 0;
+        FeatureSize = task == BeitScoringTask.Features ? stage.HiddenSize : 0;
         Precision = precision;
         _scoreColumn = "Score";
         _featuresColumn = stage.Output;
@@ -117,11 +106,11 @@ public sealed class BeitServingModel : IDisposable
         var schema = served.GetOutputSchema(EmptyBytes(ml).Schema);
         switch (task)
         {
-            case BeitServingTask.ImageClassification:
+            case BeitScoringTask.ImageClassification:
                 Require(schema, _scoreColumn, "the Score vector of probabilities");
                 _pool = new BeitPredictionEnginePool<BytesRow, ScoreRow>(ml, served, options.MaxConcurrency, InputDefinition(), OutputDefinition(_scoreColumn));
                 break;
-            case BeitServingTask.Features:
+            case BeitScoringTask.Features:
                 Require(schema, _featuresColumn, "the Features vector");
                 _pool = new BeitPredictionEnginePool<BytesRow, ScoreRow>(ml, served, options.MaxConcurrency, InputDefinition(), OutputDefinition(_featuresColumn));
                 break;
@@ -211,44 +200,26 @@ public sealed class BeitServingModel : IDisposable
         }
     }
 
-    private static (BeitServingTask, BeitStageConfig)? FindTask(ITransformer model)
-    {
-        foreach (var (task, find) in new (BeitServingTask, Func<ITransformer, BeitTransformerBase>)[]
-        {
-            (BeitServingTask.ImageClassification, BeitClassifierTransformer.FromLoaded),
-            (BeitServingTask.SemanticSegmentation, BeitSegmenterTransformer.FromLoaded),
-            (BeitServingTask.Features, BeitFeaturizerTransformer.FromLoaded),
-        })
-        {
-            try
-            {
-                return (task, find(model).StageConfig);
-            }
-            catch (ArgumentException)
-            {
-            }
-        }
-        return null;
-    }
+    private static (BeitScoringTask, BeitStageConfig)? FindTask(ITransformer model) => BeitScoringTasks.Find(model);
 
     private static BeitServingModel FromCheckpoint(MLContext ml, string folder, IDataView empty, ImageDecoderOptions decoder, BeitServingOptions options)
     {
         var config = BeitConfig.Load(folder);
         var archs = config.Architectures ?? [];
-        var task = archs.Any(a => a.Contains("SemanticSegmentation", StringComparison.Ordinal)) ? BeitServingTask.SemanticSegmentation
-            : archs.Any(a => a.Contains("ImageClassification", StringComparison.Ordinal)) ? BeitServingTask.ImageClassification
-            : BeitServingTask.Features;
+        var task = archs.Any(a => a.Contains("SemanticSegmentation", StringComparison.Ordinal)) ? BeitScoringTask.SemanticSegmentation
+            : archs.Any(a => a.Contains("ImageClassification", StringComparison.Ordinal)) ? BeitScoringTask.ImageClassification
+            : BeitScoringTask.Features;
         var load = ml.Transforms.LoadBeitImages(new LoadBeitImagesEstimator.Options { InputColumnName = BytesColumn, OutputColumnName = "Image", DecoderOptions = decoder })
             .Append(ml.Transforms.BeitImageProcessor(folder));
         ITransformer fitted;
         BeitStageConfig stage;
         switch (task)
         {
-            case BeitServingTask.ImageClassification:
+            case BeitScoringTask.ImageClassification:
                 var c = load.Append(ml.Transforms.BeitClassifier(folder)).Fit(empty);
                 (fitted, stage) = (c, c.LastTransformer.StageConfig);
                 break;
-            case BeitServingTask.SemanticSegmentation:
+            case BeitScoringTask.SemanticSegmentation:
                 var s = load.Append(ml.Transforms.BeitSegmenter(new BeitSegmenterEstimator.Options { Model = folder })).Fit(empty);
                 (fitted, stage) = (s, s.LastTransformer.StageConfig);
                 break;
@@ -303,7 +274,7 @@ public sealed class BeitServingModel : IDisposable
     /// <exception cref="InvalidOperationException">The model is not a classifier.</exception>
     public async Task<float[]> ClassifyAsync(byte[] image, CancellationToken cancellationToken = default)
     {
-        Expect(BeitServingTask.ImageClassification);
+        Expect(BeitScoringTask.ImageClassification);
         return ((ScoreRow)await RunAsync(image, cancellationToken).ConfigureAwait(false)).Values;
     }
 
@@ -312,7 +283,7 @@ public sealed class BeitServingModel : IDisposable
     /// <exception cref="InvalidOperationException">The model is not a featurizer.</exception>
     public async Task<float[]> FeaturesAsync(byte[] image, CancellationToken cancellationToken = default)
     {
-        Expect(BeitServingTask.Features);
+        Expect(BeitScoringTask.Features);
         return ((ScoreRow)await RunAsync(image, cancellationToken).ConfigureAwait(false)).Values;
     }
 
@@ -321,7 +292,7 @@ public sealed class BeitServingModel : IDisposable
     /// <exception cref="InvalidOperationException">The model is not a segmenter.</exception>
     public async Task<BeitSegmentation> SegmentAsync(byte[] image, CancellationToken cancellationToken = default)
     {
-        Expect(BeitServingTask.SemanticSegmentation);
+        Expect(BeitScoringTask.SemanticSegmentation);
         var row = (MapRow)await RunAsync(image, cancellationToken).ConfigureAwait(false);
         var decoded = BeitImageColumn.Decode(row.Image);
         var size = new PixelSize(decoded.Height, decoded.Width);
@@ -329,17 +300,17 @@ public sealed class BeitServingModel : IDisposable
         return new BeitSegmentation(row.Map, size, decoded);
     }
 
-    private void Expect(BeitServingTask task)
+    private void Expect(BeitScoringTask task)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (Task != task) throw new InvalidOperationException($"This is a {Name(Task)} model; it does not do {Name(task)}.");
     }
 
     /// <summary>The task's name as <c>beit package --task</c> spells it.</summary>
-    public static string Name(BeitServingTask task) => task switch
+    public static string Name(BeitScoringTask task) => task switch
     {
-        BeitServingTask.ImageClassification => "image-classification",
-        BeitServingTask.SemanticSegmentation => "semantic-segmentation",
+        BeitScoringTask.ImageClassification => "image-classification",
+        BeitScoringTask.SemanticSegmentation => "semantic-segmentation",
         _ => "features",
     };
 
@@ -470,7 +441,7 @@ public sealed class BeitServingModel : IDisposable
         var input = _ml.Data.LoadFromEnumerable(images.Select(b => new BytesRow { Bytes = b }), InputDefinition());
         var output = _served.Transform(input);
         var result = new List<object>(images.Count);
-        if (Task == BeitServingTask.SemanticSegmentation)
+        if (Task == BeitScoringTask.SemanticSegmentation)
         {
             foreach (var row in _ml.Data.CreateEnumerable<MapRow>(output, reuseRowObject: false,
                 schemaDefinition: MapDefinition()))
@@ -478,7 +449,7 @@ public sealed class BeitServingModel : IDisposable
         }
         else
         {
-            string column = Task == BeitServingTask.ImageClassification ? _scoreColumn : _featuresColumn;
+            string column = Task == BeitScoringTask.ImageClassification ? _scoreColumn : _featuresColumn;
             foreach (var row in _ml.Data.CreateEnumerable<ScoreRow>(output, reuseRowObject: false, schemaDefinition: OutputDefinition(column)))
                 result.Add(row);
         }

@@ -93,8 +93,8 @@ public static class BeitTritonExport
         var (internalName, _) = resolved.Output;
         output = resolved.Task switch
         {
-            BeitBatchTask.ImageClassification => BeitOnnxNames.Probabilities,
-            BeitBatchTask.Features => BeitOnnxNames.PoolerOutput,
+            BeitScoringTask.ImageClassification => BeitOnnxNames.Probabilities,
+            BeitScoringTask.Features => BeitOnnxNames.PoolerOutput,
             _ => BeitOnnxNames.Logits,
         };
         var kept = g.Output.Single(o => o.Name == internalName);
@@ -113,8 +113,8 @@ public static class BeitTritonExport
         var m = resolved.Model;
         long[] outputDims = resolved.Task switch
         {
-            BeitBatchTask.ImageClassification => [m.Labels!.Length],
-            BeitBatchTask.Features => [m.HiddenSize],
+            BeitScoringTask.ImageClassification => [m.Labels!.Length],
+            BeitScoringTask.Features => [m.HiddenSize],
             _ => [m.Labels!.Length, m.LogitsHeight, m.LogitsWidth],
         };
         var t = new StringBuilder();
@@ -126,7 +126,7 @@ public static class BeitTritonExport
         t.Append("  }\n]\n");
         t.Append("output [\n  {\n");
         t.Append(CultureInfo.InvariantCulture, $"    name: \"{output}\"\n    data_type: TYPE_FP32\n    dims: [ {string.Join(", ", outputDims)} ]\n");
-        if (resolved.Task == BeitBatchTask.ImageClassification) t.Append(CultureInfo.InvariantCulture, $"    label_filename: \"{LabelsFileName}\"\n");
+        if (resolved.Task == BeitScoringTask.ImageClassification) t.Append(CultureInfo.InvariantCulture, $"    label_filename: \"{LabelsFileName}\"\n");
         t.Append("  }\n]\n");
         t.Append("dynamic_batching { }\n");
         return t.ToString();

@@ -56,7 +56,7 @@ public sealed class BeitBatchScorerTests : IDisposable
         foreach (int batch in new[] { 1, 2, 5 })
         {
             using var scorer = BeitBatchScorer.Load(zip, new BeitBatchScorerOptions { BatchSize = batch, DecodeThreads = 2 });
-            Assert.Equal(BeitBatchTask.ImageClassification, scorer.Task);
+            Assert.Equal(BeitScoringTask.ImageClassification, scorer.Task);
             Assert.Equal(["cat", "dog", "bird", "fish", "horse"], scorer.LabelNames);
             var results = scorer.Score(images).ToList();
             Assert.Equal(images, results.Select(r => r.Source));
@@ -84,7 +84,7 @@ public sealed class BeitBatchScorerTests : IDisposable
         using var loaded = (IDisposable)BeitModelZip.Load(ml, zip, out _);
         var engine = ml.Model.CreatePredictionEngine<ImagePathRow, LabelMapRow>((ITransformer)loaded);
         using var scorer = BeitBatchScorer.Load(zip, new BeitBatchScorerOptions { BatchSize = 3 });
-        Assert.Equal(BeitBatchTask.SemanticSegmentation, scorer.Task);
+        Assert.Equal(BeitScoringTask.SemanticSegmentation, scorer.Task);
         var results = scorer.Score(images).ToList();
         for (int i = 0; i < images.Length; i++)
         {

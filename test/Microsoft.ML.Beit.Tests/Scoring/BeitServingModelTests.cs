@@ -30,7 +30,7 @@ public sealed class BeitServingModelTests : IDisposable
         var paths = PipelineData.PhotoPaths();
         var expected = PathScores(zip, paths);
         using var served = BeitServingModel.Load(zip, new BeitServingOptions { MaxBatch = maxBatch, MaxConcurrency = 2 });
-        Assert.Equal(BeitServingTask.ImageClassification, served.Task);
+        Assert.Equal(BeitScoringTask.ImageClassification, served.Task);
         Assert.Equal(5, served.Labels.Count);
         Assert.Equal(new Microsoft.ML.Beit.Processing.PixelSize(32, 32), served.InputSize);
         Assert.Equal("Float32", served.Precision);
@@ -63,7 +63,7 @@ public sealed class BeitServingModelTests : IDisposable
     public async Task ACheckpointFolderServesItsTaskAndDisposeWaitsThenRefuses()
     {
         var served = BeitServingModel.Load(Fixtures.Tiny("seg_uper"));
-        Assert.Equal(BeitServingTask.SemanticSegmentation, served.Task);
+        Assert.Equal(BeitScoringTask.SemanticSegmentation, served.Task);
         var bytes = File.ReadAllBytes(Fixtures.Preproc("seg_b.png"));
         var image = Microsoft.ML.Beit.Processing.ImageDecoder.Decode(bytes);
         var result = await served.SegmentAsync(bytes);
