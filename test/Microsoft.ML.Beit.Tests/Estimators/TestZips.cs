@@ -22,6 +22,20 @@ internal static class TestZips
     }
 
     /// <summary>The zip embeds the ONNX model and names no absolute path (of the fixtures, the temp folder, the repository).</summary>
+    /// <summary>A segmentation <c>model.zip</c> (image paths → the tiny UperNet segmenter).</summary>
+    internal static string SegmentationZip(string dir)
+    {
+        var ml = new MLContext();
+        var data = PipelineData.Paths(ml, []);
+        string zip = Path.Combine(dir, "seg.zip");
+        using var model = ml.Transforms.LoadBeitImages()
+            .Append(ml.Transforms.BeitImageProcessor(Fixtures.Tiny("seg_uper")))
+            .Append(ml.Transforms.BeitSegmenter(Fixtures.Tiny("seg_uper")))
+            .Fit(data);
+        ml.Model.Save(model, data.Schema, zip);
+        return zip;
+    }
+
     internal static void AssertZipIsSelfContained(string zip, string tempDir)
     {
         using var archive = ZipFile.OpenRead(zip);

@@ -28,18 +28,7 @@ public sealed class BeitBatchScorerTests : IDisposable
         return [.. paths];
     }
 
-    internal static string SegmentationZip(string dir)
-    {
-        var ml = new MLContext();
-        var data = PipelineData.Paths(ml, []);
-        string zip = Path.Combine(dir, "seg.zip");
-        using var model = ml.Transforms.LoadBeitImages()
-            .Append(ml.Transforms.BeitImageProcessor(Fixtures.Tiny("seg_uper")))
-            .Append(ml.Transforms.BeitSegmenter(Fixtures.Tiny("seg_uper")))
-            .Fit(data);
-        ml.Model.Save(model, data.Schema, zip);
-        return zip;
-    }
+    internal static string SegmentationZip(string dir) => TestZips.SegmentationZip(dir);
 
     [Trait("Category", "Slow")]
     [Fact]

@@ -50,7 +50,7 @@ public sealed class CliBatchScoringTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void JsonLinesShardsBatchesAndResumes()
     {
-        string zip = Safety.ModelZipTests.TinyZip(_dir), folder = Folder();
+        string zip = TestZips.TinyZip(_dir), folder = Folder();
 
         var full = Run("predict", "--model", zip, "--jsonl", "--recursive", folder);
         Assert.Equal(1, full.Code);
@@ -107,7 +107,7 @@ public sealed class CliBatchScoringTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void SegmentationWritesLabelAndOverlayPngsAndClassFractions()
     {
-        string zip = Scoring.BeitBatchScorerTests.SegmentationZip(_dir), folder = Folder();
+        string zip = TestZips.SegmentationZip(_dir), folder = Folder();
         string results = Path.Combine(_dir, "seg", "results.jsonl");
         var run = Run("predict", "--model", zip, "--jsonl", "--recursive", "--batch-size", "2", "--out", results, folder);
         Assert.Equal(1, run.Code);
@@ -143,7 +143,7 @@ public sealed class CliBatchScoringTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void ExportTritonAndUsageErrors()
     {
-        string zip = Safety.ModelZipTests.TinyZip(_dir), repo = Path.Combine(_dir, "repo");
+        string zip = TestZips.TinyZip(_dir), repo = Path.Combine(_dir, "repo");
         var export = Run("export-triton", zip, repo, "--name", "beit-tiny", "--max-batch-size", "4");
         Assert.Equal(0, export.Code);
         Assert.Contains("max_batch_size: 4\n", File.ReadAllText(Path.Combine(repo, "beit-tiny", "config.pbtxt")));
