@@ -17,7 +17,13 @@ namespace Microsoft.ML.Beit.Training;
 /// <param name="LearningRate">Base learning rate of the last step.</param>
 /// <param name="ImagesPerSecond">Training throughput so far in this epoch.</param>
 /// <param name="Remaining">Estimated time left for the whole run.</param>
-public sealed record BeitTrainingProgress(int Epoch, int Epochs, int Batch, int Batches, double Loss, double LearningRate, double ImagesPerSecond, TimeSpan Remaining);
+public sealed record BeitTrainingProgress(int Epoch, int Epochs, int Batch, int Batches, double Loss, double LearningRate, double ImagesPerSecond, TimeSpan Remaining)
+{
+    /// <summary>What runs now when the time-budgeted search runs (e.g. <c>trial 3: lr 4e-3, …</c>, <c>final run</c>); null otherwise.</summary>
+    public string? Phase { get; init; }
+    /// <summary>Fraction of the whole run done (search and final run together) when a search runs; null: count epochs.</summary>
+    public double? OverallFraction { get; init; }
+}
 
 /// <summary>Metrics at the end of an epoch; validation values are NaN without a validation set or when they do not apply.</summary>
 /// <param name="Epoch">1-based epoch.</param>

@@ -50,7 +50,7 @@ internal static class TrainCommand
             if (fraction is <= 0 or > 1) throw new ArgumentOutOfRangeException("--train-fraction", fraction, "must be in (0, 1].");
             // The kept labels depend only on the seed, so runs with and without a checkpoint see the same images.
             if (fraction < 1) train = train.Split(fraction, options.Seed + 2).Validation;
-            AnsiConsole.MarkupLineInterpolated($"[bold]{train.Count:N0}[/] training and [bold]{test.Count:N0}[/] test images at {train.Height}×{train.Width}, {train.ClassNames.Count} classes");
+            AnsiConsole.MarkupLineInterpolated($"[bold]{train.Count:N0}[/] training images (a validation split is taken from these) and [bold]{test.Count:N0}[/] test images at {train.Height}×{train.Width}, {train.ClassNames.Count} classes");
 
             var report = TrainingCliOptions.WithProgress("training", options, () => BeitModelBuilder.Train(train, test, zip, options, ct));
             AnsiConsole.WriteLine();
@@ -58,7 +58,16 @@ internal static class TrainCommand
             string stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(zip))!, Path.GetFileNameWithoutExtension(zip));
             TrainingPlots.Curves(report.Training.History, "validation accuracy", h => h.ValidationAccuracy, stem + ".curves.png");
             TrainingPlots.ConfusionMatrix(report.Test, stem + ".confusion.png");
-            AnsiConsole.MarkupLineInterpolated($"Wrote [bold]{report.ModelPath}[/], {stem}.curves.png and {stem}.confusion.png");
+            // The training report: the same text as printed, and JSON (settings, budget, every search trial, history, test).
+            Microsoft.ML.Beit.IO.AtomicFile.Write(stem + ".report.txt", tmp => File.WriteAllText(tmp, report.ToString()));
+            Microsoft.ML.Beit.IO.AtomicFile.Write(stem + ".report.json", tmp => File.WriteAllText(tmp, report.ToJson()));
+            string searchPng = "";
+            if (report.Training.Search is { Trials.Count: > 0 } search)
+            {
+                TrainingPlots.Search(search, stem + ".search.png");
+                searchPng = $", {stem}.search.png";
+            }
+            AnsiConsole.MarkupLineInterpolated($"Wrote [bold]{report.ModelPath}[/], {stem}.curves.png, {stem}.confusion.png{searchPng}, {stem}.report.txt and {stem}.report.json");
             return Task.FromResult(0);
         });
         return cmd;

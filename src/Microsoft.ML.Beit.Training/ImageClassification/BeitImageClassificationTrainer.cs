@@ -36,6 +36,12 @@ public sealed partial class BeitImageClassificationTrainer
     {
         /// <summary>The settings the trainer chose for options left unset, each with its reason, and any warning (e.g. emulated bf16).</summary>
         public IReadOnlyList<string> Notes { get; init; } = [];
+        /// <summary>The time budget and every trial of the search that chose the final run's settings; null when explicit epochs bounded the run.</summary>
+        public BeitSearchReport? Search { get; init; }
+        /// <summary>Images the model was trained on (the validation split excluded).</summary>
+        public int TrainCount { get; init; }
+        /// <summary>Images held out to validate each epoch (and rank search trials); 0 without validation.</summary>
+        public int ValidationCount { get; init; }
     }
 
     /// <summary>
@@ -49,7 +55,8 @@ public sealed partial class BeitImageClassificationTrainer
     private Result TrainCore(BeitTrainingImages train, BeitTrainingImages? validation, CancellationToken cancellationToken, IChannel? log)
     {
         // Options the user left unset are chosen from the data and the CPU (BeitTrainingDefaults); explicit ones win.
-        var choice = BeitTrainingDefaults.Choose(BeitTrainingDefaults.DataStats.Of(train), CpuFeatures.Current, _options);
+        var stats = BeitTrainingDefaults.DataStats.Of(train);
+        var choice = BeitTrainingDefaults.Choose(stats, CpuFeatures.Current, _options);
         var o = BeitTrainingDefaults.Apply(_options, choice);
         o.Validate();
         var notes = new List<string>(choice.Reasons);
@@ -60,6 +67,22 @@ public sealed partial class BeitImageClassificationTrainer
         if (train.Count == 0) throw new ArgumentException("No training images.");
         if (o.NumThreads is int threads) torch.set_num_threads(threads);
         var device = new Device(o.Device);
+        // The time budget and the successive-halving search over the settings left unset (BeitHyperparameterSearch).
+        var (final, search) = BeitHyperparameterSearch.Run(_options, o, stats, validation is not null, trial =>
+        {
+            var (trialModel, trialHistory, _) = RunOnce(trial, train, validation, device, cancellationToken, null);
+            trialModel.Dispose();
+            return trialHistory;
+        }, cancellationToken, log);
+        if (search is not null) notes.Add(search.Trials.Count > 0 ? $"search: {search.Trials.Count} trials, final run {search.Winner}" : $"time budget {search.Budget:mm\\:ss}");
+        var (model, history, best) = RunOnce(final, train, validation, device, cancellationToken, log);
+        return new Result(model, history, best) { Notes = notes, Search = search, TrainCount = train.Count, ValidationCount = validation?.Count ?? 0 };
+    }
+
+    // One training run of a new (or checkpoint-initialised) model with the resolved options.
+    private static (BeitForImageClassification Model, List<BeitEpochMetrics> History, int Best) RunOnce(Options o, BeitTrainingImages train,
+        BeitTrainingImages? validation, Device device, CancellationToken cancellationToken, IChannel? log)
+    {
         var model = CreateModel(train, o);
         model.to(device);
         Func<ValidationResult>? validate = validation is null ? null : () =>
@@ -67,9 +90,17 @@ public sealed partial class BeitImageClassificationTrainer
             var (loss, accuracy, f1) = Evaluate(model, validation, o.BatchSize, device);
             return new ValidationResult(loss, accuracy, f1, double.NaN, accuracy);
         };
-        var (history, best) = TrainingLoop.Run(o, model, train.Count,
-            (indices, seed, lr, optimizer) => TrainStep(o, model, optimizer, train, indices, lr, seed, device), validate, cancellationToken, log);
-        return new Result(model, history, best) { Notes = notes };
+        try
+        {
+            var (history, best) = TrainingLoop.Run(o, model, train.Count,
+                (indices, seed, lr, optimizer) => TrainStep(o, model, optimizer, train, indices, lr, seed, device), validate, cancellationToken, log);
+            return (model, history, best);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 
     // One optimizer step; returns the batch loss.
