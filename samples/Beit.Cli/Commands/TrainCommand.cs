@@ -50,7 +50,7 @@ internal static class TrainCommand
             if (fraction is <= 0 or > 1) throw new ArgumentOutOfRangeException("--train-fraction", fraction, "must be in (0, 1].");
             // The kept labels depend only on the seed, so runs with and without a checkpoint see the same images.
             if (fraction < 1) train = train.Split(fraction, options.Seed + 2).Validation;
-            AnsiConsole.MarkupLineInterpolated($"[bold]{train.Count:N0}[/] training images (a validation split is taken from these) and [bold]{test.Count:N0}[/] test images at {train.Height}×{train.Width}, {train.ClassNames.Count} classes");
+            AnsiConsole.MarkupLineInterpolated($"[bold]{train.Count:N0}[/] training and [bold]{test.Count:N0}[/] test images at {train.Height}×{train.Width}, {train.ClassNames.Count} classes (the validation split comes out of the training images; the report gives both counts)");
 
             var report = TrainingCliOptions.WithProgress("training", options, () => BeitModelBuilder.Train(train, test, zip, options, ct));
             AnsiConsole.WriteLine();

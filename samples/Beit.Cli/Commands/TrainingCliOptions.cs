@@ -16,7 +16,7 @@ internal sealed class TrainingCliOptions(int? defaultEpochs, int? defaultBatch, 
     public Option<int?> ImageSize { get; } = new("--image-size") { Description = "Model input side (default: the checkpoint's, or the images' for a new model)." };
     public Option<int> Seed { get; } = new("--seed") { Description = "Seed of every random choice.", DefaultValueFactory = _ => 0 };
     public Option<bool> Bf16 { get; } = new("--bf16") { Description = "bfloat16 autocast of linear layers (default: on only where the CPU has AVX-512 BF16 or AMX; elsewhere libtorch emulates bf16, 15-40x slower)." };
-    public Option<int?> Threads { get; } = new("--threads") { Description = "libtorch threads." };
+    public Option<int?> Threads { get; } = new("--threads") { Description = "libtorch threads (default: the physical cores not busy with other work, from the load average)." };
     public Option<double?> MaxMinutes { get; } = new("--max-minutes") { Description = "Training-time budget in minutes: stops within one batch of it, and the learning-rate schedule anneals by then (--epochs becomes an upper bound)." };
     public Option<string?> Time { get; } = new("--time") { Description = "Training-time budget, e.g. 90s, 5m, 1h30m (the main knob): a short successive-halving search over learning rate, augmentation and model size, then the winner trains to the end. Default: chosen from the data size and printed." };
     public Option<string?> CheckpointDir { get; } = new("--checkpoint-dir") { Description = "Write a checkpoint after every epoch here, and resume from it." };
@@ -36,7 +36,15 @@ internal sealed class TrainingCliOptions(int? defaultEpochs, int? defaultBatch, 
         o.ImageSize = pr.GetValue(ImageSize);
         o.Seed = pr.GetValue(Seed);
         if (pr.GetValue(Bf16)) o.Bf16Autocast = true;
+        o.Device = pr.GetValue(Device)!;
         o.NumThreads = pr.GetValue(Threads);
+        if (o.NumThreads is null && o.Device.StartsWith("cpu", StringComparison.OrdinalIgnoreCase))
+        {
+            // Not more threads than idle cores: one shared core stalls every libtorch thread (BeitThreads).
+            var (threads, reason) = BeitThreads.ForTraining();
+            o.NumThreads = threads;
+            AnsiConsole.MarkupLineInterpolated($"[grey]{reason}; --threads overrides[/]");
+        }
         o.MaxTrainingTime = pr.GetValue(MaxMinutes) is double m ? TimeSpan.FromMinutes(m) : null;
         if (pr.GetValue(Time) is string time)
         {
@@ -44,7 +52,6 @@ internal sealed class TrainingCliOptions(int? defaultEpochs, int? defaultBatch, 
             o.MaxTrainingTime = ParseDuration(time);
         }
         o.CheckpointDirectory = pr.GetValue(CheckpointDir);
-        o.Device = pr.GetValue(Device)!;
         if (pr.GetValue(ModelConfig) is string config) o.Config = Microsoft.ML.Beit.BeitConfig.Load(config);
     }
 

@@ -86,6 +86,8 @@ internal static class BeitHyperparameterSearch
     private const double SearchShare = 0.4;
     // Successive halving keeps the best third and gives survivors three times the time (η = 3).
     private const int Eta = 3;
+    // The search stops when it has used this multiple of its share (trials overran their slices).
+    private const double OverrunFactor = 1.25;
     // Below this per-trial slice the trials say little (a few dozen steps); the run then trains the defaults only.
     private static readonly TimeSpan MinTrialBudget = TimeSpan.FromSeconds(2);
     // The reference point of the automatic budget: 2,000 images of 28×28 get 5 minutes.
@@ -211,7 +213,7 @@ internal static class BeitHyperparameterSearch
         if (note is null)
         {
             int rung = 0;
-            for (var s = slice; alive.Count > 1; s *= Eta, rung++)
+            for (var s = slice; alive.Count > 1 && note is null; s *= Eta, rung++)
             {
                 var scores = new List<(Candidate C, double Accuracy, BeitSearchTrial Trial)>();
                 foreach (var c in alive)
@@ -238,13 +240,22 @@ internal static class BeitHyperparameterSearch
                     scores.Add((c, accuracy, new BeitSearchTrial(rung, c.Name, c.LearningRate, c.Augment, c.RandomCropMinScale, c.Model, trialBudget, used, history.Count, accuracy, false)));
                     log?.Info(MessageSensitivity.None, string.Create(CultureInfo.InvariantCulture,
                         $"search rung {rung}, trial {index}: {c.Name}: validation accuracy {accuracy:P2} after {history.Count} epochs in {used:mm\\:ss}"));
+                    // A run takes at least one step, so on a busy machine trials overrun their slices: stop searching
+                    // rather than eat the final run's time, and keep the best setting tried so far.
+                    if (clock.Elapsed > budget * SearchShare * OverrunFactor)
+                    {
+                        note = string.Create(CultureInfo.InvariantCulture,
+                            $"search cut short after {trials.Count + scores.Count} trials: they took {clock.Elapsed.TotalSeconds:F0} s of a {(budget * SearchShare).TotalSeconds:F0} s search share (a busy or slow machine); the best setting tried so far trains to the end");
+                        break;
+                    }
                 }
                 // Ties keep the earlier candidate (the automatic default comes first); NaN ranks last.
-                int keep = (alive.Count + Eta - 1) / Eta;
+                int keep = note is null ? (alive.Count + Eta - 1) / Eta : 1;
                 var ranked = scores.Select((x, i) => (x, i)).OrderByDescending(p => double.IsNaN(p.x.Accuracy) ? double.NegativeInfinity : p.x.Accuracy).ThenBy(p => p.i).ToList();
                 var kept = ranked.Take(keep).Select(p => p.x.C).ToHashSet();
                 trials.AddRange(scores.Select(x => x.Trial with { Kept = kept.Contains(x.C) }));
                 alive = alive.Where(kept.Contains).ToList();
+                if (note is not null) break;
             }
         }
 
@@ -255,7 +266,7 @@ internal static class BeitHyperparameterSearch
         // Epochs from the winner's measured speed (validation included), so the schedule is step-paced and the progress
         // bar counts real epochs; the remaining time stays a hard limit that also paces the schedule on a slowdown.
         if (user.ExplicitEpochs is null && speed.TryGetValue(winner, out double epochsPerSecond))
-            final.Epochs = Math.Max(1, (int)Math.Floor(0.95 * remaining.TotalSeconds * epochsPerSecond));
+            final.Epochs = (int)Math.Clamp(Math.Floor(0.95 * remaining.TotalSeconds * epochsPerSecond), 1, TrialEpochCap);
         final.MaxTrainingTime = remaining;
         var searchElapsed = clock.Elapsed;
         if (progress is not null)

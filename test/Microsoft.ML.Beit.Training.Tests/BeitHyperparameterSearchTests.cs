@@ -1,0 +1,167 @@
+using System.Text.Json;
+using Microsoft.ML.Beit;
+using Microsoft.ML.Beit.Training;
+using Microsoft.ML.Beit.Training.ImageClassification;
+using Xunit.Abstractions;
+using Defaults = Microsoft.ML.Beit.Training.ImageClassification.BeitTrainingDefaults;
+using Search = Microsoft.ML.Beit.Training.ImageClassification.BeitHyperparameterSearch;
+
+namespace Beit.Tests;
+
+public class BeitHyperparameterSearchTests(ITestOutputHelper output)
+{
+    private static readonly CpuFeatures Avx2Only = new(true, false, false, false, false);
+    private static readonly Defaults.DataStats Fm2000 = new(2000, 28, 28, Grey: true, Classes: 10);
+
+    private static BeitImageClassificationTrainer.Options Resolved(BeitImageClassificationTrainer.Options user, Defaults.DataStats data) =>
+        Defaults.Apply(user, Defaults.Choose(data, Avx2Only, user));
+
+    [Fact]
+    public void TheBudgetIsChosenFromTheDataUnlessGivenOrBoundedByExplicitEpochs()
+    {
+        Assert.Equal(TimeSpan.FromMinutes(5), Search.Budget(new BeitImageClassificationTrainer.Options(), Fm2000)!.Value.Budget);
+        // √ of the pixels: 60,000 images would get 27 min, capped at 12 (the 15-minute bar leaves room for loading and testing).
+        Assert.Equal(TimeSpan.FromMinutes(12), Search.Budget(new BeitImageClassificationTrainer.Options(), Fm2000 with { Count = 60000 })!.Value.Budget);
+        Assert.Equal(TimeSpan.FromMinutes(1), Search.Budget(new BeitImageClassificationTrainer.Options(), Fm2000 with { Count = 50 })!.Value.Budget);
+        // 3,000 images: 5 min × √1.5 = 6 min 7 s, rounded to 10 s.
+        Assert.Equal(TimeSpan.FromSeconds(370), Search.Budget(new BeitImageClassificationTrainer.Options(), Fm2000 with { Count = 3000 })!.Value.Budget);
+        var given = Search.Budget(new BeitImageClassificationTrainer.Options { MaxTrainingTime = TimeSpan.FromSeconds(42), Epochs = 3 }, Fm2000)!.Value;
+        Assert.Equal((TimeSpan.FromSeconds(42), "given"), given);
+        Assert.Null(Search.Budget(new BeitImageClassificationTrainer.Options { Epochs = 3 }, Fm2000));
+        Assert.Null(Search.Budget(new BeitImageClassificationTrainer.Options { CheckpointDirectory = "ckpt" }, Fm2000));
+    }
+
+    [Fact]
+    public void TheSearchCoversOnlyTheSettingsLeftUnset()
+    {
+        var user = new BeitImageClassificationTrainer.Options();
+        var all = Search.Candidates(user, Resolved(user, Fm2000), 28);
+        Assert.Equal(6, all.Count);
+        // The automatic choice first (ties keep it), then lr ×½ and ×2, mild crops, a larger model, both.
+        Assert.Equal((2e-3, false, "4×128"), (all[0].LearningRate, all[0].Augment, all[0].Model));
+        Assert.Equal([1e-3, 4e-3], all.Skip(1).Take(2).Select(c => c.LearningRate));
+        Assert.True(all[3].Augment && all[3].RandomCropMinScale == 0.64 && all[3].Model == "4×128");
+        Assert.Equal(("6×192", false), (all[4].Model, all[4].Augment));
+        Assert.Equal(("6×192", true), (all[5].Model, all[5].Augment));
+        Assert.Equal(all.Count, all.Select(c => c.Name).Distinct().Count());
+
+        var lrGiven = new BeitImageClassificationTrainer.Options { LearningRate = 1e-3 };
+        Assert.All(Search.Candidates(lrGiven, Resolved(lrGiven, Fm2000), 28), c => Assert.Equal(1e-3, c.LearningRate));
+        var augGiven = new BeitImageClassificationTrainer.Options { Augment = false, Config = BeitImageClassificationTrainerTests.TinyConfig() };
+        Assert.Equal(3, Search.Candidates(augGiven, Resolved(augGiven, Fm2000), 28).Count); // lr only
+
+        // Fine-tuning a checkpoint: the paper's recipe (layer decay 0.65, small lr), and only the learning rate is searched.
+        var ft = new BeitImageClassificationTrainer.Options { CheckpointFolder = "some/checkpoint" };
+        var resolved = Resolved(ft, Fm2000);
+        Assert.Equal(0.65, resolved.LayerDecay);
+        var lrs = Search.Candidates(ft, resolved, 28);
+        Assert.Equal(3, lrs.Count);
+        Assert.All(lrs, c => Assert.Equal(("checkpoint", resolved.Augment), (c.Model, c.Augment)));
+        Assert.Equal([resolved.LearningRate, resolved.LearningRate / 2, resolved.LearningRate * 2], lrs.Select(c => c.LearningRate));
+    }
+
+    [Fact]
+    public void SuccessiveHalvingKeepsTheBestThirdWithThreeTimesTheTimeAndPlansTheFinalRunFromTheWinnersSpeed()
+    {
+        var user = new BeitImageClassificationTrainer.Options { MaxTrainingTime = TimeSpan.FromMinutes(3) };
+        var o = Resolved(user, Fm2000);
+        var runs = new List<(double Lr, bool Augment, int Layers, TimeSpan Budget)>();
+        // A stand-in for training: accuracy peaks at lr 4e-3 and gains from augmentation only with the longer budget;
+        // every run "takes" a tenth of a second per epoch and runs 5 epochs per second of budget.
+        IReadOnlyList<BeitEpochMetrics> Fake(BeitImageClassificationTrainer.Options t)
+        {
+            runs.Add((t.LearningRate, t.Augment, t.Config?.NumHiddenLayers ?? 4, t.MaxTrainingTime!.Value));
+            Assert.Null(t.EpochCallback);
+            Assert.Equal(0, t.EarlyStoppingPatience);
+            double accuracy = 0.5 - Math.Abs(Math.Log2(t.LearningRate / 4e-3)) * 0.1 + (t.Augment && t.MaxTrainingTime > TimeSpan.FromSeconds(10) ? 0.2 : 0)
+                - (t.Config?.NumHiddenLayers == 6 ? 0.05 : 0);
+            int epochs = (int)(t.MaxTrainingTime.Value.TotalSeconds * 5);
+            return Enumerable.Range(1, epochs).Select(e => new BeitEpochMetrics(e, 1, 1, accuracy, accuracy, double.NaN, TimeSpan.Zero, 100)).ToList();
+        }
+        var (final, report) = Search.Run(user, o, Fm2000, hasValidation: true, Fake, default, null);
+        Assert.NotNull(report);
+        output.WriteLine(report.ToString());
+
+        // 6 settings × s, then 2 × 3s: 12 units in 40 % of 3 min, so s = 6 s.
+        Assert.Equal(8, runs.Count);
+        Assert.All(runs.Take(6), r => Assert.Equal(TimeSpan.FromSeconds(6), r.Budget));
+        Assert.All(runs.Skip(6), r => Assert.Equal(TimeSpan.FromSeconds(18), r.Budget));
+        // Rung 0 keeps lr 4e-3 (0.5) and the default (0.4, earlier than the other 0.4 settings); rung 1 prefers lr 4e-3.
+        Assert.Equal([true, false, true, false, false, false], report.Trials.Take(6).Select(t => t.Kept));
+        Assert.Equal([(2e-3, 0), (4e-3, 1)], report.Trials.Skip(6).Select(t => (t.LearningRate, t.Kept ? 1 : 0)));
+        Assert.Contains(report.Trials, t => t.Rung == 1 && t.Kept && t.LearningRate == 4e-3);
+        Assert.Equal(4e-3, final.LearningRate);
+        Assert.Equal(report.Trials.Single(t => t.Rung == 1 && t.Kept).Name, report.Winner);
+        // The rest of the budget goes to the final run, its epochs planned from the winner's measured epochs per second.
+        Assert.True(final.MaxTrainingTime > TimeSpan.FromMinutes(2.9), $"{final.MaxTrainingTime}");
+        Assert.True(final.Epochs > 1000, $"{final.Epochs}"); // the fake's 90 epochs took microseconds
+        Assert.Equal(final.Epochs, report.FinalEpochs);
+
+        using var json = JsonDocument.Parse(report.ToJson());
+        Assert.Equal(180, json.RootElement.GetProperty("budgetSeconds").GetDouble());
+        Assert.Equal(8, json.RootElement.GetProperty("trials").GetArrayLength());
+        Assert.Equal(1, json.RootElement.GetProperty("trials")[7].GetProperty("rung").GetInt32());
+        Assert.Contains("pruned", report.ToString());
+    }
+
+    [Fact]
+    public void NoSearchWithoutValidationOrTimeButTheBudgetStillBoundsTheRun()
+    {
+        var user = new BeitImageClassificationTrainer.Options { MaxTrainingTime = TimeSpan.FromSeconds(20) };
+        var o = Resolved(user, Fm2000);
+        var (final, report) = Search.Run(user, o, Fm2000, true, _ => throw new InvalidOperationException("no trial expected"), default, null);
+        Assert.Empty(report!.Trials);
+        Assert.Contains("per trial", report.Note);
+        Assert.Equal(o.Epochs, final.Epochs);
+        Assert.True(final.MaxTrainingTime <= TimeSpan.FromSeconds(20));
+        var (_, noValidation) = Search.Run(new BeitImageClassificationTrainer.Options(), Resolved(new(), Fm2000), Fm2000, false, _ => throw new InvalidOperationException(), default, null);
+        Assert.Contains("no validation split", noValidation!.Note);
+        var explicitEpochs = new BeitImageClassificationTrainer.Options { Epochs = 2 };
+        Assert.Null(Search.Run(explicitEpochs, Resolved(explicitEpochs, Fm2000), Fm2000, true, _ => throw new InvalidOperationException(), default, null).Report);
+    }
+
+    [Fact]
+    public void ThreadsLeaveBusyCoresToTheirWork()
+    {
+        Assert.Equal(2, BeitThreads.Choose(2, 0.3));
+        Assert.Equal(1, BeitThreads.Choose(2, 1.0)); // one core busy: a second libtorch thread would stall the first
+        Assert.Equal(1, BeitThreads.Choose(2, 25));
+        Assert.Equal(6, BeitThreads.Choose(8, 2.4));
+        Assert.Equal(1, BeitThreads.Choose(0, double.NaN));
+        var (threads, reason) = BeitThreads.ForTraining();
+        Assert.InRange(threads, 1, Environment.ProcessorCount);
+        Assert.Contains("load average", reason);
+    }
+
+    [Trait("Category", "Slow")]
+    [Fact]
+    public void CancellingDuringTheSearchStopsWithinOneBatchAndReturnsNothing()
+    {
+        var data = BeitImageClassificationTrainerTests.PatternImages(64, 1);
+        using var cts = new CancellationTokenSource();
+        var phases = new List<string?>();
+        int reportsAfterCancel = 0;
+        var trainer = new BeitImageClassificationTrainer(new()
+        {
+            Config = BeitImageClassificationTrainerTests.TinyConfig(), MaxTrainingTime = TimeSpan.FromSeconds(60), BatchSize = 8, Seed = 3,
+            ValidationFraction = 0.25,
+            Progress = new Relay(p =>
+            {
+                if (cts.IsCancellationRequested) reportsAfterCancel++;
+                phases.Add(p.Phase);
+                Assert.InRange(p.OverallFraction!.Value, 0, 1);
+                Assert.True(p.Remaining <= TimeSpan.FromSeconds(60));
+                if (p.Phase!.StartsWith("trial 2", StringComparison.Ordinal)) cts.Cancel();
+            }),
+        });
+        Assert.ThrowsAny<OperationCanceledException>(() => trainer.Train(data, null, cts.Token));
+        Assert.Equal(0, reportsAfterCancel); // the next batch never started
+        Assert.Contains(phases, p => p!.StartsWith("trial 2", StringComparison.Ordinal));
+        Assert.StartsWith("trial 1: lr", phases[0]);
+    }
+
+    private sealed class Relay(Action<BeitTrainingProgress> report) : IProgress<BeitTrainingProgress>
+    {
+        public void Report(BeitTrainingProgress value) => report(value);
+    }
+}
