@@ -64,7 +64,7 @@ internal static class AccuracyBars
             foreach (double lr in new[] { 1e-3, 2e-3, 4e-3 })
                 foreach (bool augment in new[] { false, true })
                 {
-                    if (model == "6×192" && lr == 1e-3) continue; // the larger model is slower: it gets the two faster rates
+                    if (model == "6×192" && lr != 2e-3) continue; // the larger model (2.5× the compute) at the default rate
                     string name = string.Create(CultureInfo.InvariantCulture, $"{model}, lr {lr:G2}, {(augment ? "crops ≥ 64 % + flips" : "no augmentation")}");
                     if (only is not null && !name.Contains(only, StringComparison.Ordinal)) continue;
                     var o = new BeitImageClassificationTrainer.Options

@@ -15,7 +15,11 @@ using Microsoft.ML.Beit.Training.Optimization;
 using static TorchSharp.torch;
 
 int threads = Arg("--threads", 2), seconds = Arg("--seconds", 20), baseSteps = Arg("--base-steps", 3);
-set_num_threads(threads);
+// The bars and the grid run as a user's `beit train` does: threads from the idle cores (BeitThreads), unless --threads.
+bool userRuns = args.Contains("--bars") || args.Contains("--grid");
+if (!userRuns || args.Contains("--threads")) set_num_threads(threads);
+else set_num_threads(BeitThreads.ForTraining().Threads);
+Console.WriteLine($"libtorch threads: {get_num_threads()}");
 Console.WriteLine($"CPU: {CpuFeatures.Current.Describe()}; load average {LoadAverage()}");
 if (args.Contains("--bars"))
 {

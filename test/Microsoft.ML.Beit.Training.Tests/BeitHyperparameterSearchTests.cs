@@ -160,6 +160,64 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
         Assert.StartsWith("trial 1: lr", phases[0]);
     }
 
+    // Coloured circles, squares and triangles at 64×64: random shape and background colours (the colour says nothing
+    // about the class), random size and position, pixel noise. Fixed seed.
+    internal static BeitTrainingImages ColouredShapes(int count, int seed)
+    {
+        const int side = 64;
+        var rng = new Random(seed);
+        var pixels = new byte[count * 3 * side * side];
+        var labels = new int[count];
+        for (int i = 0; i < count; i++)
+        {
+            int c = labels[i] = i % 3;
+            var bg = new[] { rng.Next(256), rng.Next(256), rng.Next(256) };
+            var fg = bg.Select(v => (v + 128 + rng.Next(-40, 41)) & 255).ToArray();
+            int r = rng.Next(14, 27), cx = rng.Next(r, side - r), cy = rng.Next(r, side - r);
+            for (int y = 0; y < side; y++)
+                for (int x = 0; x < side; x++)
+                {
+                    int dx = x - cx, dy = y - cy;
+                    bool inside = c switch
+                    {
+                        0 => dx * dx + dy * dy <= r * r,
+                        1 => Math.Abs(dx) <= r * 0.85 && Math.Abs(dy) <= r * 0.85,
+                        _ => dy >= -r && dy <= r && Math.Abs(dx) <= (dy + r) / 2.0,
+                    };
+                    for (int ch = 0; ch < 3; ch++)
+                        pixels[((i * 3 + ch) * side + y) * side + x] = (byte)Math.Clamp((inside ? fg : bg)[ch] + rng.Next(-10, 11), 0, 255);
+                }
+        }
+        return new BeitTrainingImages(pixels, labels, side, side, ["circle", "square", "triangle"]);
+    }
+
+    [Trait("Category", "Slow")]
+    [Fact]
+    public void DefaultsWithAShortBudgetLearnColouredShapesAndReportEveryTrial()
+    {
+        var train = ColouredShapes(360, 11);
+        var test = ColouredShapes(90, 12);
+        using var dir = new TempDir();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        // Only the budget: every other setting is the trainer's (model, batch, lr, augmentation) and the search's.
+        var report = BeitModelBuilder.Train(train, test, dir.Combine("model.zip"), new BeitImageClassificationTrainer.Options { MaxTrainingTime = TimeSpan.FromSeconds(60) });
+        output.WriteLine($"{clock.Elapsed}, load average {File.ReadAllText("/proc/loadavg")}");
+        output.WriteLine(report.ToString());
+        var search = report.Training.Search!;
+        Assert.Equal(TimeSpan.FromSeconds(60), search.Budget);
+        Assert.NotEmpty(search.Trials);
+        Assert.Single(search.Trials, t => t.Rung == search.Trials.Max(u => u.Rung) && t.Kept);
+        Assert.Equal(8, report.Training.Model.Config.PatchSize); // 64 px: an 8×8 grid
+        Assert.True(report.TrainingTime < TimeSpan.FromSeconds(75), $"{report.TrainingTime}"); // the budget, plus at most a batch and a validation
+        Assert.Equal((324, 36, 90), (report.TrainCount, report.ValidationCount, report.TestCount));
+        // Three classes: chance is 33 %.
+        Assert.True(report.Test.Accuracy >= 0.6, $"test accuracy {report.Test.Accuracy:P1}");
+        using var json = JsonDocument.Parse(report.ToJson());
+        Assert.Equal(search.Trials.Count, json.RootElement.GetProperty("search").GetProperty("trials").GetArrayLength());
+        Assert.Equal(report.Test.Accuracy, json.RootElement.GetProperty("test").GetProperty("accuracy").GetDouble(), 12);
+        Assert.Equal(36, json.RootElement.GetProperty("validationCount").GetInt32());
+    }
+
     private sealed class Relay(Action<BeitTrainingProgress> report) : IProgress<BeitTrainingProgress>
     {
         public void Report(BeitTrainingProgress value) => report(value);

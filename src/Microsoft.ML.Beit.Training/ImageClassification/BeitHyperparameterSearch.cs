@@ -262,7 +262,8 @@ internal static class BeitHyperparameterSearch
         var winner = alive[0];
         var final = With(o, winner);
         var remaining = budget - clock.Elapsed;
-        if (remaining < TimeSpan.FromSeconds(1)) remaining = TimeSpan.FromSeconds(1);
+        // Spent (a tiny given budget, or overrunning trials): the final run still takes its one step.
+        if (remaining <= TimeSpan.Zero) remaining = TimeSpan.FromTicks(1);
         // Epochs from the winner's measured speed (validation included), so the schedule is step-paced and the progress
         // bar counts real epochs; the remaining time stays a hard limit that also paces the schedule on a slowdown.
         if (user.ExplicitEpochs is null && speed.TryGetValue(winner, out double epochsPerSecond))
