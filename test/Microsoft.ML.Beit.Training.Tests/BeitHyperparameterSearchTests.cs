@@ -116,6 +116,10 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
         Assert.True(final.MaxTrainingTime <= TimeSpan.FromSeconds(20));
         var (_, noValidation) = Search.Run(new BeitImageClassificationTrainer.Options(), Resolved(new(), Fm2000), Fm2000, false, _ => throw new InvalidOperationException(), default, null);
         Assert.Contains("no validation split", noValidation!.Note);
+        var resuming = new BeitImageClassificationTrainer.Options { MaxTrainingTime = TimeSpan.FromMinutes(5), CheckpointDirectory = "ckpt" };
+        var (resumed, resumingReport) = Search.Run(resuming, Resolved(resuming, Fm2000), Fm2000, true, _ => throw new InvalidOperationException(), default, null);
+        Assert.Contains("checkpoint directory", resumingReport!.Note);
+        Assert.Equal("ckpt", resumed.CheckpointDirectory);
         var explicitEpochs = new BeitImageClassificationTrainer.Options { Epochs = 2 };
         Assert.Null(Search.Run(explicitEpochs, Resolved(explicitEpochs, Fm2000), Fm2000, true, _ => throw new InvalidOperationException(), default, null).Report);
     }

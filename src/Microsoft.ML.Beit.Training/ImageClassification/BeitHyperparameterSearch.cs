@@ -201,7 +201,8 @@ internal static class BeitHyperparameterSearch
         int units = 0;
         for (int n = candidates.Count, r = 1; n > 1; n = (n + Eta - 1) / Eta, r *= Eta) units += n * r;
         var slice = units == 0 ? TimeSpan.Zero : budget * SearchShare / units;
-        string? note = candidates.Count < 2 ? "no search: every searched setting was given explicitly"
+        string? note = user.CheckpointDirectory is not null ? "no search: a checkpoint directory resumes one run, so trials cannot share it"
+            : candidates.Count < 2 ? "no search: every searched setting was given explicitly"
             : !hasValidation ? "no search: no validation split to rank trials on (ValidationFraction 0 or too few images)"
             : slice < MinTrialBudget ? $"no search: the budget leaves under {MinTrialBudget.TotalSeconds:F0} s per trial"
             : null;
