@@ -186,12 +186,13 @@ internal static class BeitHyperparameterSearch
     /// <param name="user">The options as the user set them.</param>
     /// <param name="o">The resolved options (automatic defaults applied).</param>
     /// <param name="data">The training data's statistics.</param>
+    /// <param name="trainCount">Images per training epoch (the validation split excluded).</param>
     /// <param name="hasValidation">A validation split exists to rank the trials.</param>
     /// <param name="train">Trains a model with the given options and returns its history (the model is disposed).</param>
     /// <param name="cancellationToken">Stops within one batch.</param>
     /// <param name="log">Receives each trial's result.</param>
     public static (BeitImageClassificationTrainer.Options Final, BeitSearchReport? Report) Run(BeitTrainerOptions user,
-        BeitImageClassificationTrainer.Options o, BeitTrainingDefaults.DataStats data, bool hasValidation,
+        BeitImageClassificationTrainer.Options o, BeitTrainingDefaults.DataStats data, int trainCount, bool hasValidation,
         Func<BeitImageClassificationTrainer.Options, IReadOnlyList<BeitEpochMetrics>> train, CancellationToken cancellationToken, IChannel? log)
     {
         if (Budget(user, data) is not var (budget, reason)) return (o, null);
@@ -236,7 +237,9 @@ internal static class BeitHyperparameterSearch
                     var trialClock = Stopwatch.StartNew();
                     var history = train(t);
                     var used = trialClock.Elapsed;
-                    speed[c] = history.Count / Math.Max(1e-9, used.TotalSeconds);
+                    // Training images per second (validation excluded): a trial's last epoch is usually cut short, so
+                    // counting its epochs would overstate the speed.
+                    if (history.Count > 0) speed[c] = history.Average(h => h.ImagesPerSecond);
                     double accuracy = history.Count == 0 ? double.NaN : history[^1].ValidationAccuracy;
                     scores.Add((c, accuracy, new BeitSearchTrial(rung, c.Name, c.LearningRate, c.Augment, c.RandomCropMinScale, c.Model, trialBudget, used, history.Count, accuracy, false)));
                     log?.Info(MessageSensitivity.None, string.Create(CultureInfo.InvariantCulture,
@@ -267,8 +270,8 @@ internal static class BeitHyperparameterSearch
         if (remaining <= TimeSpan.Zero) remaining = TimeSpan.FromTicks(1);
         // Epochs from the winner's measured speed (validation included), so the schedule is step-paced and the progress
         // bar counts real epochs; the remaining time stays a hard limit that also paces the schedule on a slowdown.
-        if (user.ExplicitEpochs is null && speed.TryGetValue(winner, out double epochsPerSecond))
-            final.Epochs = (int)Math.Clamp(Math.Floor(0.95 * remaining.TotalSeconds * epochsPerSecond), 1, TrialEpochCap);
+        if (user.ExplicitEpochs is null && speed.TryGetValue(winner, out double imagesPerSecond) && imagesPerSecond > 0)
+            final.Epochs = (int)Math.Clamp(Math.Floor(0.95 * remaining.TotalSeconds * imagesPerSecond / Math.Max(1, trainCount)), 1, TrialEpochCap);
         final.MaxTrainingTime = remaining;
         var searchElapsed = clock.Elapsed;
         if (progress is not null)

@@ -68,9 +68,11 @@ public sealed partial class BeitImageClassificationTrainer
         if (o.NumThreads is int threads) torch.set_num_threads(threads);
         var device = new Device(o.Device);
         // The time budget and the successive-halving search over the settings left unset (BeitHyperparameterSearch).
-        var (final, search) = BeitHyperparameterSearch.Run(_options, o, stats, validation is not null, trial =>
+        // Trials validate on at most 1,000 of the validation images (stratified), so ranking stays cheap on large data.
+        var trialValidation = validation is { Count: > 1000 } ? validation.Split(1000.0 / validation.Count, o.Seed + 3).Validation : validation;
+        var (final, search) = BeitHyperparameterSearch.Run(_options, o, stats, train.Count, validation is not null, trial =>
         {
-            var (trialModel, trialHistory, _) = RunOnce(trial, train, validation, device, cancellationToken, null);
+            var (trialModel, trialHistory, _) = RunOnce(trial, train, trialValidation, device, cancellationToken, null);
             trialModel.Dispose();
             return trialHistory;
         }, cancellationToken, log);
