@@ -93,9 +93,9 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
         Assert.Equal(4e-3, final.LearningRate);
         Assert.Equal(report.Trials.Single(t => t.Rung == 1 && t.Kept).Name, report.Winner);
         // The rest of the budget goes to the final run, its epochs planned from the winner's measured training speed
-        // (100 img/s in the fake): 0.95 × ~180 s × 100 / 1,900 images per epoch = 8.99.
+        // (100 img/s in the fake), 20 % over, as the time budget paces the schedule: 1.2 × ~180 s × 100 / 1,900 = 11.4.
         Assert.True(final.MaxTrainingTime > TimeSpan.FromMinutes(2.9), $"{final.MaxTrainingTime}");
-        Assert.Equal(8, final.Epochs);
+        Assert.Equal(11, final.Epochs);
         Assert.Equal(final.Epochs, report.FinalEpochs);
 
         using var json = JsonDocument.Parse(report.ToJson());

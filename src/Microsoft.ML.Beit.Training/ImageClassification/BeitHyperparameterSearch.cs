@@ -268,10 +268,11 @@ internal static class BeitHyperparameterSearch
         var remaining = budget - clock.Elapsed;
         // Spent (a tiny given budget, or overrunning trials): the final run still takes its one step.
         if (remaining <= TimeSpan.Zero) remaining = TimeSpan.FromTicks(1);
-        // Epochs from the winner's measured speed (validation included), so the schedule is step-paced and the progress
-        // bar counts real epochs; the remaining time stays a hard limit that also paces the schedule on a slowdown.
+        // Epochs from the winner's measured training speed, planned 20 % over: the remaining time is a hard limit that
+        // also paces the schedule, so an overestimate still anneals by the deadline, while an underestimate (the load
+        // dropped since the trials) would end early and leave time unused.
         if (user.ExplicitEpochs is null && speed.TryGetValue(winner, out double imagesPerSecond) && imagesPerSecond > 0)
-            final.Epochs = (int)Math.Clamp(Math.Floor(0.95 * remaining.TotalSeconds * imagesPerSecond / Math.Max(1, trainCount)), 1, TrialEpochCap);
+            final.Epochs = (int)Math.Clamp(Math.Floor(1.2 * remaining.TotalSeconds * imagesPerSecond / Math.Max(1, trainCount)), 1, TrialEpochCap);
         final.MaxTrainingTime = remaining;
         var searchElapsed = clock.Elapsed;
         if (progress is not null)
