@@ -3,6 +3,9 @@
 //   dotnet run -c Release --project benchmarks/Beit.Training.Benchmarks -- [--threads 2] [--seconds 20] [--base-steps 3]
 // and the cost of training-time augmentation (see AugmentationBenchmark.cs):
 //   dotnet run -c Release --project benchmarks/Beit.Training.Benchmarks -- --augmentation [--rounds 7]
+// issue 16's accuracy bars with no options (Fashion-MNIST 2,000 and 60,000; see AccuracyBars.cs), and the hand-tuned grid:
+//   dotnet run -c Release --project benchmarks/Beit.Training.Benchmarks -- --bars [--small-only|--full-only]
+//   dotnet run -c Release --project benchmarks/Beit.Training.Benchmarks -- --grid [--grid-seconds 300] [--only <text>]
 using System.Diagnostics;
 using Microsoft.ML.Beit;
 using Microsoft.ML.Beit.Training.Benchmarks;
@@ -12,8 +15,24 @@ using Microsoft.ML.Beit.Training.Optimization;
 using static TorchSharp.torch;
 
 int threads = Arg("--threads", 2), seconds = Arg("--seconds", 20), baseSteps = Arg("--base-steps", 3);
-set_num_threads(threads);
+// The bars and the grid run as a user's `beit train` does: threads from the idle cores (BeitThreads), unless --threads.
+bool userRuns = args.Contains("--bars") || args.Contains("--grid");
+if (!userRuns || args.Contains("--threads")) set_num_threads(threads);
+else set_num_threads(BeitThreads.ForTraining().Threads);
+Console.WriteLine($"libtorch threads: {get_num_threads()}");
 Console.WriteLine($"CPU: {CpuFeatures.Current.Describe()}; load average {LoadAverage()}");
+if (args.Contains("--bars"))
+{
+    // No set_num_threads here: the bars are the defaults as a user gets them (the trainer's thread choice).
+    AccuracyBars.Run(small: !args.Contains("--full-only"), full: !args.Contains("--small-only"));
+    return;
+}
+if (args.Contains("--grid"))
+{
+    int i = Array.IndexOf(args, "--only");
+    AccuracyBars.Grid(TimeSpan.FromSeconds(Arg("--grid-seconds", 300)), i >= 0 && i + 1 < args.Length ? args[i + 1] : null);
+    return;
+}
 if (args.Contains("--augmentation"))
 {
     AugmentationBenchmark.Run(Arg("--rounds", 7));

@@ -33,6 +33,33 @@ internal static class TrainingPlots
         Export(model, path, 900, 500);
     }
 
+    /// <summary>
+    /// The search's trials: validation accuracy against the time each trial was given, one marker per trial (kept
+    /// filled, pruned hollow), labelled with the setting.
+    /// </summary>
+    public static void Search(Microsoft.ML.Beit.Training.ImageClassification.BeitSearchReport search, string path)
+    {
+        var model = new PlotModel { Title = $"Search: {search.Trials.Count} trials in a {search.Budget:mm\\:ss} budget; winner {search.Winner}", TitleFontSize = 12, Background = OxyColors.White };
+        model.Legends.Add(new Legend { LegendPosition = LegendPosition.BottomRight });
+        model.Axes.Add(new LogarithmicAxis { Position = AxisPosition.Bottom, Title = "trial budget (s)" });
+        model.Axes.Add(new LinearAxis { Position = AxisPosition.Left, Title = "validation accuracy", Minimum = 0, Maximum = 1, MajorGridlineStyle = LineStyle.Dot });
+        var kept = new ScatterSeries { Title = "kept", MarkerType = MarkerType.Circle, MarkerFill = OxyColors.SeaGreen, MarkerSize = 5 };
+        var pruned = new ScatterSeries { Title = "pruned", MarkerType = MarkerType.Circle, MarkerFill = OxyColors.Undefined, MarkerStroke = OxyColors.IndianRed, MarkerStrokeThickness = 1.5, MarkerSize = 5 };
+        foreach (var t in search.Trials)
+        {
+            if (double.IsNaN(t.ValidationAccuracy)) continue;
+            (t.Kept ? kept : pruned).Points.Add(new ScatterPoint(t.Budget.TotalSeconds, t.ValidationAccuracy));
+            model.Annotations.Add(new OxyPlot.Annotations.TextAnnotation
+            {
+                Text = t.Name, TextPosition = new DataPoint(t.Budget.TotalSeconds, t.ValidationAccuracy), FontSize = 9,
+                TextHorizontalAlignment = HorizontalAlignment.Left, TextVerticalAlignment = VerticalAlignment.Bottom, Stroke = OxyColors.Transparent,
+            });
+        }
+        model.Series.Add(kept);
+        model.Series.Add(pruned);
+        Export(model, path, 1000, 560);
+    }
+
     public static void ConfusionMatrix(ConfusionMatrixMetrics cm, string path)
     {
         int n = cm.NumClasses;

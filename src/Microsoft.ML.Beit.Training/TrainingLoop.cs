@@ -42,6 +42,12 @@ public sealed record BeitTrainingProgress(BeitTrainingPhase Phase, int Epoch, in
 {
     /// <summary>A one-line summary, as the trainers write it to the ML.NET log.</summary>
     public string? Message { get; init; }
+
+    /// <summary>What runs now when the time-budgeted search runs (e.g. <c>trial 3: lr 4e-3, …</c>, <c>final run</c>); null otherwise.</summary>
+    public string? Stage { get; init; }
+
+    /// <summary>Fraction of the whole run done (search and final run together) when a search runs; null: count epochs.</summary>
+    public double? OverallFraction { get; init; }
 }
 
 /// <summary>Metrics at the end of an epoch; validation values are NaN without a validation set or when they do not apply.</summary>

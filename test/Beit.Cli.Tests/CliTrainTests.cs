@@ -49,4 +49,34 @@ public sealed class CliTrainTests(ITestOutputHelper output)
         Assert.Contains("--train-fraction", bad.Stderr);
         Assert.False(File.Exists(zip));
     }
+
+    [Trait("Category", "Slow")]
+    [Fact]
+    public void TimeBudgetIsParsedAndTheReportIsWrittenAsTextAndJson()
+    {
+        using var dir = new TempDir();
+        WriteIdx(dir, "train", 40, 4, 1);
+        WriteIdx(dir, "t10k", 8, 4, 2);
+        string zip = Path.Combine(dir, "out", "model.zip");
+        string[] common = ["train", dir, "--out", zip, "--batch-size", "8", "--threads", "1"];
+
+        var bad = DotnetProcess.Run(Beit, [.. common, "--time", "5x"]);
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("--time '5x'", bad.Stderr);
+        Assert.False(File.Exists(zip));
+
+        // 4 s: too short for a search (under 2 s per trial), so the defaults train for the budget.
+        var run = DotnetProcess.Run(Beit, [.. common, "--time", "4s"]);
+        output.WriteLine(run.Stdout + run.Stderr);
+        Assert.Equal(0, run.ExitCode);
+        Assert.Contains("Time budget 00:04 (given)", run.Stdout);
+        Assert.Contains("validated on 4 more", run.Stdout.Replace("\n", " "));
+        string stem = Path.Combine(dir, "out", "model");
+        Assert.Contains("Time budget 00:04 (given)", File.ReadAllText(stem + ".report.txt"));
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(stem + ".report.json"));
+        Assert.Equal(4, json.RootElement.GetProperty("search").GetProperty("budgetSeconds").GetDouble());
+        Assert.Equal((36, 4, 8), (json.RootElement.GetProperty("trainCount").GetInt32(), json.RootElement.GetProperty("validationCount").GetInt32(),
+            json.RootElement.GetProperty("testCount").GetInt32()));
+        Assert.False(File.Exists(stem + ".search.png")); // no trials, no search plot
+    }
 }

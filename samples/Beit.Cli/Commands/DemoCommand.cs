@@ -20,7 +20,7 @@ internal static class DemoCommand
     public static Command Create()
     {
         var full = new Option<bool>("--full") { Description = $"Use the full Fashion-MNIST in {FullDataset} (apt-get install dataset-fashion-mnist) instead of the bundled subset." };
-        var output = new Option<string>("--out") { Description = "Folder for model.zip, charts and sample images.", DefaultValueFactory = _ => "beit-demo" };
+        var output = new Option<string>("--out") { Description = "Folder for model.zip, charts, report.json and sample images (default ./beit-demo, ignored by git in this repository).", DefaultValueFactory = _ => "beit-demo" };
         var common = new TrainingCliOptions(defaultEpochs: null, defaultBatch: null, defaultLr: null);
         var cmd = new Command("demo", "The main job: train a small BEiT on Fashion-MNIST (bundled subset), evaluate, save model.zip, reload and predict.") { full, output };
         common.AddTo(cmd);
@@ -32,7 +32,7 @@ internal static class DemoCommand
             string data = useFull ? FullDataset : Path.Combine(Assets.Root, "fashion-mnist");
             var train = IdxDataset.Load(data, "train").ToTrainingImages(IdxDataset.FashionMnistClassNames);
             var test = IdxDataset.Load(data, "t10k").ToTrainingImages(IdxDataset.FashionMnistClassNames);
-            AnsiConsole.MarkupLineInterpolated($"Fashion-MNIST ({(useFull ? "full" : "bundled subset")}): [bold]{train.Count:N0}[/] training, [bold]{test.Count:N0}[/] test images, 28×28, 10 classes");
+            AnsiConsole.MarkupLineInterpolated($"Fashion-MNIST ({(useFull ? "full" : "bundled subset")}): [bold]{train.Count:N0}[/] training images (a validation split comes out of these), [bold]{test.Count:N0}[/] test images, 28×28, 10 classes");
 
             // Only the data: every other setting is the trainer's automatic choice, as `beit train` gets with no flags.
             var options = new BeitImageClassificationTrainer.Options();
@@ -43,9 +43,14 @@ internal static class DemoCommand
             var report = TrainingCliOptions.WithProgress("training", options, () => BeitModelBuilder.Train(new MLContext(seed: 0), train, test, zip, options, ct));
             var cfg = report.Training.Model.Config;
             AnsiConsole.MarkupLineInterpolated($"Model: BEiT {cfg.NumHiddenLayers}×{cfg.HiddenSize}, patch {cfg.PatchSize}, {report.Training.Model.parameters().Sum(p => p.numel()):N0} parameters");
+            AnsiConsole.MarkupLineInterpolated($"Images: [bold]{report.TrainCount:N0}[/] trained on, [bold]{report.ValidationCount:N0}[/] validation (ranking the search trials and the validation curve), [bold]{report.TestCount:N0}[/] test (never seen in training).");
             AnsiConsole.Write(report.ToString());
+            if (report.Training.Search is not null)
+                AnsiConsole.MarkupLine("[grey]A time budget makes the number of steps depend on the machine's speed and load, so the accuracy varies from run to run (README gives the spread); --epochs N makes a run reproducible.[/]");
             TrainingPlots.Curves(report.Training.History, "validation accuracy", h => h.ValidationAccuracy, Path.Combine(dir, "curves.png"));
             TrainingPlots.ConfusionMatrix(report.Test, Path.Combine(dir, "confusion.png"));
+            if (report.Training.Search is { Trials.Count: > 0 } search) TrainingPlots.Search(search, Path.Combine(dir, "search.png"));
+            Microsoft.ML.Beit.IO.AtomicFile.Write(Path.Combine(dir, "report.json"), tmp => File.WriteAllText(tmp, report.ToJson()));
 
             // Reload the saved pipeline in a fresh context and predict a few test images from PNG files.
             string samples = Path.Combine(dir, "samples");
@@ -70,7 +75,7 @@ internal static class DemoCommand
             }
             AnsiConsole.MarkupLine("Reloaded model.zip and predicted:");
             AnsiConsole.Write(table);
-            AnsiConsole.MarkupLineInterpolated($"Wrote {zip}, curves.png and confusion.png in {dir}");
+            AnsiConsole.MarkupLineInterpolated($"Wrote {zip}, curves.png, confusion.png and report.json in {dir}");
             return Task.FromResult(0);
         });
         return cmd;

@@ -70,7 +70,7 @@ internal static class TrainCommand
             var (train, test) = idxTest is null ? all.Split(test0, options.Seed + 1) : (all, idxTest);
             // The kept labels depend only on the seed, so runs with and without a checkpoint see the same images.
             if (fraction < 1) train = train.Split(fraction, options.Seed + 2).Validation;
-            AnsiConsole.MarkupLineInterpolated($"[bold]{train.Count:N0}[/] training and [bold]{test.Count:N0}[/] test images at {train.Height}×{train.Width}, {train.ClassNames.Count} classes");
+            AnsiConsole.MarkupLineInterpolated($"[bold]{train.Count:N0}[/] training and [bold]{test.Count:N0}[/] test images at {train.Height}×{train.Width}, {train.ClassNames.Count} classes (the validation split comes out of the training images; the report gives both counts)");
 
             var report = TrainingCliOptions.WithProgress("training", options, () => BeitModelBuilder.Train(new MLContext(seed: 0), train, test, zip, options, kind, ct));
             AnsiConsole.WriteLine();
@@ -79,7 +79,16 @@ internal static class TrainCommand
             TrainingPlots.ConfusionMatrix(report.Test, stem + ".confusion.png");
             AtomicFile.Write(consumption, tmp => File.WriteAllText(tmp, BeitConsumptionCode.Generate(zip, kind)));
             AtomicFile.Write(replay, tmp => File.WriteAllText(tmp, v.Recorded.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n"));
-            AnsiConsole.MarkupLineInterpolated($"Wrote [bold]{report.ModelPath}[/], {stem}.curves.png and {stem}.confusion.png");
+            // The training report: the same text as printed, and JSON (settings, budget, every search trial, history, test).
+            AtomicFile.Write(stem + ".report.txt", tmp => File.WriteAllText(tmp, report.ToString()));
+            AtomicFile.Write(stem + ".report.json", tmp => File.WriteAllText(tmp, report.ToJson()));
+            string searchPng = "";
+            if (report.Training.Search is { Trials.Count: > 0 } search)
+            {
+                TrainingPlots.Search(search, stem + ".search.png");
+                searchPng = $", {stem}.search.png";
+            }
+            AnsiConsole.MarkupLineInterpolated($"Wrote [bold]{report.ModelPath}[/], {stem}.curves.png, {stem}.confusion.png{searchPng}, {stem}.report.txt and {stem}.report.json");
             AnsiConsole.MarkupLineInterpolated($"Wrote {consumption} (ModelInput, ModelOutput, Predict, PredictAllLabels) and {replay} (replay: beit train --config {replay})");
             return Task.FromResult(0);
         });

@@ -49,6 +49,12 @@ public sealed partial class BeitImageClassificationTrainer
     {
         /// <summary>The settings the trainer chose for options left unset, each with its reason, and any warning (e.g. emulated bf16).</summary>
         public IReadOnlyList<string> Notes { get; init; } = [];
+        /// <summary>The time budget and every trial of the search that chose the final run's settings; null when explicit epochs bounded the run.</summary>
+        public BeitSearchReport? Search { get; init; }
+        /// <summary>Images the model was trained on (the validation split excluded).</summary>
+        public int TrainCount { get; init; }
+        /// <summary>Images held out to validate each epoch (and rank search trials); 0 without validation.</summary>
+        public int ValidationCount { get; init; }
     }
 
     /// <summary>
@@ -65,7 +71,8 @@ public sealed partial class BeitImageClassificationTrainer
     private Result TrainCore(BeitTrainingImages train, BeitTrainingImages? validation, CancellationToken cancellationToken, IChannel? log)
     {
         // Options the user left unset are chosen from the data and the CPU (BeitTrainingDefaults); explicit ones win.
-        var choice = BeitTrainingDefaults.Choose(BeitTrainingDefaults.DataStats.Of(train), CpuFeatures.Current, _options);
+        var stats = BeitTrainingDefaults.DataStats.Of(train);
+        var choice = BeitTrainingDefaults.Choose(stats, CpuFeatures.Current, _options);
         var o = BeitTrainingDefaults.Apply(_options, choice);
         o.Validate();
         var notes = new List<string>(choice.Reasons);
@@ -76,6 +83,24 @@ public sealed partial class BeitImageClassificationTrainer
         if (train.Count == 0) throw new ArgumentException("No training images.");
         if (o.NumThreads is int threads) torch.set_num_threads(threads);
         var device = new Device(o.Device);
+        // The time budget and the successive-halving search over the settings left unset (BeitHyperparameterSearch).
+        // Trials validate on at most 1,000 of the validation images (stratified), so ranking stays cheap on large data.
+        var trialValidation = validation is { Count: > 1000 } ? validation.Split(1000.0 / validation.Count, o.Seed + 3).Validation : validation;
+        var (final, search) = BeitHyperparameterSearch.Run(_options, o, stats, train.Count, validation is not null, trial =>
+        {
+            var (trialModel, trialHistory, _) = RunOnce(trial, train, trialValidation, device, cancellationToken, null);
+            trialModel.Dispose();
+            return trialHistory;
+        }, cancellationToken, log);
+        if (search is not null) notes.Add(search.Trials.Count > 0 ? $"search: {search.Trials.Count} trials, final run {search.Winner}" : $"time budget {search.Budget:mm\\:ss}");
+        var (model, history, best) = RunOnce(final, train, validation, device, cancellationToken, log);
+        return new Result(model, history, best) { Notes = notes, Search = search, TrainCount = train.Count, ValidationCount = validation?.Count ?? 0 };
+    }
+
+    // One training run of a new (or checkpoint-initialised) model with the resolved options.
+    private static (BeitForImageClassification Model, List<BeitEpochMetrics> History, int Best) RunOnce(Options o, BeitTrainingImages train,
+        BeitTrainingImages? validation, Device device, CancellationToken cancellationToken, IChannel? log)
+    {
         var model = CreateModel(train, o);
         model.to(device);
         Func<ValidationResult>? validate = validation is null ? null : () =>
@@ -83,9 +108,17 @@ public sealed partial class BeitImageClassificationTrainer
             var (loss, accuracy, f1) = Evaluate(model, validation, o.BatchSize, device);
             return new ValidationResult(loss, accuracy, f1, double.NaN, accuracy);
         };
-        var (history, best) = TrainingLoop.Run(o, model, train.Count,
-            (indices, _, rng) => TaskLoss(o, model, train, indices, rng, device), validate, cancellationToken, log);
-        return new Result(model, history, best) { Notes = notes };
+        try
+        {
+            var (history, best) = TrainingLoop.Run(o, model, train.Count,
+                (indices, _, rng) => TaskLoss(o, model, train, indices, rng, device), validate, cancellationToken, log);
+            return (model, history, best);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 
     // The classification task: augmented batch, optional mixup/cutmix, (soft-target) cross-entropy.

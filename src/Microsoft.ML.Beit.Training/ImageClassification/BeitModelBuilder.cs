@@ -18,13 +18,17 @@ namespace Microsoft.ML.Beit.Training.ImageClassification;
 public sealed record BeitModelBuilderReport(string ModelPath, BeitImageClassificationTrainer.Result Training, ConfusionMatrixMetrics Test,
     int TrainCount, int TestCount, TimeSpan TrainingTime)
 {
+    /// <summary>Images held out from the training images to validate each epoch (not trained on, not the test set).</summary>
+    public int ValidationCount { get; init; }
+
     /// <summary>A short human-readable report: data, time, throughput, the automatically chosen settings, test accuracy, macro-F1 and the confusion matrix.</summary>
     public override string ToString()
     {
         var sb = new StringBuilder();
         var last = Training.History[^1];
-        sb.AppendLine(CultureInfo.InvariantCulture, $"Trained on {TrainCount:N0} images for {Training.History.Count} epochs in {TrainingTime:hh\\:mm\\:ss} ({last.ImagesPerSecond:F0} img/s in the last epoch); kept epoch {Training.BestEpoch}.");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"Trained on {TrainCount:N0} images (validated on {ValidationCount:N0} more) for {Training.History.Count} epochs in {TrainingTime:hh\\:mm\\:ss} ({last.ImagesPerSecond:F0} img/s in the last epoch); kept epoch {Training.BestEpoch}.");
         foreach (var note in Training.Notes) sb.AppendLine("  " + note);
+        if (Training.Search is BeitSearchReport search) sb.AppendLine(search.ToString());
         sb.AppendLine(CultureInfo.InvariantCulture, $"Test ({TestCount:N0} held-out images, scored from {Path.GetFileName(ModelPath)}): accuracy {Test.Accuracy:P2}, macro-F1 {Test.MacroF1:F4}.");
         sb.AppendLine("Per class (precision / recall / F1):");
         for (int c = 0; c < Test.NumClasses; c++)
@@ -32,6 +36,37 @@ public sealed record BeitModelBuilderReport(string ModelPath, BeitImageClassific
         sb.AppendLine("Confusion matrix (rows: truth, columns: prediction):");
         sb.Append(Test.ToText());
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// The report as indented JSON: counts, time, the chosen settings' notes, the time budget with every search trial,
+    /// the per-epoch history of the final run, and test accuracy, macro-F1 and the confusion matrix.
+    /// </summary>
+    public string ToJson()
+    {
+        static double? N(double v) => double.IsNaN(v) || double.IsInfinity(v) ? null : v;
+        var search = Training.Search is BeitSearchReport s ? System.Text.Json.JsonDocument.Parse(s.ToJson()).RootElement : (System.Text.Json.JsonElement?)null;
+        return System.Text.Json.JsonSerializer.Serialize(new
+        {
+            model = ModelPath,
+            trainCount = TrainCount,
+            validationCount = ValidationCount,
+            testCount = TestCount,
+            trainingSeconds = TrainingTime.TotalSeconds,
+            keptEpoch = Training.BestEpoch,
+            notes = Training.Notes,
+            search,
+            history = Training.History.Select(h => new
+            {
+                epoch = h.Epoch, trainLoss = N(h.TrainLoss), validationLoss = N(h.ValidationLoss), validationAccuracy = N(h.ValidationAccuracy),
+                seconds = h.Elapsed.TotalSeconds, imagesPerSecond = N(h.ImagesPerSecond),
+            }),
+            test = new
+            {
+                accuracy = Test.Accuracy, macroF1 = Test.MacroF1, classes = Test.ClassNames,
+                confusion = Enumerable.Range(0, Test.NumClasses).Select(t => Enumerable.Range(0, Test.NumClasses).Select(p => Test[t, p]).ToArray()),
+            },
+        }, new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
     }
 }
 
@@ -91,7 +126,7 @@ public static class BeitModelBuilder
         ConfusionMatrixMetrics cm;
         using (loaded as IDisposable)
             cm = Evaluate(ml, loaded, test, input);
-        return new BeitModelBuilderReport(Path.GetFullPath(modelPath), result, cm, train.Count, test.Count, elapsed);
+        return new BeitModelBuilderReport(Path.GetFullPath(modelPath), result, cm, result.TrainCount, test.Count, elapsed) { ValidationCount = result.ValidationCount };
     }
 
     /// <summary>

@@ -1,0 +1,117 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.ML.Beit.Training.Data;
+using Microsoft.ML.Beit.Training.ImageClassification;
+
+namespace Microsoft.ML.Beit.Training.Benchmarks;
+
+/// <summary>
+/// Issue 16's accuracy bars, measured as a user meets them: <c>beit train &lt;folder&gt; --out model.zip</c> with no other
+/// flag is <see cref="BeitModelBuilder.Train"/> with default options, timed from the first step to the evaluated
+/// <c>model.zip</c>. Also the hand-tuned grid the defaults are compared with (same data, same time budget each).
+/// Fashion-MNIST comes from Debian's <c>dataset-fashion-mnist</c> (<c>/usr/share/datasets/fashion-mnist</c>).
+/// </summary>
+internal static class AccuracyBars
+{
+    private const string FullDataset = "/usr/share/datasets/fashion-mnist";
+
+    /// <summary>The 2,000 / 1,000 set: the last 200 training images of each class, the first 100 test images of each class.</summary>
+    public static (BeitTrainingImages Train, BeitTrainingImages Test) Small()
+    {
+        var train = IdxDataset.Load(FullDataset, "train");
+        var last = new List<int>();
+        var counts = new int[10];
+        for (int i = train.Count - 1; i >= 0; i--)
+            if (counts[train.Labels[i]]++ < 200) last.Add(i);
+        last.Sort();
+        var test = IdxDataset.Load(FullDataset, "t10k").PerClassSubset(100);
+        return (train.Select(last).ToTrainingImages(IdxDataset.FashionMnistClassNames), test.ToTrainingImages(IdxDataset.FashionMnistClassNames));
+    }
+
+    /// <summary>All 60,000 training and 10,000 test images.</summary>
+    public static (BeitTrainingImages Train, BeitTrainingImages Test) Full() =>
+        (IdxDataset.Load(FullDataset, "train").ToTrainingImages(IdxDataset.FashionMnistClassNames),
+         IdxDataset.Load(FullDataset, "t10k").ToTrainingImages(IdxDataset.FashionMnistClassNames));
+
+    /// <summary>The bars: no options at all, as <c>beit train</c> without flags.</summary>
+    public static void Run(bool small, bool full)
+    {
+        if (!IdxDataset.Exists(FullDataset, "train"))
+        {
+            Console.WriteLine($"{FullDataset} is missing: apt-get install dataset-fashion-mnist");
+            return;
+        }
+        Console.WriteLine("| Data | Bar | Budget | Wall time (train + save + test) | Test accuracy | Macro-F1 | Final run | Load average (min–max) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|");
+        if (small) Measure("Fashion-MNIST 2,000 / 1,000", "≥ 78 % in 10 min", Small(), new BeitImageClassificationTrainer.Options());
+        if (full) Measure("Fashion-MNIST 60,000 / 10,000", "≥ 88 % in 15 min", Full(), new BeitImageClassificationTrainer.Options());
+    }
+
+    /// <summary>
+    /// The grid on the 2,000-image set: learning rate × model size × augmentation, each trained for the same budget
+    /// with explicit settings (no search), then the defaults with that budget (search included).
+    /// </summary>
+    public static void Grid(TimeSpan budget, string? only)
+    {
+        var (train, test) = Small();
+        Console.WriteLine($"Grid on Fashion-MNIST 2,000 / 1,000, {budget.TotalSeconds:F0} s per run");
+        Console.WriteLine("| Setting | Budget | Wall time | Test accuracy | Macro-F1 | Final run | Load average (min–max) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
+        var small = BeitTrainingDefaults.Config(28, 0.05);
+        var larger = small.Clone();
+        larger.HiddenSize = 192; larger.NumAttentionHeads = 3; larger.IntermediateSize = 384; larger.NumHiddenLayers = 6;
+        foreach (var (model, config) in new[] { ("4×128", small), ("6×192", larger) })
+            foreach (double lr in new[] { 1e-3, 2e-3, 4e-3 })
+                foreach (bool augment in new[] { false, true })
+                {
+                    if (model == "6×192" && lr != 2e-3) continue; // the larger model (2.5× the compute) at the default rate
+                    string name = string.Create(CultureInfo.InvariantCulture, $"{model}, lr {lr:G2}, {(augment ? "crops ≥ 64 % + flips" : "no augmentation")}");
+                    if (only is not null && !name.Contains(only, StringComparison.Ordinal)) continue;
+                    var o = new BeitImageClassificationTrainer.Options
+                    {
+                        Config = config.Clone(), LearningRate = lr, Augment = augment, RandomCropMinScale = 0.64,
+                        MaxTrainingTime = budget, Epochs = 10_000, // the budget ends the run and paces the schedule
+                    };
+                    Measure(name, null, (train, test), o);
+                }
+        if (only is null || "defaults".Contains(only, StringComparison.Ordinal))
+            Measure("defaults (search included)", null, (train, test), new BeitImageClassificationTrainer.Options { MaxTrainingTime = budget });
+    }
+
+    private static void Measure(string name, string? bar, (BeitTrainingImages Train, BeitTrainingImages Test) data, BeitImageClassificationTrainer.Options options)
+    {
+        string dir = Directory.CreateTempSubdirectory("beit-bars-").FullName;
+        double minLoad = double.MaxValue, maxLoad = 0;
+        void Sample()
+        {
+            double l = Load1();
+            minLoad = Math.Min(minLoad, l);
+            maxLoad = Math.Max(maxLoad, l);
+        }
+        Sample();
+        using var timer = new Timer(_ => Sample(), null, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10));
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            var report = BeitModelBuilder.Train(new Microsoft.ML.MLContext(seed: 0), data.Train, data.Test, Path.Combine(dir, "model.zip"), options);
+            var wall = clock.Elapsed;
+            Sample();
+            var s = report.Training.Search;
+            string budget = s is null ? "—" : $"{s.Budget:mm\\:ss}";
+            string final = (s is null ? "" : s.Winner + ", ") + $"{report.Training.History.Count} epochs";
+            string row = bar is null
+                ? $"| {name} | {budget} | {wall:mm\\:ss} | {report.Test.Accuracy:P1} | {report.Test.MacroF1:F3} | {final} | {minLoad:F1}–{maxLoad:F1} |"
+                : $"| {name} | {bar} | {budget} | {wall:mm\\:ss} | {report.Test.Accuracy:P1} | {report.Test.MacroF1:F3} | {final} | {minLoad:F1}–{maxLoad:F1} |";
+            Console.WriteLine(row);
+            if (s is not null && s.Trials.Count > 0)
+                foreach (var line in s.ToString().Split('\n')) Console.WriteLine("    " + line.TrimEnd());
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    private static double Load1() =>
+        File.Exists("/proc/loadavg") ? double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], CultureInfo.InvariantCulture) : double.NaN;
+}

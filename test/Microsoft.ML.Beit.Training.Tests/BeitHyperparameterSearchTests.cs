@@ -1,0 +1,235 @@
+using System.Text.Json;
+using Microsoft.ML.Beit;
+using Microsoft.ML.Beit.Training;
+using Microsoft.ML.Beit.Training.ImageClassification;
+using Xunit.Abstractions;
+using Defaults = Microsoft.ML.Beit.Training.ImageClassification.BeitTrainingDefaults;
+using Search = Microsoft.ML.Beit.Training.ImageClassification.BeitHyperparameterSearch;
+
+namespace Beit.Tests;
+
+public class BeitHyperparameterSearchTests(ITestOutputHelper output)
+{
+    private static readonly CpuFeatures Avx2Only = new(true, false, false, false, false);
+    private static readonly Defaults.DataStats Fm2000 = new(2000, 28, 28, Grey: true, Classes: 10);
+
+    private static BeitImageClassificationTrainer.Options Resolved(BeitImageClassificationTrainer.Options user, Defaults.DataStats data) =>
+        Defaults.Apply(user, Defaults.Choose(data, Avx2Only, user));
+
+    [Fact]
+    public void TheBudgetIsChosenFromTheDataUnlessGivenOrBoundedByExplicitEpochs()
+    {
+        Assert.Equal(TimeSpan.FromMinutes(5), Search.Budget(new BeitImageClassificationTrainer.Options(), Fm2000)!.Value.Budget);
+        // √ of the pixels: 60,000 images would get 27 min, capped at 12 (the 15-minute bar leaves room for loading and testing).
+        Assert.Equal(TimeSpan.FromMinutes(12), Search.Budget(new BeitImageClassificationTrainer.Options(), Fm2000 with { Count = 60000 })!.Value.Budget);
+        Assert.Equal(TimeSpan.FromMinutes(1), Search.Budget(new BeitImageClassificationTrainer.Options(), Fm2000 with { Count = 50 })!.Value.Budget);
+        // 3,000 images: 5 min × √1.5 = 6 min 7 s, rounded to 10 s.
+        Assert.Equal(TimeSpan.FromSeconds(370), Search.Budget(new BeitImageClassificationTrainer.Options(), Fm2000 with { Count = 3000 })!.Value.Budget);
+        var given = Search.Budget(new BeitImageClassificationTrainer.Options { MaxTrainingTime = TimeSpan.FromSeconds(42), Epochs = 3 }, Fm2000)!.Value;
+        Assert.Equal((TimeSpan.FromSeconds(42), "given"), given);
+        Assert.Null(Search.Budget(new BeitImageClassificationTrainer.Options { Epochs = 3 }, Fm2000));
+        Assert.Null(Search.Budget(new BeitImageClassificationTrainer.Options { CheckpointDirectory = "ckpt" }, Fm2000));
+    }
+
+    [Fact]
+    public void TheSearchCoversOnlyTheSettingsLeftUnset()
+    {
+        var user = new BeitImageClassificationTrainer.Options();
+        var all = Search.Candidates(user, Resolved(user, Fm2000), 28);
+        Assert.Equal(6, all.Count);
+        // The automatic choice first (ties keep it), then lr ×½ and ×2, mild crops, a larger model, both.
+        Assert.Equal((2e-3, false, "4×128"), (all[0].LearningRate, all[0].Augment, all[0].Model));
+        Assert.Equal([1e-3, 4e-3], all.Skip(1).Take(2).Select(c => c.LearningRate));
+        Assert.True(all[3].Augment && all[3].RandomCropMinScale == 0.64 && all[3].Model == "4×128");
+        Assert.Equal(("6×192", false), (all[4].Model, all[4].Augment));
+        Assert.Equal(("6×192", true), (all[5].Model, all[5].Augment));
+        Assert.Equal(all.Count, all.Select(c => c.Name).Distinct().Count());
+
+        var lrGiven = new BeitImageClassificationTrainer.Options { LearningRate = 1e-3 };
+        Assert.All(Search.Candidates(lrGiven, Resolved(lrGiven, Fm2000), 28), c => Assert.Equal(1e-3, c.LearningRate));
+        var augGiven = new BeitImageClassificationTrainer.Options { Augment = false, Config = BeitImageClassificationTrainerTests.TinyConfig() };
+        Assert.Equal(3, Search.Candidates(augGiven, Resolved(augGiven, Fm2000), 28).Count); // lr only
+
+        // Fine-tuning a checkpoint: the paper's recipe (layer decay 0.65, small lr), and only the learning rate is searched.
+        var ft = new BeitImageClassificationTrainer.Options { CheckpointFolder = "some/checkpoint" };
+        var resolved = Resolved(ft, Fm2000);
+        Assert.Equal(0.65, resolved.LayerDecay);
+        var lrs = Search.Candidates(ft, resolved, 28);
+        Assert.Equal(3, lrs.Count);
+        Assert.All(lrs, c => Assert.Equal(("checkpoint", resolved.Augment), (c.Model, c.Augment)));
+        Assert.Equal([resolved.LearningRate, resolved.LearningRate / 2, resolved.LearningRate * 2], lrs.Select(c => c.LearningRate));
+    }
+
+    [Fact]
+    public void SuccessiveHalvingKeepsTheBestThirdWithThreeTimesTheTimeAndPlansTheFinalRunFromTheWinnersSpeed()
+    {
+        var user = new BeitImageClassificationTrainer.Options { MaxTrainingTime = TimeSpan.FromMinutes(3) };
+        var o = Resolved(user, Fm2000);
+        var runs = new List<(double Lr, bool Augment, int Layers, TimeSpan Budget)>();
+        // A stand-in for training: accuracy peaks at lr 4e-3 and gains from augmentation only with the longer budget;
+        // every run "takes" a tenth of a second per epoch and runs 5 epochs per second of budget.
+        IReadOnlyList<BeitEpochMetrics> Fake(BeitImageClassificationTrainer.Options t)
+        {
+            runs.Add((t.LearningRate, t.Augment, t.Config?.NumHiddenLayers ?? 4, t.MaxTrainingTime!.Value));
+            Assert.Null(t.EpochCallback);
+            Assert.Equal(0, t.EarlyStoppingPatience);
+            double accuracy = 0.5 - Math.Abs(Math.Log2(t.LearningRate / 4e-3)) * 0.1 + (t.Augment && t.MaxTrainingTime > TimeSpan.FromSeconds(10) ? 0.2 : 0)
+                - (t.Config?.NumHiddenLayers == 6 ? 0.05 : 0);
+            int epochs = (int)(t.MaxTrainingTime.Value.TotalSeconds * 5);
+            return Enumerable.Range(1, epochs).Select(e => new BeitEpochMetrics(e, 1, 1, accuracy, accuracy, double.NaN, TimeSpan.Zero, 100)).ToList();
+        }
+        var (final, report) = Search.Run(user, o, Fm2000, 1900, hasValidation: true, Fake, default, null);
+        Assert.NotNull(report);
+        output.WriteLine(report.ToString());
+
+        // 6 settings × s, then 2 × 3s: 12 units in 40 % of 3 min, so s = 6 s.
+        Assert.Equal(8, runs.Count);
+        Assert.All(runs.Take(6), r => Assert.Equal(TimeSpan.FromSeconds(6), r.Budget));
+        Assert.All(runs.Skip(6), r => Assert.Equal(TimeSpan.FromSeconds(18), r.Budget));
+        // Rung 0 keeps lr 4e-3 (0.5) and the default (0.4, earlier than the other 0.4 settings); rung 1 prefers lr 4e-3.
+        Assert.Equal([true, false, true, false, false, false], report.Trials.Take(6).Select(t => t.Kept));
+        Assert.Equal([(2e-3, 0), (4e-3, 1)], report.Trials.Skip(6).Select(t => (t.LearningRate, t.Kept ? 1 : 0)));
+        Assert.Contains(report.Trials, t => t.Rung == 1 && t.Kept && t.LearningRate == 4e-3);
+        Assert.Equal(4e-3, final.LearningRate);
+        Assert.Equal(report.Trials.Single(t => t.Rung == 1 && t.Kept).Name, report.Winner);
+        // The rest of the budget goes to the final run, its epochs planned from the winner's measured training speed
+        // (100 img/s in the fake), 20 % over, as the time budget paces the schedule: 1.2 × ~180 s × 100 / 1,900 = 11.4.
+        Assert.True(final.MaxTrainingTime > TimeSpan.FromMinutes(2.9), $"{final.MaxTrainingTime}");
+        Assert.Equal(11, final.Epochs);
+        Assert.Equal(final.Epochs, report.FinalEpochs);
+
+        using var json = JsonDocument.Parse(report.ToJson());
+        Assert.Equal(180, json.RootElement.GetProperty("budgetSeconds").GetDouble());
+        Assert.Equal(8, json.RootElement.GetProperty("trials").GetArrayLength());
+        Assert.Equal(1, json.RootElement.GetProperty("trials")[7].GetProperty("rung").GetInt32());
+        Assert.Contains("pruned", report.ToString());
+    }
+
+    [Fact]
+    public void NoSearchWithoutValidationOrTimeButTheBudgetStillBoundsTheRun()
+    {
+        var user = new BeitImageClassificationTrainer.Options { MaxTrainingTime = TimeSpan.FromSeconds(20) };
+        var o = Resolved(user, Fm2000);
+        var (final, report) = Search.Run(user, o, Fm2000, 1900, true, _ => throw new InvalidOperationException("no trial expected"), default, null);
+        Assert.Empty(report!.Trials);
+        Assert.Contains("per trial", report.Note);
+        Assert.Equal(o.Epochs, final.Epochs);
+        Assert.True(final.MaxTrainingTime <= TimeSpan.FromSeconds(20));
+        var (_, noValidation) = Search.Run(new BeitImageClassificationTrainer.Options(), Resolved(new(), Fm2000), Fm2000, 1900, false, _ => throw new InvalidOperationException(), default, null);
+        Assert.Contains("no validation split", noValidation!.Note);
+        var resuming = new BeitImageClassificationTrainer.Options { MaxTrainingTime = TimeSpan.FromMinutes(5), CheckpointDirectory = "ckpt" };
+        var (resumed, resumingReport) = Search.Run(resuming, Resolved(resuming, Fm2000), Fm2000, 1900, true, _ => throw new InvalidOperationException(), default, null);
+        Assert.Contains("checkpoint directory", resumingReport!.Note);
+        Assert.Equal("ckpt", resumed.CheckpointDirectory);
+        var explicitEpochs = new BeitImageClassificationTrainer.Options { Epochs = 2 };
+        Assert.Null(Search.Run(explicitEpochs, Resolved(explicitEpochs, Fm2000), Fm2000, 1900, true, _ => throw new InvalidOperationException(), default, null).Report);
+    }
+
+    [Fact]
+    public void ThreadsLeaveBusyCoresToTheirWork()
+    {
+        Assert.Equal(2, BeitThreads.Choose(2, 0.3));
+        Assert.Equal(1, BeitThreads.Choose(2, 1.0)); // one core busy: a second libtorch thread would stall the first
+        Assert.Equal(1, BeitThreads.Choose(2, 25));
+        Assert.Equal(6, BeitThreads.Choose(8, 2.4));
+        Assert.Equal(1, BeitThreads.Choose(0, double.NaN));
+        var (threads, reason) = BeitThreads.ForTraining();
+        Assert.InRange(threads, 1, Environment.ProcessorCount);
+        Assert.Contains("load average", reason);
+    }
+
+    [Trait("Category", "Slow")]
+    [Fact]
+    public void CancellingDuringTheSearchStopsWithinOneBatchAndReturnsNothing()
+    {
+        var data = BeitImageClassificationTrainerTests.PatternImages(64, 1);
+        using var cts = new CancellationTokenSource();
+        var phases = new List<string?>();
+        int reportsAfterCancel = 0;
+        var trainer = new BeitImageClassificationTrainer(new()
+        {
+            Config = BeitImageClassificationTrainerTests.TinyConfig(), MaxTrainingTime = TimeSpan.FromSeconds(60), BatchSize = 8, Seed = 3,
+            ValidationFraction = 0.25,
+            Progress = new Relay(p =>
+            {
+                if (cts.IsCancellationRequested) reportsAfterCancel++;
+                phases.Add(p.Stage);
+                Assert.InRange(p.OverallFraction!.Value, 0, 1);
+                Assert.True(p.Remaining <= TimeSpan.FromSeconds(60));
+                if (p.Stage!.StartsWith("trial 2", StringComparison.Ordinal)) cts.Cancel();
+            }),
+        });
+        Assert.ThrowsAny<OperationCanceledException>(() => trainer.Train(data, null, cts.Token));
+        Assert.Equal(0, reportsAfterCancel); // the next batch never started
+        Assert.Contains(phases, p => p!.StartsWith("trial 2", StringComparison.Ordinal));
+        Assert.StartsWith("trial 1: lr", phases[0]);
+    }
+
+    // Coloured circles, squares and triangles at 64×64: random shape and background colours (the colour says nothing
+    // about the class), random size and position, pixel noise. Fixed seed.
+    internal static BeitTrainingImages ColouredShapes(int count, int seed)
+    {
+        const int side = 64;
+        var rng = new Random(seed);
+        var pixels = new byte[count * 3 * side * side];
+        var labels = new int[count];
+        for (int i = 0; i < count; i++)
+        {
+            int c = labels[i] = i % 3;
+            var bg = new[] { rng.Next(256), rng.Next(256), rng.Next(256) };
+            var fg = bg.Select(v => (v + 128 + rng.Next(-40, 41)) & 255).ToArray();
+            int r = rng.Next(14, 27), cx = rng.Next(r, side - r), cy = rng.Next(r, side - r);
+            for (int y = 0; y < side; y++)
+                for (int x = 0; x < side; x++)
+                {
+                    int dx = x - cx, dy = y - cy;
+                    bool inside = c switch
+                    {
+                        0 => dx * dx + dy * dy <= r * r,
+                        1 => Math.Abs(dx) <= r * 0.85 && Math.Abs(dy) <= r * 0.85,
+                        _ => dy >= -r && dy <= r && Math.Abs(dx) <= (dy + r) / 2.0,
+                    };
+                    for (int ch = 0; ch < 3; ch++)
+                        pixels[((i * 3 + ch) * side + y) * side + x] = (byte)Math.Clamp((inside ? fg : bg)[ch] + rng.Next(-10, 11), 0, 255);
+                }
+        }
+        return new BeitTrainingImages(pixels, labels, side, side, ["circle", "square", "triangle"]);
+    }
+
+    [Trait("Category", "Slow")]
+    [Fact]
+    public void DefaultsWithAShortBudgetTrainColouredShapesWithinTheBudgetAndReportEveryTrial()
+    {
+        var train = ColouredShapes(360, 11);
+        var test = ColouredShapes(90, 12);
+        using var dir = new TempDir();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        // Only the budget: every other setting is the trainer's (model, batch, lr, augmentation) and the search's. The
+        // threads as `beit train` picks them: two libtorch threads on a 2-core machine with other work ran 12× slower.
+        var report = BeitModelBuilder.Train(new Microsoft.ML.MLContext(seed: 0), train, test, dir.Combine("model.zip"), new BeitImageClassificationTrainer.Options
+        {
+            MaxTrainingTime = TimeSpan.FromSeconds(60), NumThreads = BeitThreads.ForTraining().Threads,
+        });
+        output.WriteLine($"{clock.Elapsed}, load average {File.ReadAllText("/proc/loadavg")}");
+        output.WriteLine(report.ToString());
+        var search = report.Training.Search!;
+        Assert.Equal(TimeSpan.FromSeconds(60), search.Budget);
+        Assert.NotEmpty(search.Trials);
+        Assert.Single(search.Trials, t => t.Rung == search.Trials.Max(u => u.Rung) && t.Kept);
+        Assert.Equal(8, report.Training.Model.Config.PatchSize); // 64 px: an 8×8 grid
+        Assert.True(report.TrainingTime < TimeSpan.FromSeconds(75), $"{report.TrainingTime}"); // the budget, plus at most a batch and a validation
+        Assert.Equal((324, 36, 90), (report.TrainCount, report.ValidationCount, report.TestCount));
+        // Not asserted: accuracy. Measured at load 6–12 the defaults trained 21 epochs in this budget and scored 35.6 % and
+        // 37.8 % (three classes: chance is 33 %), so "a sensible model on coloured shapes" is an open problem (README).
+        Assert.InRange(report.Test.Accuracy, 0, 1);
+        using var json = JsonDocument.Parse(report.ToJson());
+        Assert.Equal(search.Trials.Count, json.RootElement.GetProperty("search").GetProperty("trials").GetArrayLength());
+        Assert.Equal(report.Test.Accuracy, json.RootElement.GetProperty("test").GetProperty("accuracy").GetDouble(), 12);
+        Assert.Equal(36, json.RootElement.GetProperty("validationCount").GetInt32());
+    }
+
+    private sealed class Relay(Action<BeitTrainingProgress> report) : IProgress<BeitTrainingProgress>
+    {
+        public void Report(BeitTrainingProgress value) => report(value);
+    }
+}
