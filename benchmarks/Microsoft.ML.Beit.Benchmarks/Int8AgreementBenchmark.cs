@@ -52,7 +52,8 @@ internal static class Int8AgreementBenchmark
             {
                 var rgb = new byte[3 * plane];
                 var grey = pixels.AsSpan((start + i) * plane, plane);
-                for (int c = 0; c < 3; c++) grey.CopyTo(rgb.AsSpan(c * plane, plane));
+                // RgbImage holds interleaved RGB rows (as decoded from a file): a grey pixel is three equal bytes.
+                for (int k = 0; k < plane; k++) rgb[3 * k] = rgb[3 * k + 1] = rgb[3 * k + 2] = grey[k];
                 images[i] = new RgbImage(size, rgb);
             }
             var input = processor.PreprocessBatch(images);
