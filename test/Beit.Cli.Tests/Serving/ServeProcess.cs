@@ -89,6 +89,9 @@ internal sealed partial class ServeProcess : IDisposable
     public void Dispose()
     {
         Client.Dispose();
+        // SIGTERM first, as a service manager stops it: the server drains and its exit handlers remove its temporary
+        // files; SIGKILL only if it does not stop (a killed process leaves them for the next run's stale sweep).
+        if (!_process.HasExited && SysKill(_process.Id, 15) == 0) _process.WaitForExit(20_000);
         if (!_process.HasExited)
         {
             _process.Kill(entireProcessTree: true);
