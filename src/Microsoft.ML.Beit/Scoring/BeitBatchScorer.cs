@@ -106,7 +106,7 @@ public sealed class BeitBatchScorer : IDisposable
     /// <summary>
     /// Opens a model: a <c>model.zip</c> saved from a <c>LoadBeitImages → BeitImageProcessor → BeitClassifier |
     /// BeitFeaturizer | BeitSegmenter</c> pipeline (what <c>beit package</c> writes), or a Hugging Face checkpoint folder
-    /// (a <c>BeitForSemanticSegmentation</c> checkpoint segments, any other classifies).
+    /// (by its <c>architectures</c>: a segmentation checkpoint segments, a classification one classifies, any other gives features).
     /// </summary>
     /// <exception cref="FileNotFoundException">The path does not exist.</exception>
     /// <exception cref="NotSupportedException">The model.zip is some other ML.NET pipeline (no BEiT stages).</exception>
@@ -114,6 +114,8 @@ public sealed class BeitBatchScorer : IDisposable
 
     /// <summary>A scorer over an already resolved model (benchmarks build one in memory).</summary>
     internal static BeitBatchScorer Create(BeitScoringModel model, BeitBatchScorerOptions? options) => new(model, options);
+
+    private static (byte[], BeitStageConfig) Graph<T>(BeitModelStageEstimator<T> stage) where T : BeitModelStageTransformer => (stage.OnnxModel, stage.StageConfig);
 
     /// <summary>The graph, task, decoding, preprocessing and model configuration of a model.zip or checkpoint folder (see <see cref="Load"/>).</summary>
     internal static BeitScoringModel Resolve(string model)
@@ -124,14 +126,14 @@ public sealed class BeitBatchScorer : IDisposable
         {
             var processor = BeitImageProcessorEstimator.LoadProcessor(model);
             var load = new BeitStageConfig { Stage = BeitStages.LoadImages, Column = PathColumn };
-            var config = BeitConfig.Load(model);
-            if (config.Architectures?.Contains("BeitForSemanticSegmentation") == true)
+            var task = BeitScoringTasks.ForCheckpoint(BeitConfig.Load(model));
+            (byte[] onnx, BeitStageConfig stage) = task switch
             {
-                var segmenter = ml.Transforms.BeitSegmenter(new BeitSegmenterEstimator.Options { Model = model });
-                return new(segmenter.OnnxModel, BeitScoringTask.SemanticSegmentation, load, processor, segmenter.StageConfig);
-            }
-            var classifier = ml.Transforms.BeitClassifier(new BeitClassifierEstimator.Options { Model = model });
-            return new(classifier.OnnxModel, BeitScoringTask.ImageClassification, load, processor, classifier.StageConfig);
+                BeitScoringTask.SemanticSegmentation => Graph(ml.Transforms.BeitSegmenter(new BeitSegmenterEstimator.Options { Model = model })),
+                BeitScoringTask.ImageClassification => Graph(ml.Transforms.BeitClassifier(new BeitClassifierEstimator.Options { Model = model })),
+                _ => Graph(ml.Transforms.BeitFeaturizer(new BeitFeaturizerEstimator.Options { Model = model })),
+            };
+            return new(onnx, task, load, processor, stage);
         }
         if (!File.Exists(model)) throw new FileNotFoundException($"Model '{model}' does not exist (expected a model.zip or a checkpoint folder).", model);
         var loaded = BeitModelZip.Load(ml, model, out _);

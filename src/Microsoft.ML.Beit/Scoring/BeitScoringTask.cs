@@ -19,6 +19,23 @@ public enum BeitScoringTask
 /// <summary>Finds the model stage of a loaded pipeline, for the batch scorer and the server alike.</summary>
 internal static class BeitScoringTasks
 {
+    /// <summary>What a checkpoint folder scores as, from its <c>architectures</c>: a segmenter, a classifier, else features.</summary>
+    public static BeitScoringTask ForCheckpoint(BeitConfig config)
+    {
+        var archs = config.Architectures ?? [];
+        return archs.Any(a => a.Contains("SemanticSegmentation", StringComparison.Ordinal)) ? BeitScoringTask.SemanticSegmentation
+            : archs.Any(a => a.Contains("ImageClassification", StringComparison.Ordinal)) ? BeitScoringTask.ImageClassification
+            : BeitScoringTask.Features;
+    }
+
+    /// <summary>The exporter's task for a scoring task.</summary>
+    public static Onnx.BeitOnnxTask OnnxTask(BeitScoringTask task) => task switch
+    {
+        BeitScoringTask.ImageClassification => Onnx.BeitOnnxTask.ImageClassification,
+        BeitScoringTask.SemanticSegmentation => Onnx.BeitOnnxTask.SemanticSegmentation,
+        _ => Onnx.BeitOnnxTask.Features,
+    };
+
     public static (BeitScoringTask Task, BeitStageConfig Config)? Find(ITransformer loaded)
     {
         foreach (var (task, find) in new (BeitScoringTask, Func<ITransformer, BeitTransformerBase>)[]

@@ -204,33 +204,14 @@ public sealed class BeitServingModel : IDisposable
 
     private static BeitServingModel FromCheckpoint(MLContext ml, string folder, IDataView empty, ImageDecoderOptions decoder, BeitServingOptions options)
     {
-        var config = BeitConfig.Load(folder);
-        var archs = config.Architectures ?? [];
-        var task = archs.Any(a => a.Contains("SemanticSegmentation", StringComparison.Ordinal)) ? BeitScoringTask.SemanticSegmentation
-            : archs.Any(a => a.Contains("ImageClassification", StringComparison.Ordinal)) ? BeitScoringTask.ImageClassification
-            : BeitScoringTask.Features;
-        var load = ml.Transforms.LoadBeitImages(new LoadBeitImagesEstimator.Options { InputColumnName = BytesColumn, OutputColumnName = "Image", DecoderOptions = decoder })
-            .Append(ml.Transforms.BeitImageProcessor(folder));
-        ITransformer fitted;
-        BeitStageConfig stage;
-        switch (task)
-        {
-            case BeitScoringTask.ImageClassification:
-                var c = load.Append(ml.Transforms.BeitClassifier(folder)).Fit(empty);
-                (fitted, stage) = (c, c.LastTransformer.StageConfig);
-                break;
-            case BeitScoringTask.SemanticSegmentation:
-                var s = load.Append(ml.Transforms.BeitSegmenter(new BeitSegmenterEstimator.Options { Model = folder })).Fit(empty);
-                (fitted, stage) = (s, s.LastTransformer.StageConfig);
-                break;
-            default:
-                var f = load.Append(ml.Transforms.BeitFeaturizer(new BeitFeaturizerEstimator.Options { Model = folder })).Fit(empty);
-                (fitted, stage) = (f, f.LastTransformer.StageConfig);
-                break;
-        }
+        // The pipeline 'beit package' saves, reading the request's bytes instead of a path.
+        var task = BeitScoringTasks.ForCheckpoint(BeitConfig.Load(folder));
+        var pipeline = new BeitPipelines.Options { Input = BeitPipelines.ImageInput.Bytes, InputColumnName = BytesColumn, DecoderOptions = decoder };
+        ITransformer fitted = BeitPipelines.CreateEstimator(ml, BeitModelSource.FromPath(folder), BeitScoringTasks.OnnxTask(task), pipeline).Fit(empty);
+        var stage = BeitScoringTasks.Find(fitted)!.Value.Config;
         try
         {
-            return new BeitServingModel(ml, folder, fitted, null, fitted, task, stage, "Image", nameof(BeitOnnxPrecision.Float32), options);
+            return new BeitServingModel(ml, folder, fitted, null, fitted, task, stage, BeitPipelines.ImageColumn, nameof(BeitOnnxPrecision.Float32), options);
         }
         catch
         {
