@@ -78,6 +78,46 @@ internal static class AccuracyBars
             Measure("defaults (search included)", null, (train, test), new BeitImageClassificationTrainer.Options { MaxTrainingTime = budget });
     }
 
+    /// <summary>
+    /// One explicit setting on the 2,000 / 1,000 set, from <c>key=value</c> pairs: seconds, lr, batch, aug (0/1),
+    /// minscale, layers, width, heads, mlp, patch, ls (label smoothing), mixup, cutmix, dp (drop path), wd, warmup,
+    /// bf16 (0/1), val (validation fraction), epochs (instead of a time budget), full (0/1: the 60,000 set), defaults (0/1).
+    /// </summary>
+    public static void Experiment(string[] pairs)
+    {
+        var kv = pairs.Select(p => p.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
+        double D(string k, double d) => kv.TryGetValue(k, out var v) ? double.Parse(v, CultureInfo.InvariantCulture) : d;
+        var o = new BeitImageClassificationTrainer.Options();
+        if (kv.ContainsKey("seconds")) o.MaxTrainingTime = TimeSpan.FromSeconds(D("seconds", 120));
+        if (D("defaults", 0) == 0)
+        {
+            var c = BeitTrainingDefaults.Config(28, D("dp", 0.05));
+            c.NumHiddenLayers = (int)D("layers", c.NumHiddenLayers);
+            c.HiddenSize = (int)D("width", c.HiddenSize);
+            c.NumAttentionHeads = (int)D("heads", c.NumAttentionHeads);
+            c.IntermediateSize = (int)D("mlp", 2 * c.HiddenSize);
+            c.PatchSize = (int)D("patch", c.PatchSize);
+            o.Config = c;
+            o.Epochs = kv.ContainsKey("epochs") ? (int)D("epochs", 10) : 10_000;
+            if (kv.ContainsKey("lr")) o.LearningRate = D("lr", 2e-3);
+            if (kv.ContainsKey("batch")) o.BatchSize = (int)D("batch", 128);
+            if (kv.ContainsKey("aug")) o.Augment = D("aug", 0) != 0;
+            if (kv.ContainsKey("minscale")) o.RandomCropMinScale = D("minscale", 0.64);
+            if (kv.ContainsKey("dp")) o.DropPathRate = D("dp", 0.05);
+            if (kv.ContainsKey("warmup")) o.WarmupEpochs = D("warmup", 0.2);
+            if (kv.ContainsKey("bf16")) o.Bf16Autocast = D("bf16", 1) != 0;
+            if (kv.ContainsKey("val")) o.ValidationFraction = D("val", 0.05);
+            o.LabelSmoothing = D("ls", 0.1);
+            o.MixupAlpha = D("mixup", 0);
+            o.CutmixAlpha = D("cutmix", 0);
+            o.WeightDecay = D("wd", 0.05);
+        }
+        var data = D("full", 0) != 0 ? Full() : Small();
+        Console.WriteLine("| Setting | Budget | Wall time | Test accuracy | Macro-F1 | Final run | Load average (min–max) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
+        Measure(string.Join(' ', pairs), null, data, o);
+    }
+
     private static void Measure(string name, string? bar, (BeitTrainingImages Train, BeitTrainingImages Test) data, BeitImageClassificationTrainer.Options options)
     {
         string dir = Directory.CreateTempSubdirectory("beit-bars-").FullName;
@@ -98,7 +138,8 @@ internal static class AccuracyBars
             Sample();
             var s = report.Training.Search;
             string budget = s is null ? "—" : $"{s.Budget:mm\\:ss}";
-            string final = (s is null ? "" : s.Winner + ", ") + $"{report.Training.History.Count} epochs";
+            string final = (s is null ? "" : s.Winner + ", ") + $"{report.Training.History.Count} epochs"
+                + (report.Training.History.Count > 0 ? $" ({report.Training.History[^1].ImagesPerSecond:F0} img/s, last val {report.Training.History[^1].ValidationAccuracy:P1})" : "");
             string row = bar is null
                 ? $"| {name} | {budget} | {wall:mm\\:ss} | {report.Test.Accuracy:P1} | {report.Test.MacroF1:F3} | {final} | {minLoad:F1}–{maxLoad:F1} |"
                 : $"| {name} | {bar} | {budget} | {wall:mm\\:ss} | {report.Test.Accuracy:P1} | {report.Test.MacroF1:F3} | {final} | {minLoad:F1}–{maxLoad:F1} |";

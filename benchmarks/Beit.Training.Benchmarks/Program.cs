@@ -16,7 +16,7 @@ using static TorchSharp.torch;
 
 int threads = Arg("--threads", 2), seconds = Arg("--seconds", 20), baseSteps = Arg("--base-steps", 3);
 // The bars and the grid run as a user's `beit train` does: threads from the idle cores (BeitThreads), unless --threads.
-bool userRuns = args.Contains("--bars") || args.Contains("--grid");
+bool userRuns = args.Contains("--bars") || args.Contains("--grid") || args.Contains("--exp");
 if (!userRuns || args.Contains("--threads")) set_num_threads(threads);
 else set_num_threads(BeitThreads.ForTraining().Threads);
 Console.WriteLine($"libtorch threads: {get_num_threads()}");
@@ -31,6 +31,12 @@ if (args.Contains("--grid"))
 {
     int i = Array.IndexOf(args, "--only");
     AccuracyBars.Grid(TimeSpan.FromSeconds(Arg("--grid-seconds", 300)), i >= 0 && i + 1 < args.Length ? args[i + 1] : null);
+    return;
+}
+if (args.Contains("--exp"))
+{
+    // One explicit setting on the 2,000-image set: key=value pairs (see AccuracyBars.Experiment).
+    AccuracyBars.Experiment(args.SkipWhile(a => a != "--exp").Skip(1).ToArray());
     return;
 }
 if (args.Contains("--augmentation"))

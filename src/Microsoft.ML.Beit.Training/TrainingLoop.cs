@@ -218,6 +218,7 @@ internal static class TrainingLoop
     /// </summary>
     internal static double Step(BeitTrainerOptions o, BeitAdamW optimizer, TaskLoss taskLoss, ArraySegment<int> indices, int seed, double lr)
     {
+        using var window = TorchCallWindow.Open();
         using var scope = NewDisposeScope();
         TorchSharp.torch.random.manual_seed(seed);
         var loss = taskLoss(indices, seed, new Random(seed));
@@ -251,6 +252,7 @@ internal static class TrainingLoop
             using var noGrad = no_grad();
             for (int from = 0; from < count; from += batchSize)
             {
+                using var window = TorchCallWindow.Open();
                 using var scope = NewDisposeScope();
                 batch(from, Enumerable.Range(from, Math.Min(batchSize, count - from)).ToArray());
             }

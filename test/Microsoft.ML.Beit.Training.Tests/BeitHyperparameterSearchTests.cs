@@ -135,7 +135,24 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
         Assert.Equal(1, BeitThreads.Choose(0, double.NaN));
         var (threads, reason) = BeitThreads.ForTraining();
         Assert.InRange(threads, 1, Environment.ProcessorCount);
-        Assert.Contains("load average", reason);
+        Assert.Contains("busy with other work", reason);
+    }
+
+    [Fact]
+    public void BusyCoresAreTheMachinesNonIdleTimeLessThisProcesss()
+    {
+        // 2 CPUs, 200 ticks elapsed: 100 idle, 100 busy of which this process used 40, so 60 ticks = 0.6 cores elsewhere.
+        const string before = "cpu  1000 0 500 8000 100 0 0 0 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n";
+        const string after = "cpu  1080 0 520 8090 110 0 0 0 0 0\n";
+        const string selfBefore = "123 (dotnet my app) S 1 2 3 4 5 6 7 8 9 10 300 200 0 0 20 0";
+        const string selfAfter = "123 (dotnet my app) S 1 2 3 4 5 6 7 8 9 10 330 210 0 0 20 0";
+        Assert.Equal(0.6, BeitThreads.BusyCores(before, after, selfBefore, selfAfter, 2)!.Value, 12);
+        Assert.Equal(1, BeitThreads.Choose(2, 0.6)); // rounds to one busy core
+        // This process alone busy: nothing left over for others.
+        Assert.Equal(0, BeitThreads.BusyCores(before, after, selfBefore, "123 (x) S 1 2 3 4 5 6 7 8 9 10 380 220 0", 2)!.Value, 12);
+        Assert.Null(BeitThreads.BusyCores("garbage", after, selfBefore, selfAfter, 2));
+        Assert.Null(BeitThreads.BusyCores(before, before, selfBefore, selfAfter, 2)); // no time elapsed
+        Assert.Null(BeitThreads.BusyCores(before, after, "no parenthesis", selfAfter, 2));
     }
 
     [Trait("Category", "Slow")]

@@ -122,6 +122,7 @@ public sealed class KMeansPatchTokenizer : IBeitVisualTokenizer, IDisposable
         for (int k = 1; k < options.VocabSize; k++)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            using var window = TorchCallWindow.Open(); // TorchSharp's temporary Scalars must outlive their libtorch calls
             var probs = best / best.sum().clamp_min(1e-12);
             long next = multinomial(probs, 1, generator: generator).item<long>();
             chosen.Add(next);
@@ -133,6 +134,7 @@ public sealed class KMeansPatchTokenizer : IBeitVisualTokenizer, IDisposable
         for (int it = 0; it < options.Iterations; it++)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            using var window = TorchCallWindow.Open();
             using var iter = NewDisposeScope();
             var ids = Assign(data, centroids, centroids.pow(2).sum(1));
             var sums = zeros_like(centroids).index_add_(0, ids, data, 1);
