@@ -19,12 +19,12 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
     [Fact]
     public void TheBudgetIsChosenFromTheDataUnlessGivenOrBoundedByExplicitEpochs()
     {
-        Assert.Equal(TimeSpan.FromMinutes(5), Search.Budget(new BeitImageClassificationTrainer.Options(), Fm2000)!.Value.Budget);
-        // √ of the pixels: 60,000 images would get 27 min, capped at 12 (the 15-minute bar leaves room for loading and testing).
+        Assert.Equal(TimeSpan.FromMinutes(8), Search.Budget(new BeitImageClassificationTrainer.Options(), Fm2000)!.Value.Budget);
+        // √ of the pixels: 60,000 images would get 44 min, capped at 12 (the 15-minute bar leaves room for loading and testing).
         Assert.Equal(TimeSpan.FromMinutes(12), Search.Budget(new BeitImageClassificationTrainer.Options(), Fm2000 with { Count = 60000 })!.Value.Budget);
-        Assert.Equal(TimeSpan.FromMinutes(1), Search.Budget(new BeitImageClassificationTrainer.Options(), Fm2000 with { Count = 50 })!.Value.Budget);
-        // 3,000 images: 5 min × √1.5 = 6 min 7 s, rounded to 10 s.
-        Assert.Equal(TimeSpan.FromSeconds(370), Search.Budget(new BeitImageClassificationTrainer.Options(), Fm2000 with { Count = 3000 })!.Value.Budget);
+        Assert.Equal(TimeSpan.FromMinutes(1), Search.Budget(new BeitImageClassificationTrainer.Options(), Fm2000 with { Count = 20 })!.Value.Budget);
+        // 3,000 images: 8 min × √1.5 = 9 min 48 s, rounded to 10 s.
+        Assert.Equal(TimeSpan.FromSeconds(590), Search.Budget(new BeitImageClassificationTrainer.Options(), Fm2000 with { Count = 3000 })!.Value.Budget);
         var given = Search.Budget(new BeitImageClassificationTrainer.Options { MaxTrainingTime = TimeSpan.FromSeconds(42), Epochs = 3 }, Fm2000)!.Value;
         Assert.Equal((TimeSpan.FromSeconds(42), "given"), given);
         Assert.Null(Search.Budget(new BeitImageClassificationTrainer.Options { Epochs = 3 }, Fm2000));
@@ -36,13 +36,13 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
     {
         var user = new BeitImageClassificationTrainer.Options();
         var all = Search.Candidates(user, Resolved(user, Fm2000), 28);
-        Assert.Equal(6, all.Count);
-        // The automatic choice first (ties keep it), then lr ×½ and ×2, mild crops, a larger model, both.
-        Assert.Equal((2e-3, false, "4×128"), (all[0].LearningRate, all[0].Augment, all[0].Model));
-        Assert.Equal([1e-3, 4e-3], all.Skip(1).Take(2).Select(c => c.LearningRate));
-        Assert.True(all[3].Augment && all[3].RandomCropMinScale == 0.64 && all[3].Model == "4×128");
-        Assert.Equal(("6×192", false), (all[4].Model, all[4].Augment));
-        Assert.Equal(("6×192", true), (all[5].Model, all[5].Augment));
+        Assert.Equal(5, all.Count);
+        // The automatic choice first (ties keep it), then lr ×½ and ×2, stronger crops (never none), a larger model.
+        Assert.Equal((1e-3, true, 0.64, "4×128"), (all[0].LearningRate, all[0].Augment, all[0].RandomCropMinScale, all[0].Model));
+        Assert.Equal([5e-4, 2e-3], all.Skip(1).Take(2).Select(c => c.LearningRate));
+        Assert.True(all[3].Augment && all[3].RandomCropMinScale == 0.35 && all[3].Model == "4×128");
+        Assert.Equal(("6×192", true, 0.64), (all[4].Model, all[4].Augment, all[4].RandomCropMinScale));
+        Assert.All(all, c => Assert.True(c.Augment));
         Assert.Equal(all.Count, all.Select(c => c.Name).Distinct().Count());
 
         var lrGiven = new BeitImageClassificationTrainer.Options { LearningRate = 1e-3 };
@@ -82,15 +82,15 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
         Assert.NotNull(report);
         output.WriteLine(report.ToString());
 
-        // 6 settings × s, then 2 × 3s: 12 units in 40 % of 3 min, so s = 6 s.
-        Assert.Equal(8, runs.Count);
-        Assert.All(runs.Take(6), r => Assert.Equal(TimeSpan.FromSeconds(6), r.Budget));
-        Assert.All(runs.Skip(6), r => Assert.Equal(TimeSpan.FromSeconds(18), r.Budget));
-        // Rung 0 keeps lr 4e-3 (0.5) and the default (0.4, earlier than the other 0.4 settings); rung 1 prefers lr 4e-3.
-        Assert.Equal([true, false, true, false, false, false], report.Trials.Take(6).Select(t => t.Kept));
-        Assert.Equal([(2e-3, 0), (4e-3, 1)], report.Trials.Skip(6).Select(t => (t.LearningRate, t.Kept ? 1 : 0)));
-        Assert.Contains(report.Trials, t => t.Rung == 1 && t.Kept && t.LearningRate == 4e-3);
-        Assert.Equal(4e-3, final.LearningRate);
+        // 5 settings × s, then 2 × 3s: 11 units in a quarter of 3 min, so s = 45 s / 11.
+        var s = TimeSpan.FromMinutes(3) * 0.25 / 11;
+        Assert.Equal(7, runs.Count);
+        Assert.All(runs.Take(5), r => Assert.Equal(s, r.Budget));
+        Assert.All(runs.Skip(5), r => Assert.Equal(s * 3, r.Budget));
+        // Rung 0 keeps lr 2e-3 (0.4) and the default lr 1e-3 (0.3, earlier than the stronger crops' 0.3); rung 1 prefers 2e-3.
+        Assert.Equal([true, false, true, false, false], report.Trials.Take(5).Select(t => t.Kept));
+        Assert.Equal([(1e-3, 0), (2e-3, 1)], report.Trials.Skip(5).Select(t => (t.LearningRate, t.Kept ? 1 : 0)));
+        Assert.Equal(2e-3, final.LearningRate);
         Assert.Equal(report.Trials.Single(t => t.Rung == 1 && t.Kept).Name, report.Winner);
         // The rest of the budget goes to the final run, its epochs planned from the winner's measured training speed
         // (100 img/s in the fake), 20 % over, as the time budget paces the schedule: 1.2 × ~180 s × 100 / 1,900 = 11.4.
@@ -100,8 +100,8 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
 
         using var json = JsonDocument.Parse(report.ToJson());
         Assert.Equal(180, json.RootElement.GetProperty("budgetSeconds").GetDouble());
-        Assert.Equal(8, json.RootElement.GetProperty("trials").GetArrayLength());
-        Assert.Equal(1, json.RootElement.GetProperty("trials")[7].GetProperty("rung").GetInt32());
+        Assert.Equal(7, json.RootElement.GetProperty("trials").GetArrayLength());
+        Assert.Equal(1, json.RootElement.GetProperty("trials")[6].GetProperty("rung").GetInt32());
         Assert.Contains("pruned", report.ToString());
     }
 
