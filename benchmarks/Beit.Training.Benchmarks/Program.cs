@@ -6,6 +6,9 @@
 // issue 16's accuracy bars with no options (Fashion-MNIST 2,000 and 60,000; see AccuracyBars.cs), and the hand-tuned grid:
 //   dotnet run -c Release --project benchmarks/Beit.Training.Benchmarks -- --bars [--small-only|--full-only]
 //   dotnet run -c Release --project benchmarks/Beit.Training.Benchmarks -- --grid [--grid-seconds 300] [--only <text>]
+// the colour bar (synthetic 64×64 shapes, no options) and single explicit settings on the 2,000-image set:
+//   dotnet run -c Release --project benchmarks/Beit.Training.Benchmarks -- --shapes
+//   dotnet run -c Release --project benchmarks/Beit.Training.Benchmarks -- --exp seconds=420 batch=32 lr=1e-3 aug=1 minscale=0.64
 using System.Diagnostics;
 using Microsoft.ML.Beit;
 using Microsoft.ML.Beit.Training.Benchmarks;
@@ -16,7 +19,7 @@ using static TorchSharp.torch;
 
 int threads = Arg("--threads", 2), seconds = Arg("--seconds", 20), baseSteps = Arg("--base-steps", 3);
 // The bars and the grid run as a user's `beit train` does: threads from the idle cores (BeitThreads), unless --threads.
-bool userRuns = args.Contains("--bars") || args.Contains("--grid") || args.Contains("--exp");
+bool userRuns = args.Contains("--bars") || args.Contains("--grid") || args.Contains("--exp") || args.Contains("--shapes");
 if (!userRuns || args.Contains("--threads")) set_num_threads(threads);
 else set_num_threads(BeitThreads.ForTraining().Threads);
 Console.WriteLine($"libtorch threads: {get_num_threads()}");
@@ -25,6 +28,11 @@ if (args.Contains("--bars"))
 {
     // No set_num_threads here: the bars are the defaults as a user gets them (the trainer's thread choice).
     AccuracyBars.Run(small: !args.Contains("--full-only"), full: !args.Contains("--small-only"));
+    return;
+}
+if (args.Contains("--shapes"))
+{
+    AccuracyBars.Shapes();
     return;
 }
 if (args.Contains("--grid"))

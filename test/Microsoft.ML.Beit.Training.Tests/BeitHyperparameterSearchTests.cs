@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.ML.Beit;
+using Microsoft.ML.Beit.Checkpoints;
 using Microsoft.ML.Beit.Training;
 using Microsoft.ML.Beit.Training.ImageClassification;
 using Xunit.Abstractions;
@@ -20,8 +21,8 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
     public void TheBudgetIsChosenFromTheDataUnlessGivenOrBoundedByExplicitEpochs()
     {
         Assert.Equal(TimeSpan.FromMinutes(8), Search.Budget(new BeitImageClassificationTrainer.Options(), Fm2000)!.Value.Budget);
-        // √ of the pixels: 60,000 images would get 44 min, capped at 12 (the 15-minute bar leaves room for loading and testing).
-        Assert.Equal(TimeSpan.FromMinutes(12), Search.Budget(new BeitImageClassificationTrainer.Options(), Fm2000 with { Count = 60000 })!.Value.Budget);
+        // √ of the pixels: 60,000 images would get 44 min, capped at 13.5 (the 15-minute bar leaves room for loading and testing).
+        Assert.Equal(TimeSpan.FromMinutes(13.5), Search.Budget(new BeitImageClassificationTrainer.Options(), Fm2000 with { Count = 60000 })!.Value.Budget);
         Assert.Equal(TimeSpan.FromMinutes(1), Search.Budget(new BeitImageClassificationTrainer.Options(), Fm2000 with { Count = 20 })!.Value.Budget);
         // 3,000 images: 8 min × √1.5 = 9 min 48 s, rounded to 10 s.
         Assert.Equal(TimeSpan.FromSeconds(590), Search.Budget(new BeitImageClassificationTrainer.Options(), Fm2000 with { Count = 3000 })!.Value.Budget);
@@ -68,9 +69,17 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
         var runs = new List<(double Lr, bool Augment, int Layers, TimeSpan Budget)>();
         // A stand-in for training: accuracy peaks at lr 4e-3 and gains from augmentation only with the longer budget;
         // every run "takes" a tenth of a second per epoch and runs 5 epochs per second of budget.
+        var captured = new List<(double Lr, int Rung, Dictionary<string, TensorData> Weights)>();
         IReadOnlyList<BeitEpochMetrics> Fake(BeitImageClassificationTrainer.Options t)
         {
             runs.Add((t.LearningRate, t.Augment, t.Config?.NumHiddenLayers ?? 4, t.MaxTrainingTime!.Value));
+            Assert.Null(t.InitialWeights); // every trial starts from scratch
+            if (t.CaptureWeights is not null)
+            {
+                var w = new Dictionary<string, TensorData>();
+                captured.Add((t.LearningRate, runs.Count > 5 ? 1 : 0, w));
+                t.CaptureWeights(w);
+            }
             Assert.Null(t.EpochCallback);
             Assert.Equal(0, t.EarlyStoppingPatience);
             double accuracy = 0.5 - Math.Abs(Math.Log2(t.LearningRate / 4e-3)) * 0.1 + (t.Augment && t.MaxTrainingTime > TimeSpan.FromSeconds(10) ? 0.2 : 0)
@@ -82,8 +91,8 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
         Assert.NotNull(report);
         output.WriteLine(report.ToString());
 
-        // 5 settings × s, then 2 × 3s: 11 units in a quarter of 3 min, so s = 45 s / 11.
-        var s = TimeSpan.FromMinutes(3) * 0.25 / 11;
+        // 5 settings × s, then 2 × 3s: 11 units in 15 % of 3 min, so s = 27 s / 11.
+        var s = TimeSpan.FromMinutes(3) * 0.15 / 11;
         Assert.Equal(7, runs.Count);
         Assert.All(runs.Take(5), r => Assert.Equal(s, r.Budget));
         Assert.All(runs.Skip(5), r => Assert.Equal(s * 3, r.Budget));
@@ -97,6 +106,12 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
         Assert.True(final.MaxTrainingTime > TimeSpan.FromMinutes(2.9), $"{final.MaxTrainingTime}");
         Assert.Equal(11, final.Epochs);
         Assert.Equal(final.Epochs, report.FinalEpochs);
+        // Only the deciding rung keeps its weights, and the final run starts from the winner's (a warm restart).
+        Assert.Equal([(1e-3, 1), (2e-3, 1)], captured.Select(c => (c.Lr, c.Rung)));
+        Assert.Same(captured[1].Weights, final.InitialWeights);
+        Assert.Null(final.CaptureWeights);
+        Assert.True(report.FinalStartsFromWinningTrial);
+        Assert.EndsWith("starting from the winning trial's weights.", report.ToString());
 
         using var json = JsonDocument.Parse(report.ToJson());
         Assert.Equal(180, json.RootElement.GetProperty("budgetSeconds").GetDouble());
@@ -165,14 +180,14 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
         int reportsAfterCancel = 0;
         var trainer = new BeitImageClassificationTrainer(new()
         {
-            Config = BeitImageClassificationTrainerTests.TinyConfig(), MaxTrainingTime = TimeSpan.FromSeconds(60), BatchSize = 8, Seed = 3,
+            Config = BeitImageClassificationTrainerTests.TinyConfig(), MaxTrainingTime = TimeSpan.FromSeconds(150), BatchSize = 8, Seed = 3,
             ValidationFraction = 0.25,
             Progress = new Relay(p =>
             {
                 if (cts.IsCancellationRequested) reportsAfterCancel++;
                 phases.Add(p.Stage);
                 Assert.InRange(p.OverallFraction!.Value, 0, 1);
-                Assert.True(p.Remaining <= TimeSpan.FromSeconds(60));
+                Assert.True(p.Remaining <= TimeSpan.FromSeconds(150));
                 if (p.Stage!.StartsWith("trial 2", StringComparison.Ordinal)) cts.Cancel();
             }),
         });
@@ -182,59 +197,28 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
         Assert.StartsWith("trial 1: lr", phases[0]);
     }
 
-    // Coloured circles, squares and triangles at 64×64: random shape and background colours (the colour says nothing
-    // about the class), random size and position, pixel noise. Fixed seed.
-    internal static BeitTrainingImages ColouredShapes(int count, int seed)
-    {
-        const int side = 64;
-        var rng = new Random(seed);
-        var pixels = new byte[count * 3 * side * side];
-        var labels = new int[count];
-        for (int i = 0; i < count; i++)
-        {
-            int c = labels[i] = i % 3;
-            var bg = new[] { rng.Next(256), rng.Next(256), rng.Next(256) };
-            var fg = bg.Select(v => (v + 128 + rng.Next(-40, 41)) & 255).ToArray();
-            int r = rng.Next(14, 27), cx = rng.Next(r, side - r), cy = rng.Next(r, side - r);
-            for (int y = 0; y < side; y++)
-                for (int x = 0; x < side; x++)
-                {
-                    int dx = x - cx, dy = y - cy;
-                    bool inside = c switch
-                    {
-                        0 => dx * dx + dy * dy <= r * r,
-                        1 => Math.Abs(dx) <= r * 0.85 && Math.Abs(dy) <= r * 0.85,
-                        _ => dy >= -r && dy <= r && Math.Abs(dx) <= (dy + r) / 2.0,
-                    };
-                    for (int ch = 0; ch < 3; ch++)
-                        pixels[((i * 3 + ch) * side + y) * side + x] = (byte)Math.Clamp((inside ? fg : bg)[ch] + rng.Next(-10, 11), 0, 255);
-                }
-        }
-        return new BeitTrainingImages(pixels, labels, side, side, ["circle", "square", "triangle"]);
-    }
-
     [Trait("Category", "Slow")]
     [Fact]
     public void DefaultsWithAShortBudgetTrainColouredShapesWithinTheBudgetAndReportEveryTrial()
     {
-        var train = ColouredShapes(360, 11);
-        var test = ColouredShapes(90, 12);
+        var train = SyntheticImages.ColouredShapes(360, 11);
+        var test = SyntheticImages.ColouredShapes(90, 12);
         using var dir = new TempDir();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         // Only the budget: every other setting is the trainer's (model, batch, lr, augmentation) and the search's. The
         // threads as `beit train` picks them: two libtorch threads on a 2-core machine with other work ran 12× slower.
         var report = BeitModelBuilder.Train(new Microsoft.ML.MLContext(seed: 0), train, test, dir.Combine("model.zip"), new BeitImageClassificationTrainer.Options
         {
-            MaxTrainingTime = TimeSpan.FromSeconds(60), NumThreads = BeitThreads.ForTraining().Threads,
+            MaxTrainingTime = TimeSpan.FromSeconds(150), NumThreads = BeitThreads.ForTraining().Threads,
         });
         output.WriteLine($"{clock.Elapsed}, load average {File.ReadAllText("/proc/loadavg")}");
         output.WriteLine(report.ToString());
         var search = report.Training.Search!;
-        Assert.Equal(TimeSpan.FromSeconds(60), search.Budget);
+        Assert.Equal(TimeSpan.FromSeconds(150), search.Budget); // 15 % of it for 11 slices: just over the 2 s a trial needs
         Assert.NotEmpty(search.Trials);
         Assert.Single(search.Trials, t => t.Rung == search.Trials.Max(u => u.Rung) && t.Kept);
         Assert.Equal(8, report.Training.Model.Config.PatchSize); // 64 px: an 8×8 grid
-        Assert.True(report.TrainingTime < TimeSpan.FromSeconds(75), $"{report.TrainingTime}"); // the budget, plus at most a batch and a validation
+        Assert.True(report.TrainingTime < TimeSpan.FromSeconds(170), $"{report.TrainingTime}"); // the budget, plus at most a batch and a validation
         Assert.Equal((324, 36, 90), (report.TrainCount, report.ValidationCount, report.TestCount));
         // Not asserted: accuracy. Measured at load 6–12 the defaults trained 21 epochs in this budget and scored 35.6 % and
         // 37.8 % (three classes: chance is 33 %), so "a sensible model on coloured shapes" is an open problem (README).

@@ -33,7 +33,7 @@ public class BeitTrainingDefaultsTests
         Assert.Equal(18, c.Epochs);
         Assert.Equal(15, Defaults.Choose(new Defaults.DataStats(3000, 28, 28, true, 10), Avx2Only, new BeitImageClassificationTrainer.Options()).Epochs);
         var full = Defaults.Choose(new Defaults.DataStats(60000, 28, 28, true, 10), Avx2Only, new BeitImageClassificationTrainer.Options());
-        Assert.Equal((10, false), (full.Epochs, full.Augment)); // many tiny images, a few epochs: no crops
+        Assert.Equal((10, false, 128, 2e-3), (full.Epochs, full.Augment, full.BatchSize, full.LearningRate)); // many tiny images, a few epochs: no crops, larger batches
         Assert.Equal(32, c.BatchSize); // small steps: 73.7 % against batch 128's 70.1 % in the same 3 minutes
         Assert.Equal(1e-3, c.LearningRate, 12);
         Assert.Equal(0.2, c.WarmupEpochs, 12);

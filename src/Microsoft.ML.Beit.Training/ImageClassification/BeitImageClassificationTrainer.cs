@@ -89,6 +89,7 @@ public sealed partial class BeitImageClassificationTrainer
         var (final, search) = BeitHyperparameterSearch.Run(_options, o, stats, train.Count, validation is not null, trial =>
         {
             var (trialModel, trialHistory, _) = RunOnce(trial, train, trialValidation, device, cancellationToken, null);
+            trial.CaptureWeights?.Invoke(trialModel.ToTensorData());
             trialModel.Dispose();
             return trialHistory;
         }, cancellationToken, log);
@@ -190,6 +191,7 @@ public sealed partial class BeitImageClassificationTrainer
             foreach (var (name, p) in model.named_parameters().Where(p => p.name.StartsWith("classifier.", StringComparison.Ordinal)))
                 p.mul_(o.HeadInitScale);
         }
+        if (o.InitialWeights is not null) model.LoadWeights(o.InitialWeights, "the search's winning trial");
         return model;
     }
 
