@@ -87,7 +87,7 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
             int epochs = (int)(t.MaxTrainingTime.Value.TotalSeconds * 5);
             return Enumerable.Range(1, epochs).Select(e => new BeitEpochMetrics(e, 1, 1, accuracy, accuracy, double.NaN, TimeSpan.Zero, 100)).ToList();
         }
-        var (final, report) = Search.Run(user, o, Fm2000, 1900, hasValidation: true, Fake, default, null);
+        var (final, report) = Search.Run(user, o, Fm2000, 1900, validationCount: 10_000, Fake, default, null);
         Assert.NotNull(report);
         output.WriteLine(report.ToString());
 
@@ -113,6 +113,17 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
         Assert.True(report.FinalStartsFromWinningTrial);
         Assert.EndsWith("starting from the winning trial's weights.", report.ToString());
 
+        // On 100 validation images a 10-point lead is noise (the margin is 2·√(2·0.5·0.5/100) ≈ 14 points at 50 %), so
+        // the automatic choice stays: the prior wins unless a challenger beats it clearly.
+        runs.Clear();
+        captured.Clear();
+        var (noisy, noisyReport) = Search.Run(user, o, Fm2000, 1900, validationCount: 100, Fake, default, null);
+        Assert.Equal(o.LearningRate, noisy.LearningRate);
+        Assert.Equal(report.Trials.Count, noisyReport!.Trials.Count);
+        Assert.Equal(0.14, Search.NoiseMargin(0.5, 100), 2);
+        Assert.Equal(0.045, Search.NoiseMargin(0.5, 1000), 3);
+        Assert.Equal(0, Search.NoiseMargin(0.5, 0));
+
         using var json = JsonDocument.Parse(report.ToJson());
         Assert.Equal(180, json.RootElement.GetProperty("budgetSeconds").GetDouble());
         Assert.Equal(7, json.RootElement.GetProperty("trials").GetArrayLength());
@@ -125,19 +136,19 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
     {
         var user = new BeitImageClassificationTrainer.Options { MaxTrainingTime = TimeSpan.FromSeconds(20) };
         var o = Resolved(user, Fm2000);
-        var (final, report) = Search.Run(user, o, Fm2000, 1900, true, _ => throw new InvalidOperationException("no trial expected"), default, null);
+        var (final, report) = Search.Run(user, o, Fm2000, 1900, 100, _ => throw new InvalidOperationException("no trial expected"), default, null);
         Assert.Empty(report!.Trials);
         Assert.Contains("per trial", report.Note);
         Assert.Equal(o.Epochs, final.Epochs);
         Assert.True(final.MaxTrainingTime <= TimeSpan.FromSeconds(20));
-        var (_, noValidation) = Search.Run(new BeitImageClassificationTrainer.Options(), Resolved(new(), Fm2000), Fm2000, 1900, false, _ => throw new InvalidOperationException(), default, null);
+        var (_, noValidation) = Search.Run(new BeitImageClassificationTrainer.Options(), Resolved(new(), Fm2000), Fm2000, 1900, 0, _ => throw new InvalidOperationException(), default, null);
         Assert.Contains("no validation split", noValidation!.Note);
         var resuming = new BeitImageClassificationTrainer.Options { MaxTrainingTime = TimeSpan.FromMinutes(5), CheckpointDirectory = "ckpt" };
-        var (resumed, resumingReport) = Search.Run(resuming, Resolved(resuming, Fm2000), Fm2000, 1900, true, _ => throw new InvalidOperationException(), default, null);
+        var (resumed, resumingReport) = Search.Run(resuming, Resolved(resuming, Fm2000), Fm2000, 1900, 100, _ => throw new InvalidOperationException(), default, null);
         Assert.Contains("checkpoint directory", resumingReport!.Note);
         Assert.Equal("ckpt", resumed.CheckpointDirectory);
         var explicitEpochs = new BeitImageClassificationTrainer.Options { Epochs = 2 };
-        Assert.Null(Search.Run(explicitEpochs, Resolved(explicitEpochs, Fm2000), Fm2000, 1900, true, _ => throw new InvalidOperationException(), default, null).Report);
+        Assert.Null(Search.Run(explicitEpochs, Resolved(explicitEpochs, Fm2000), Fm2000, 1900, 100, _ => throw new InvalidOperationException(), default, null).Report);
     }
 
     [Fact]

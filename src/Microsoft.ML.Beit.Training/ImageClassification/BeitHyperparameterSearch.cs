@@ -191,12 +191,12 @@ internal static class BeitHyperparameterSearch
     /// <param name="o">The resolved options (automatic defaults applied).</param>
     /// <param name="data">The training data's statistics.</param>
     /// <param name="trainCount">Images per training epoch (the validation split excluded).</param>
-    /// <param name="hasValidation">A validation split exists to rank the trials.</param>
+    /// <param name="validationCount">Images the trials are validated on (0: none, so no search).</param>
     /// <param name="train">Trains a model with the given options and returns its history (the model is disposed).</param>
     /// <param name="cancellationToken">Stops within one batch.</param>
     /// <param name="log">Receives each trial's result.</param>
     public static (BeitImageClassificationTrainer.Options Final, BeitSearchReport? Report) Run(BeitTrainerOptions user,
-        BeitImageClassificationTrainer.Options o, BeitTrainingDefaults.DataStats data, int trainCount, bool hasValidation,
+        BeitImageClassificationTrainer.Options o, BeitTrainingDefaults.DataStats data, int trainCount, int validationCount,
         Func<BeitImageClassificationTrainer.Options, IReadOnlyList<BeitEpochMetrics>> train, CancellationToken cancellationToken, IChannel? log)
     {
         if (Budget(user, data) is not var (budget, reason)) return (o, null);
@@ -208,7 +208,7 @@ internal static class BeitHyperparameterSearch
         var slice = units == 0 ? TimeSpan.Zero : budget * SearchShare / units;
         string? note = user.CheckpointDirectory is not null ? "no search: a checkpoint directory resumes one run, so trials cannot share it"
             : candidates.Count < 2 ? "no search: every searched setting was given explicitly"
-            : !hasValidation ? "no search: no validation split to rank trials on (ValidationFraction 0 or too few images)"
+            : validationCount <= 0 ? "no search: no validation split to rank trials on (ValidationFraction 0 or too few images)"
             : slice < MinTrialBudget ? $"no search: the budget leaves under {MinTrialBudget.TotalSeconds:F0} s per trial"
             : null;
         log?.Info(MessageSensitivity.None, $"time budget {budget:mm\\:ss} ({reason})" + (note is null ? "" : "; " + note));
@@ -263,9 +263,14 @@ internal static class BeitHyperparameterSearch
                         break;
                     }
                 }
-                // Ties keep the earlier candidate (the automatic default comes first); NaN ranks last.
+                // The automatic choice (the prior, candidate 0) keeps its place unless a challenger beats it by more than
+                // the noise of a validation accuracy: Z standard errors of the difference of two accuracies on
+                // validationCount images (a two-proportion z-test). On 100 validation images that is about 13 points, on
+                // 1,000 about 4. Ties keep the earlier candidate; NaN ranks last.
                 int keep = note is null ? (alive.Count + Eta - 1) / Eta : 1;
-                var ranked = scores.Select((x, i) => (x, i)).OrderByDescending(p => double.IsNaN(p.x.Accuracy) ? double.NegativeInfinity : p.x.Accuracy).ThenBy(p => p.i).ToList();
+                double Score((Candidate C, double Accuracy, BeitSearchTrial Trial) x) =>
+                    double.IsNaN(x.Accuracy) ? double.NegativeInfinity : x.Accuracy + (x.C == candidates[0] ? NoiseMargin(x.Accuracy, validationCount) : 0);
+                var ranked = scores.Select((x, i) => (x, i)).OrderByDescending(p => Score(p.x)).ThenBy(p => p.i).ToList();
                 var kept = ranked.Take(keep).Select(p => p.x.C).ToHashSet();
                 trials.AddRange(scores.Select(x => x.Trial with { Kept = kept.Contains(x.C) }));
                 alive = alive.Where(kept.Contains).ToList();
@@ -302,6 +307,15 @@ internal static class BeitHyperparameterSearch
         log?.Info(MessageSensitivity.None, $"final run: {winner.Name}, {final.Epochs} epochs planned in {remaining:mm\\:ss}"
             + (final.InitialWeights is not null ? ", from the winning trial's weights" : ""));
         return (final, report);
+    }
+
+    // Z standard errors of the difference between two accuracies near p on n images each: Z·√(2p(1−p)/n), with p kept
+    // away from 0 and 1 so a trial at 0 % or 100 % still has a margin.
+    internal static double NoiseMargin(double p, int n)
+    {
+        const double Z = 2;
+        p = Math.Clamp(p, 0.05, 0.95);
+        return n <= 0 ? 0 : Z * Math.Sqrt(2 * p * (1 - p) / n);
     }
 
     private sealed class Relay(Action<BeitTrainingProgress> report) : IProgress<BeitTrainingProgress>

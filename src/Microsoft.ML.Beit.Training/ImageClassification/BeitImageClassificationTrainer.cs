@@ -86,7 +86,7 @@ public sealed partial class BeitImageClassificationTrainer
         // The time budget and the successive-halving search over the settings left unset (BeitHyperparameterSearch).
         // Trials validate on at most 1,000 of the validation images (stratified), so ranking stays cheap on large data.
         var trialValidation = validation is { Count: > 1000 } ? validation.Split(1000.0 / validation.Count, o.Seed + 3).Validation : validation;
-        var (final, search) = BeitHyperparameterSearch.Run(_options, o, stats, train.Count, validation is not null, trial =>
+        var (final, search) = BeitHyperparameterSearch.Run(_options, o, stats, train.Count, trialValidation?.Count ?? 0, trial =>
         {
             var (trialModel, trialHistory, _) = RunOnce(trial, train, trialValidation, device, cancellationToken, null);
             trial.CaptureWeights?.Invoke(trialModel.ToTensorData());
