@@ -70,22 +70,22 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
         // A stand-in for training: accuracy peaks at lr 4e-3 and gains from augmentation only with the longer budget;
         // every run "takes" a tenth of a second per epoch and runs 5 epochs per second of budget.
         var captured = new List<(double Lr, int Rung, Dictionary<string, TensorData> Weights)>();
-        IReadOnlyList<BeitEpochMetrics> Fake(BeitImageClassificationTrainer.Options t)
+        (IReadOnlyList<BeitEpochMetrics>, Dictionary<string, TensorData>?) Fake(BeitImageClassificationTrainer.Options t, bool keepWeights)
         {
             runs.Add((t.LearningRate, t.Augment, t.Config?.NumHiddenLayers ?? 4, t.MaxTrainingTime!.Value));
             Assert.Null(t.InitialWeights); // every trial starts from scratch
-            if (t.CaptureWeights is not null)
+            Dictionary<string, TensorData>? w = null;
+            if (keepWeights)
             {
-                var w = new Dictionary<string, TensorData>();
+                w = new Dictionary<string, TensorData>();
                 captured.Add((t.LearningRate, runs.Count > 5 ? 1 : 0, w));
-                t.CaptureWeights(w);
             }
             Assert.Null(t.EpochCallback);
             Assert.Equal(0, t.EarlyStoppingPatience);
             double accuracy = 0.5 - Math.Abs(Math.Log2(t.LearningRate / 4e-3)) * 0.1 + (t.Augment && t.MaxTrainingTime > TimeSpan.FromSeconds(10) ? 0.2 : 0)
                 - (t.Config?.NumHiddenLayers == 6 ? 0.05 : 0);
             int epochs = (int)(t.MaxTrainingTime.Value.TotalSeconds * 5);
-            return Enumerable.Range(1, epochs).Select(e => new BeitEpochMetrics(e, 1, 1, accuracy, accuracy, double.NaN, TimeSpan.Zero, 100)).ToList();
+            return (Enumerable.Range(1, epochs).Select(e => new BeitEpochMetrics(e, 1, 1, accuracy, accuracy, double.NaN, TimeSpan.Zero, 100)).ToList(), w);
         }
         var (final, report) = Search.Run(user, o, Fm2000, 1900, validationCount: 10_000, Fake, default, null);
         Assert.NotNull(report);
@@ -109,7 +109,6 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
         // Only the deciding rung keeps its weights, and the final run starts from the winner's (a warm restart).
         Assert.Equal([(1e-3, 1), (2e-3, 1)], captured.Select(c => (c.Lr, c.Rung)));
         Assert.Same(captured[1].Weights, final.InitialWeights);
-        Assert.Null(final.CaptureWeights);
         Assert.True(report.FinalStartsFromWinningTrial);
         Assert.EndsWith("starting from the winning trial's weights.", report.ToString());
 
@@ -136,19 +135,19 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
     {
         var user = new BeitImageClassificationTrainer.Options { MaxTrainingTime = TimeSpan.FromSeconds(20) };
         var o = Resolved(user, Fm2000);
-        var (final, report) = Search.Run(user, o, Fm2000, 1900, 100, _ => throw new InvalidOperationException("no trial expected"), default, null);
+        var (final, report) = Search.Run(user, o, Fm2000, 1900, 100, (_, _) => throw new InvalidOperationException("no trial expected"), default, null);
         Assert.Empty(report!.Trials);
         Assert.Contains("per trial", report.Note);
         Assert.Equal(o.Epochs, final.Epochs);
         Assert.True(final.MaxTrainingTime <= TimeSpan.FromSeconds(20));
-        var (_, noValidation) = Search.Run(new BeitImageClassificationTrainer.Options(), Resolved(new(), Fm2000), Fm2000, 1900, 0, _ => throw new InvalidOperationException(), default, null);
+        var (_, noValidation) = Search.Run(new BeitImageClassificationTrainer.Options(), Resolved(new(), Fm2000), Fm2000, 1900, 0, (_, _) => throw new InvalidOperationException(), default, null);
         Assert.Contains("no validation split", noValidation!.Note);
         var resuming = new BeitImageClassificationTrainer.Options { MaxTrainingTime = TimeSpan.FromMinutes(5), CheckpointDirectory = "ckpt" };
-        var (resumed, resumingReport) = Search.Run(resuming, Resolved(resuming, Fm2000), Fm2000, 1900, 100, _ => throw new InvalidOperationException(), default, null);
+        var (resumed, resumingReport) = Search.Run(resuming, Resolved(resuming, Fm2000), Fm2000, 1900, 100, (_, _) => throw new InvalidOperationException(), default, null);
         Assert.Contains("checkpoint directory", resumingReport!.Note);
         Assert.Equal("ckpt", resumed.CheckpointDirectory);
         var explicitEpochs = new BeitImageClassificationTrainer.Options { Epochs = 2 };
-        Assert.Null(Search.Run(explicitEpochs, Resolved(explicitEpochs, Fm2000), Fm2000, 1900, 100, _ => throw new InvalidOperationException(), default, null).Report);
+        Assert.Null(Search.Run(explicitEpochs, Resolved(explicitEpochs, Fm2000), Fm2000, 1900, 100, (_, _) => throw new InvalidOperationException(), default, null).Report);
     }
 
     [Fact]

@@ -138,7 +138,7 @@ internal static class BeitHyperparameterSearch
         bool searchModel = !checkpoint && user.Config is null;
         var baseConfig = checkpoint ? null : o.Config ?? BeitTrainingDefaults.Config(side, o.DropPathRate);
         string baseModel = baseConfig is null ? "checkpoint" : Describe(baseConfig);
-        (bool Augment, double MinScale) altAug = !o.Augment ? (true, 0.64) : (true, o.RandomCropMinScale is >= 0.5 or < 0.2 ? 0.35 : 0.64);
+        double altMinScale = !o.Augment || o.RandomCropMinScale is >= 0.2 and < 0.5 ? 0.64 : 0.35;
         BeitConfig? altConfig = baseConfig is null ? null : Larger(baseConfig);
 
         var list = new List<Candidate> { Make(1, o.Augment, o.RandomCropMinScale, null, baseModel) };
@@ -147,7 +147,7 @@ internal static class BeitHyperparameterSearch
             list.Add(Make(0.5, o.Augment, o.RandomCropMinScale, null, baseModel));
             list.Add(Make(2, o.Augment, o.RandomCropMinScale, null, baseModel));
         }
-        if (searchAug) list.Add(Make(1, altAug.Augment, altAug.MinScale, null, baseModel));
+        if (searchAug) list.Add(Make(1, true, altMinScale, null, baseModel));
         if (searchModel && altConfig is not null) list.Add(Make(1, o.Augment, o.RandomCropMinScale, altConfig, Describe(altConfig)));
         return list;
 
@@ -192,12 +192,13 @@ internal static class BeitHyperparameterSearch
     /// <param name="data">The training data's statistics.</param>
     /// <param name="trainCount">Images per training epoch (the validation split excluded).</param>
     /// <param name="validationCount">Images the trials are validated on (0: none, so no search).</param>
-    /// <param name="train">Trains a model with the given options and returns its history (the model is disposed).</param>
+    /// <param name="train">Trains a model with the given options and returns its history, and its final weights when asked (the model is disposed).</param>
     /// <param name="cancellationToken">Stops within one batch.</param>
     /// <param name="log">Receives each trial's result.</param>
     public static (BeitImageClassificationTrainer.Options Final, BeitSearchReport? Report) Run(BeitTrainerOptions user,
         BeitImageClassificationTrainer.Options o, BeitTrainingDefaults.DataStats data, int trainCount, int validationCount,
-        Func<BeitImageClassificationTrainer.Options, IReadOnlyList<BeitEpochMetrics>> train, CancellationToken cancellationToken, IChannel? log)
+        Func<BeitImageClassificationTrainer.Options, bool, (IReadOnlyList<BeitEpochMetrics> History, Dictionary<string, TensorData>? Weights)> train,
+        CancellationToken cancellationToken, IChannel? log)
     {
         if (Budget(user, data) is not var (budget, reason)) return (o, null);
         var clock = Stopwatch.StartNew();
@@ -235,7 +236,6 @@ internal static class BeitHyperparameterSearch
                     t.EpochCallback = null;
                     t.EarlyStoppingPatience = 0;
                     t.InitialWeights = null;
-                    t.CaptureWeights = deciding ? w => weights[c] = w : null;
                     int index = trials.Count + scores.Count + 1;
                     var trialBudget = s;
                     t.Progress = progress is null ? null : new Relay(p => progress.Report(p with
@@ -245,7 +245,8 @@ internal static class BeitHyperparameterSearch
                         Remaining = budget - clock.Elapsed > TimeSpan.Zero ? budget - clock.Elapsed : TimeSpan.Zero,
                     }));
                     var trialClock = Stopwatch.StartNew();
-                    var history = train(t);
+                    var (history, trialWeights) = train(t, deciding);
+                    if (trialWeights is not null) weights[c] = trialWeights;
                     var used = trialClock.Elapsed;
                     // Training images per second (validation excluded): a trial's last epoch is usually cut short, so
                     // counting its epochs would overstate the speed.
@@ -282,7 +283,6 @@ internal static class BeitHyperparameterSearch
         var winner = alive[0];
         var final = With(o, winner);
         final.InitialWeights = weights.GetValueOrDefault(winner);
-        final.CaptureWeights = null;
         var remaining = budget - clock.Elapsed;
         // Spent (a tiny given budget, or overrunning trials): the final run still takes its one step.
         if (remaining <= TimeSpan.Zero) remaining = TimeSpan.FromTicks(1);

@@ -86,12 +86,11 @@ public sealed partial class BeitImageClassificationTrainer
         // The time budget and the successive-halving search over the settings left unset (BeitHyperparameterSearch).
         // Trials validate on at most 1,000 of the validation images (stratified), so ranking stays cheap on large data.
         var trialValidation = validation is { Count: > 1000 } ? validation.Split(1000.0 / validation.Count, o.Seed + 3).Validation : validation;
-        var (final, search) = BeitHyperparameterSearch.Run(_options, o, stats, train.Count, trialValidation?.Count ?? 0, trial =>
+        var (final, search) = BeitHyperparameterSearch.Run(_options, o, stats, train.Count, trialValidation?.Count ?? 0, (trial, keepWeights) =>
         {
             var (trialModel, trialHistory, _) = RunOnce(trial, train, trialValidation, device, cancellationToken, null);
-            trial.CaptureWeights?.Invoke(trialModel.ToTensorData());
-            trialModel.Dispose();
-            return trialHistory;
+            using (trialModel)
+                return (trialHistory, keepWeights ? trialModel.ToTensorData() : null);
         }, cancellationToken, log);
         if (search is not null) notes.Add(search.Trials.Count > 0 ? $"search: {search.Trials.Count} trials, final run {search.Winner}" : $"time budget {search.Budget:mm\\:ss}");
         var (model, history, best) = RunOnce(final, train, validation, device, cancellationToken, log);

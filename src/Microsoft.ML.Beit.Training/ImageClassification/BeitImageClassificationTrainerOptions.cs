@@ -27,9 +27,8 @@ public sealed partial class BeitImageClassificationTrainer
         /// <summary>Multiplier of a newly initialised classifier head on a pre-trained backbone (the recipe's 0.001).</summary>
         public double HeadInitScale { get; set; } = 0.001;
 
-        // Set by the search: weights a run starts from (after any checkpoint), and a callback that receives a run's final weights.
+        // Set by the search for its final run: the weights the winning trial ended with (loaded after any checkpoint).
         internal Dictionary<string, Checkpoints.TensorData>? InitialWeights;
-        internal Action<Dictionary<string, Checkpoints.TensorData>>? CaptureWeights;
 
         internal override void Validate()
         {
