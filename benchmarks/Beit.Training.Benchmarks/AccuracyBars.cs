@@ -107,7 +107,10 @@ internal static class AccuracyBars
         if (kv.ContainsKey("seconds")) o.MaxTrainingTime = TimeSpan.FromSeconds(D("seconds", 120));
         if (D("defaults", 0) == 0)
         {
-            var c = BeitTrainingDefaults.Config(28, D("dp", 0.05));
+            int imageSide = kv.GetValueOrDefault("data", "fashion") == "shapes" ? 64 : 28;
+            imageSide = (int)D("side", imageSide);
+            if (kv.ContainsKey("side")) o.ImageSize = imageSide;
+            var c = BeitTrainingDefaults.Config(imageSide, D("dp", 0.05));
             c.NumHiddenLayers = (int)D("layers", c.NumHiddenLayers);
             c.HiddenSize = (int)D("width", c.HiddenSize);
             c.NumAttentionHeads = (int)D("heads", c.NumAttentionHeads);
@@ -119,6 +122,8 @@ internal static class AccuracyBars
             if (kv.ContainsKey("batch")) o.BatchSize = (int)D("batch", 128);
             if (kv.ContainsKey("aug")) o.Augment = D("aug", 0) != 0;
             if (kv.ContainsKey("minscale")) o.RandomCropMinScale = D("minscale", 0.64);
+            if (kv.ContainsKey("ra")) o.RandAugmentMagnitude = D("ra", 9);
+            if (kv.ContainsKey("erase")) o.RandomErasingProbability = D("erase", 0.25);
             if (kv.ContainsKey("dp")) o.DropPathRate = D("dp", 0.05);
             if (kv.ContainsKey("warmup")) o.WarmupEpochs = D("warmup", 0.2);
             if (kv.ContainsKey("bf16")) o.Bf16Autocast = D("bf16", 1) != 0;
@@ -128,10 +133,76 @@ internal static class AccuracyBars
             o.CutmixAlpha = D("cutmix", 0);
             o.WeightDecay = D("wd", 0.05);
         }
-        var data = D("full", 0) != 0 ? Full() : Small();
+        (BeitTrainingImages Train, BeitTrainingImages Test) data = kv.GetValueOrDefault("data", "fashion") switch
+        {
+            "shapes" => (global::Beit.Tests.SyntheticImages.ColouredShapes((int)D("n", 300), 21), global::Beit.Tests.SyntheticImages.ColouredShapes(150, 22)),
+            _ => D("full", 0) != 0 ? Full() : Small(),
+        };
+        if (D("grey", 0) != 0) data = (Grey(data.Train), Grey(data.Test));
+        if (D("colourlabel", 0) != 0) data = (ColourLabels(data.Train), ColourLabels(data.Test));
+        if (D("testontrain", 0) != 0) data = (data.Train, data.Train);
+        string? pretrained = null;
+        if (kv.ContainsKey("mim"))
+        {
+            // Masked-image-modeling pre-training on the training images themselves, then fine-tuning from it.
+            var clock = Stopwatch.StartNew();
+            var mo = new Pretraining.BeitMaskedImageModelingTrainer.Options
+            {
+                Config = o.Config!.Clone(), MaxTrainingTime = TimeSpan.FromSeconds(D("mim", 60)), Epochs = 10_000, BatchSize = o.BatchSize,
+                LearningRate = D("mimlr", 1.5e-3), RandomCropMinScale = D("mimscale", 0.4), ValidationFraction = 0,
+            };
+            mo.Config.VocabSize = (int)D("vocab", 64);
+            mo.KMeans.VocabSize = mo.Config.VocabSize;
+            var r = new Pretraining.BeitMaskedImageModelingTrainer(mo).Train(data.Train);
+            pretrained = Directory.CreateTempSubdirectory("beit-mim-").FullName;
+            Directory.Delete(pretrained);
+            Pretraining.BeitMaskedImageModelingTrainer.Save(r, pretrained);
+            r.Model.Dispose();
+            Console.WriteLine($"mim: {r.History.Count} epochs, last loss {r.History[^1].TrainLoss:F3} in {clock.Elapsed:mm\\:ss}");
+            o.Config = null;
+            o.CheckpointFolder = pretrained;
+            o.LayerDecay = D("ld", 0.75);
+            o.LearningRate = D("lr", 1e-3);
+        }
         Console.WriteLine("| Setting | Budget | Wall time | Test accuracy | Macro-F1 | Final run | Load average (min–max) |");
         Console.WriteLine("|---|---|---|---|---|---|---|");
-        Measure(string.Join(' ', pairs), null, data, o);
+        try
+        {
+            Measure(string.Join(' ', pairs), null, data, o);
+        }
+        finally
+        {
+            if (pretrained is not null) Directory.Delete(pretrained, true);
+        }
+    }
+
+    // Diagnostics for colour data: the same images in grey (R = G = B = luma), or relabelled by their dominant channel.
+    private static BeitTrainingImages Grey(BeitTrainingImages d)
+    {
+        int plane = d.Height * d.Width;
+        var px = (byte[])d.Pixels.Clone();
+        for (int i = 0; i < d.Count; i++)
+            for (int p = 0; p < plane; p++)
+            {
+                int o = i * 3 * plane + p;
+                byte g = (byte)((299 * px[o] + 587 * px[o + plane] + 114 * px[o + 2 * plane]) / 1000);
+                px[o] = px[o + plane] = px[o + 2 * plane] = g;
+            }
+        return new BeitTrainingImages(px, d.Labels, d.Height, d.Width, d.ClassNames);
+    }
+
+    private static BeitTrainingImages ColourLabels(BeitTrainingImages d)
+    {
+        int plane = d.Height * d.Width;
+        var labels = new int[d.Count];
+        for (int i = 0; i < d.Count; i++)
+        {
+            var sums = new long[3];
+            for (int c = 0; c < 3; c++)
+                for (int p = 0; p < plane; p++) sums[c] += d.Pixels[(i * 3 + c) * plane + p];
+            labels[i] = Array.IndexOf(sums, sums.Max());
+        }
+        return new BeitTrainingImages(d.Pixels, labels, d.Height, d.Width, ["red", "green", "blue"]);
     }
 
     private static void Measure(string name, string? bar, (BeitTrainingImages Train, BeitTrainingImages Test) data, BeitImageClassificationTrainer.Options options)

@@ -59,6 +59,17 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
         Assert.Equal(3, lrs.Count);
         Assert.All(lrs, c => Assert.Equal(("checkpoint", resolved.Augment), (c.Model, c.Augment)));
         Assert.Equal([resolved.LearningRate, resolved.LearningRate / 2, resolved.LearningRate * 2], lrs.Select(c => c.LearningRate));
+
+        // Few colour images from scratch: luminance only, and colour as a sixth setting; none when the user chose.
+        var shapes = new Defaults.DataStats(300, 64, 64, Grey: false, Classes: 3);
+        var colour = Search.Candidates(user, Resolved(user, shapes), 64);
+        Assert.Equal(6, colour.Count);
+        Assert.All(colour.SkipLast(1), c => Assert.True(c.LuminanceOnly, c.Name));
+        Assert.Equal((false, "lr 0.001, crops ≥ 35 % + flips, 6×128, colour"), (colour[^1].LuminanceOnly, colour[^1].Name));
+        Assert.EndsWith(", luminance", colour[0].Name);
+        var colourGiven = new BeitImageClassificationTrainer.Options { LuminanceOnly = false };
+        Assert.Equal(5, Search.Candidates(colourGiven, Resolved(colourGiven, shapes), 64).Count);
+        Assert.All(Search.Candidates(colourGiven, Resolved(colourGiven, shapes), 64), c => Assert.False(c.LuminanceOnly));
     }
 
     [Fact]
@@ -219,21 +230,23 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
         // threads as `beit train` picks them: two libtorch threads on a 2-core machine with other work ran 12× slower.
         var report = BeitModelBuilder.Train(new Microsoft.ML.MLContext(seed: 0), train, test, dir.Combine("model.zip"), new BeitImageClassificationTrainer.Options
         {
-            MaxTrainingTime = TimeSpan.FromSeconds(150), NumThreads = BeitThreads.ForTraining().Threads,
+            MaxTrainingTime = TimeSpan.FromSeconds(165), NumThreads = BeitThreads.ForTraining().Threads,
         });
         output.WriteLine($"{clock.Elapsed}, load average {File.ReadAllText("/proc/loadavg")}");
         output.WriteLine(report.ToString());
         var search = report.Training.Search!;
-        Assert.Equal(TimeSpan.FromSeconds(150), search.Budget); // 15 % of it for 11 slices: just over the 2 s a trial needs
+        Assert.Equal(TimeSpan.FromSeconds(165), search.Budget); // 15 % of it for 12 slices: just over the 2 s a trial needs
         Assert.NotEmpty(search.Trials);
         Assert.Single(search.Trials, t => t.Rung == search.Trials.Max(u => u.Rung) && t.Kept);
+        // Six settings: the five of grey data and colour against the automatic luminance-only input.
+        Assert.Equal(6, search.Trials.Count(t => t.Rung == 0));
+        Assert.Single(search.Trials, t => t.Rung == 0 && t.Name.EndsWith(", colour", StringComparison.Ordinal));
         Assert.Equal(8, report.Training.Model.Config.PatchSize); // 64 px: an 8×8 grid
-        Assert.True(report.TrainingTime < TimeSpan.FromSeconds(170), $"{report.TrainingTime}"); // the budget, plus at most a batch and a validation
+        Assert.True(report.TrainingTime < TimeSpan.FromSeconds(185), $"{report.TrainingTime}"); // the budget, plus at most a batch and a validation
         Assert.Equal((324, 36, 90), (report.TrainCount, report.ValidationCount, report.TestCount));
-        // Not asserted: accuracy. With this budget the defaults trained 118 epochs and scored 42.2 % on the 90 test images
-        // (three classes: chance is 33 %, and one standard error on 90 images is 5 points), so a ViT from scratch on a few
-        // hundred coloured shapes is still no sensible model (README, "Colour images").
-        Assert.InRange(report.Test.Accuracy, 0, 1);
+        // A sensible model: the shapes, not their colours (three classes, chance 33 %; one standard error on 90 images is
+        // 5 points). With colour input the same budget scored 42.2 %: the model memorised the training images' colours.
+        Assert.True(report.Test.Accuracy >= 0.55, $"test accuracy {report.Test.Accuracy:P1}");
         using var json = JsonDocument.Parse(report.ToJson());
         Assert.Equal(search.Trials.Count, json.RootElement.GetProperty("search").GetProperty("trials").GetArrayLength());
         Assert.Equal(report.Test.Accuracy, json.RootElement.GetProperty("test").GetProperty("accuracy").GetDouble(), 12);

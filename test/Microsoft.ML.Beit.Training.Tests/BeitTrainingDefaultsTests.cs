@@ -31,6 +31,7 @@ public class BeitTrainingDefaultsTests
         var c = Defaults.Choose(new Defaults.DataStats(2000, 28, 28, Grey: true, Classes: 10), Avx2Only, new BeitImageClassificationTrainer.Options());
         // The recipe measured at 72 % on the 3,000-image subset (formerly hard-coded in `beit demo`); 15·√(3000/2000) epochs.
         Assert.Equal(18, c.Epochs);
+        Assert.Equal((0.0, 0.0), (c.RandAugmentMagnitude, c.RandomErasingProbability)); // grey: crops and flips alone
         Assert.Equal(15, Defaults.Choose(new Defaults.DataStats(3000, 28, 28, true, 10), Avx2Only, new BeitImageClassificationTrainer.Options()).Epochs);
         var full = Defaults.Choose(new Defaults.DataStats(60000, 28, 28, true, 10), Avx2Only, new BeitImageClassificationTrainer.Options());
         Assert.Equal((10, false, 128, 2e-3), (full.Epochs, full.Augment, full.BatchSize, full.LearningRate)); // many tiny images, a few epochs: no crops, larger batches
@@ -55,6 +56,15 @@ public class BeitTrainingDefaultsTests
         var c = Defaults.Choose(new Defaults.DataStats(500, 96, 96, Grey: false, Classes: 5), Bf16Native, new BeitImageClassificationTrainer.Options());
         Assert.True(c.Augment);
         Assert.Equal(0.35, c.RandomCropMinScale);
+        Assert.Equal((9.0, 0.25), (c.RandAugmentMagnitude, c.RandomErasingProbability)); // the BEiT recipe's rand-m9 and erasing
+        var mild = Defaults.Choose(new Defaults.DataStats(500, 96, 96, false, 5), Bf16Native, new BeitImageClassificationTrainer.Options { RandAugmentMagnitude = 3, RandomErasingProbability = 0 });
+        Assert.Equal((3.0, 0.0), (mild.RandAugmentMagnitude, mild.RandomErasingProbability)); // explicit values win
+        // Fewer than 1,000 colour images from scratch: luminance only; not from 1,000, for grey images or a checkpoint.
+        Assert.True(c.LuminanceOnly);
+        Assert.False(Defaults.Choose(new Defaults.DataStats(1000, 96, 96, false, 5), Bf16Native, new BeitImageClassificationTrainer.Options()).LuminanceOnly);
+        Assert.False(Defaults.Choose(new Defaults.DataStats(500, 96, 96, true, 5), Bf16Native, new BeitImageClassificationTrainer.Options()).LuminanceOnly);
+        Assert.False(Defaults.Choose(new Defaults.DataStats(500, 96, 96, false, 5), Bf16Native, new BeitImageClassificationTrainer.Options { CheckpointFolder = "x" }).LuminanceOnly);
+        Assert.False(Defaults.Choose(new Defaults.DataStats(500, 96, 96, false, 5), Bf16Native, new BeitImageClassificationTrainer.Options { LuminanceOnly = false }).LuminanceOnly);
         Assert.Equal(32, c.BatchSize); // 450 training images: at least 8 steps per epoch at 32
         Assert.Equal(1e-3, c.LearningRate, 12);
         Assert.Equal(30, c.Epochs); // 15·√(3000/500) ≈ 37, at most 30
@@ -87,10 +97,12 @@ public class BeitTrainingDefaultsTests
         {
             Epochs = 3, BatchSize = 16, LearningRate = 0.01, WarmupEpochs = 0, LayerDecay = 0.9, DropPathRate = 0,
             Augment = true, RandomCropMinScale = 0.5, ValidationFraction = 0, Bf16Autocast = true,
+            RandAugmentMagnitude = 5, RandomErasingProbability = 0.5, LuminanceOnly = true,
         };
         var c = Defaults.Choose(new Defaults.DataStats(2000, 28, 28, Grey: true, Classes: 10), Avx2Only, o);
         Assert.Equal((3, 16, 0.01, 0.0, 0.9, 0.0, true, 0.5, 0.0, true),
             (c.Epochs, c.BatchSize, c.LearningRate, c.WarmupEpochs, c.LayerDecay, c.DropPathRate, c.Augment, c.RandomCropMinScale, c.ValidationFraction, c.Bf16Autocast));
+        Assert.Equal((5.0, 0.5, true), (c.RandAugmentMagnitude, c.RandomErasingProbability, c.LuminanceOnly));
         Assert.Single(c.Reasons); // only the data description: nothing was chosen automatically
         Assert.NotNull(c.Warning);
         Assert.Contains("no native bf16", c.Warning);

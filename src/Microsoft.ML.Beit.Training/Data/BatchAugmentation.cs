@@ -72,18 +72,35 @@ internal static class BatchAugmentation
     /// Image <c>i</c> of the batch cropped to <c>boxes[i]</c>, resized to <paramref name="outHeight"/>×<paramref name="outWidth"/>
     /// and mirrored when <c>flips[i]</c>, all in one <c>grid_sample</c> (label maps: nearest on the same grid).
     /// </summary>
+    /// <remarks>
+    /// <paramref name="then"/> (one row-major 2×3 map per image, in the output's normalised coordinates) moves the
+    /// cropped image further, for RandAugment's geometric ops; points it brings in from outside the image become 0,
+    /// the mean colour of normalised images.
+    /// </remarks>
     internal static (Tensor Images, Tensor? Labels) CropResizeFlip(Tensor images, Tensor? labels, (int Top, int Left, int Height, int Width)[] boxes,
-        bool[] flips, int outHeight, int outWidth)
+        bool[] flips, int outHeight, int outWidth, IReadOnlyList<double[]>? then = null)
     {
         using var scope = NewDisposeScope();
         int b = checked((int)images.shape[0]);
         int h = (int)images.shape[2], w = (int)images.shape[3];
-        if (boxes.Length != b || flips.Length != b) throw new ArgumentException($"Expected {b} crop boxes and flips, got {boxes.Length} and {flips.Length}.");
+        if (boxes.Length != b || flips.Length != b || then is not null && then.Count != b)
+            throw new ArgumentException($"Expected {b} crop boxes, flips and maps, got {boxes.Length}, {flips.Length} and {then?.Count}.");
         var theta = new float[checked(b * 6)];
-        for (int i = 0; i < b; i++) CropTheta(h, w, boxes[i], flips[i]).CopyTo(theta, i * 6);
+        for (int i = 0; i < b; i++)
+        {
+            var crop = CropTheta(h, w, boxes[i], flips[i]);
+            if (then is null) crop.CopyTo(theta, i * 6);
+            else RandAugment.Compose(Array.ConvertAll(crop, v => (double)v), then[i]).Select(v => (float)v).ToArray().CopyTo(theta, i * 6);
+        }
         long[] outShape = [b, images.shape[1], outHeight, outWidth];
         var grid = nn.functional.affine_grid(tensor(theta, [b, 2, 3]).to(images.device), outShape, align_corners: false).to(images.dtype);
         var resultImages = nn.functional.grid_sample(images, grid, GridSampleMode.Bilinear, GridSamplePaddingMode.Border, align_corners: false);
+        if (then is not null)
+        {
+            // Border padding keeps crops that touch the image's edge clean; beyond half a pixel outside, the mean colour.
+            var outside = (grid[.., .., .., 0].abs() > 1 + 1.0 / w).logical_or(grid[.., .., .., 1].abs() > 1 + 1.0 / h).unsqueeze(1);
+            resultImages = resultImages.masked_fill(outside, 0);
+        }
         Tensor? resultLabels = null;
         if (labels is not null)
         {
@@ -126,6 +143,36 @@ internal static class BatchAugmentation
         if (labels is not null && (labels.shape[1] != size || labels.shape[2] != size))
             labels = nn.functional.interpolate(labels.unsqueeze(1).to(float32), [size, size], mode: InterpolationMode.Nearest).squeeze(1).to(labels.dtype);
         return (ResizeTo(images, size), labels);
+    }
+
+    /// <summary>
+    /// The classification training view: <see cref="TrainingView"/>, plus, when <see cref="BeitTrainerOptions.Augment"/>
+    /// is on, RandAugment at <c>RandAugmentMagnitude</c> (its geometric ops in the crop's single resampling, its
+    /// photometric ops on the un-normalised pixels) and random erasing (the BEiT fine-tuning recipe).
+    /// </summary>
+    public static Tensor ClassificationView(Tensor images, int size, ImageClassification.BeitImageClassificationTrainer.Options options,
+        float[] mean, float[] std, Random rng)
+    {
+        if (!options.Augment) return TrainingView(images, null, size, options, rng).Images;
+        if (options.RandAugmentMagnitude <= 0)
+            return RandAugment.RandomErasing(TrainingView(images, null, size, options, rng).Images, options.RandomErasingProbability, rng);
+        using var scope = NewDisposeScope();
+        int b = checked((int)images.shape[0]);
+        int h = (int)images.shape[2], w = (int)images.shape[3];
+        var settings = new CropSettings(options.RandomCropMinScale);
+        var boxes = new (int Top, int Left, int Height, int Width)[b];
+        var flips = new bool[b];
+        for (int i = 0; i < b; i++)
+        {
+            boxes[i] = SampleCrop(h, w, settings, rng);
+            flips[i] = options.HorizontalFlip && rng.NextDouble() < 0.5;
+        }
+        var draws = RandAugment.Sample(b, options.RandAugmentMagnitude, rng);
+        var x = CropResizeFlip(images, null, boxes, flips, size, size, draws.Select(RandAugment.Geometry).ToArray()).Images;
+        var m = tensor(mean, [1, 3, 1, 1]).to(x.dtype).to(x.device);
+        var s = tensor(std, [1, 3, 1, 1]).to(x.dtype).to(x.device);
+        x = (RandAugment.Photometric(x * s + m, draws) - m) / s;
+        return RandAugment.RandomErasing(x, options.RandomErasingProbability, rng).MoveToOuterDisposeScope();
     }
 
     /// <summary>Soft targets <c>[B, K]</c> from class ids, with label smoothing ε spread evenly over all classes.</summary>

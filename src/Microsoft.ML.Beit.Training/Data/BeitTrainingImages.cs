@@ -69,6 +69,33 @@ public sealed class BeitTrainingImages
         return new BeitTrainingImages(pixels, labels, height, width, classNames);
     }
 
+    /// <summary>
+    /// The same images with every channel set to the luma Pillow's <c>convert("L")</c> computes (ITU-R 601-2, 16-bit fixed
+    /// point); already normalised images are converted with the same weights.
+    /// </summary>
+    internal BeitTrainingImages ToLuminance()
+    {
+        int plane = Height * Width;
+        var pixels = new byte[Pixels.Length];
+        var normalized = _normalized is null ? null : new float[_normalized.Length];
+        for (int i = 0; i < Count; i++)
+        {
+            int o = i * 3 * plane;
+            for (int p = 0; p < plane; p++)
+            {
+                int r = Pixels[o + p], g = Pixels[o + plane + p], b = Pixels[o + 2 * plane + p];
+                pixels[o + p] = pixels[o + plane + p] = pixels[o + 2 * plane + p] = (byte)((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16);
+                if (normalized is not null)
+                    normalized[o + p] = normalized[o + plane + p] = normalized[o + 2 * plane + p] =
+                        Luma[0] * _normalized![o + p] + Luma[1] * _normalized[o + plane + p] + Luma[2] * _normalized[o + 2 * plane + p];
+            }
+        }
+        return new BeitTrainingImages(pixels, Labels, Height, Width, ClassNames) { ImageMean = ImageMean, ImageStd = ImageStd, _normalized = normalized };
+    }
+
+    /// <summary>The ITU-R 601-2 luma weights of red, green and blue (Pillow's <c>convert("L")</c>).</summary>
+    internal static readonly float[] Luma = [0.299f, 0.587f, 0.114f];
+
     /// <summary>The images at <paramref name="indices"/>.</summary>
     public BeitTrainingImages Subset(IReadOnlyList<int> indices)
     {

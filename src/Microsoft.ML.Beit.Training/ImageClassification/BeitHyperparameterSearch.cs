@@ -46,10 +46,11 @@ public sealed record BeitSearchReport(TimeSpan Budget, string BudgetReason, IRea
         if (Trials.Count > 0)
         {
             sb.AppendLine(CultureInfo.InvariantCulture, $"Search: successive halving, {Trials.Count(t => t.Rung == 0)} settings, {Trials.Max(t => t.Rung) + 1} rungs, on the validation split:");
-            sb.AppendLine("  rung  setting                                        budget   used    epochs  val acc   result");
+            int width = Math.Max(45, Trials.Max(t => t.Name.Length));
+            sb.AppendLine($"  rung  {"setting".PadRight(width)}  budget   used    epochs  val acc   result");
             foreach (var t in Trials)
                 sb.AppendLine(CultureInfo.InvariantCulture,
-                    $"  {t.Rung,4}  {t.Name,-45}  {t.Budget:mm\\:ss}    {t.Used:mm\\:ss}   {t.Epochs,6}  {t.ValidationAccuracy,7:P1}   {(t.Kept ? "kept" : "pruned")}");
+                    $"  {t.Rung,4}  {t.Name.PadRight(width)}  {t.Budget:mm\\:ss}    {t.Used:mm\\:ss}   {t.Epochs,6}  {t.ValidationAccuracy,7:P1}   {(t.Kept ? "kept" : "pruned")}");
         }
         sb.Append(CultureInfo.InvariantCulture, $"Final run: {Winner}, {FinalEpochs} epochs planned in {FinalBudget:mm\\:ss}");
         sb.Append(FinalStartsFromWinningTrial ? ", starting from the winning trial's weights." : ".");
@@ -107,7 +108,7 @@ internal static class BeitHyperparameterSearch
     private const int TrialEpochCap = 10_000;
 
     /// <summary>A setting to try: factors and alternatives relative to the automatic defaults.</summary>
-    internal sealed record Candidate(string Name, double LearningRate, bool Augment, double RandomCropMinScale, BeitConfig? Config, string Model);
+    internal sealed record Candidate(string Name, double LearningRate, bool Augment, double RandomCropMinScale, BeitConfig? Config, string Model, bool LuminanceOnly = false);
 
     /// <summary>
     /// The budget for a run with <paramref name="user"/>'s options on <paramref name="data"/>, and why; null when the run
@@ -149,13 +150,18 @@ internal static class BeitHyperparameterSearch
         }
         if (searchAug) list.Add(Make(1, true, altMinScale, null, baseModel));
         if (searchModel && altConfig is not null) list.Add(Make(1, o.Augment, o.RandomCropMinScale, altConfig, Describe(altConfig)));
+        // Luminance only (the automatic choice on few colour images) against colour, so colour that carries the class is kept.
+        if (o.LuminanceOnly && !checkpoint && user is BeitImageClassificationTrainer.Options { ExplicitLuminanceOnly: null })
+            list.Add(Make(1, o.Augment, o.RandomCropMinScale, null, baseModel, luminance: false));
         return list;
 
-        Candidate Make(double lrFactor, bool augment, double minScale, BeitConfig? config, string model)
+        Candidate Make(double lrFactor, bool augment, double minScale, BeitConfig? config, string model, bool? luminance = null)
         {
             double lr = o.LearningRate * lrFactor;
+            bool luma = luminance ?? o.LuminanceOnly;
             string aug = augment ? string.Create(CultureInfo.InvariantCulture, $"crops ≥ {minScale:P0} + flips") : "no augmentation";
-            return new Candidate(string.Create(CultureInfo.InvariantCulture, $"lr {lr:G2}, {aug}, {model}"), lr, augment, minScale, config, model);
+            return new Candidate(string.Create(CultureInfo.InvariantCulture, $"lr {lr:G2}, {aug}, {model}{(luma ? ", luminance" : o.LuminanceOnly ? ", colour" : "")}"),
+                lr, augment, minScale, config, model, luma);
         }
     }
 
@@ -179,6 +185,7 @@ internal static class BeitHyperparameterSearch
         r.LearningRate = c.LearningRate;
         r.Augment = c.Augment;
         r.RandomCropMinScale = c.RandomCropMinScale;
+        r.LuminanceOnly = c.LuminanceOnly;
         if (c.Config is not null) r.Config = c.Config.Clone();
         return r;
     }

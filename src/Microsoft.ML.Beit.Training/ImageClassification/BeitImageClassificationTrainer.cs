@@ -86,14 +86,22 @@ public sealed partial class BeitImageClassificationTrainer
         // The time budget and the successive-halving search over the settings left unset (BeitHyperparameterSearch).
         // Trials validate on at most 1,000 of the validation images (stratified), so ranking stays cheap on large data.
         var trialValidation = validation is { Count: > 1000 } ? validation.Split(1000.0 / validation.Count, o.Seed + 3).Validation : validation;
+        // Luminance-only runs train on grey copies (made once, on first use) and fold the conversion into the model.
+        BeitTrainingImages? lumaTrain = null, lumaValidation = null, lumaTrialValidation = null;
+        (BeitTrainingImages Train, BeitTrainingImages? Validation, BeitTrainingImages? Trial) DataFor(Options run) => run.LuminanceOnly
+            ? (lumaTrain ??= train.ToLuminance(), lumaValidation ??= validation?.ToLuminance(),
+               lumaTrialValidation ??= ReferenceEquals(trialValidation, validation) ? lumaValidation : trialValidation?.ToLuminance())
+            : (train, validation, trialValidation);
         var (final, search) = BeitHyperparameterSearch.Run(_options, o, stats, train.Count, trialValidation?.Count ?? 0, (trial, keepWeights) =>
         {
-            var (trialModel, trialHistory, _) = RunOnce(trial, train, trialValidation, device, cancellationToken, null);
+            var data = DataFor(trial);
+            var (trialModel, trialHistory, _) = RunOnce(trial, data.Train, data.Trial, device, cancellationToken, null);
             using (trialModel)
                 return (trialHistory, keepWeights ? trialModel.ToTensorData() : null);
         }, cancellationToken, log);
         if (search is not null) notes.Add(search.Trials.Count > 0 ? $"search: {search.Trials.Count} trials, final run {search.Winner}" : $"time budget {search.Budget:mm\\:ss}");
-        var (model, history, best) = RunOnce(final, train, validation, device, cancellationToken, log);
+        var finalData = DataFor(final);
+        var (model, history, best) = RunOnce(final, finalData.Train, finalData.Validation, device, cancellationToken, log);
         return new Result(model, history, best) { Notes = notes, Search = search, TrainCount = train.Count, ValidationCount = validation?.Count ?? 0 };
     }
 
@@ -112,6 +120,7 @@ public sealed partial class BeitImageClassificationTrainer
         {
             var (history, best) = TrainingLoop.Run(o, model, train.Count,
                 (indices, _, rng) => TaskLoss(o, model, train, indices, rng, device), validate, cancellationToken, log);
+            if (o.LuminanceOnly) FoldLuminance(model, train.ImageMean, train.ImageStd);
             return (model, history, best);
         }
         catch
@@ -125,7 +134,7 @@ public sealed partial class BeitImageClassificationTrainer
     private static Tensor TaskLoss(Options o, BeitForImageClassification model, BeitTrainingImages data, ReadOnlySpan<int> indices, Random rng, Device device)
     {
         var (x, y) = data.Batch(indices, device);
-        x = BatchAugmentation.TrainingView(x, null, model.Config.ImageSize, o, rng).Images;
+        x = BatchAugmentation.ClassificationView(x, model.Config.ImageSize, o, data.ImageMean, data.ImageStd, rng);
         bool soft = o.LabelSmoothing > 0 || o.MixupAlpha > 0 || o.CutmixAlpha > 0;
         if (!soft) return model.forward(x, y).Loss!;
         var targets = BatchAugmentation.SoftTargets(y, data.ClassNames.Count, o.LabelSmoothing);
@@ -192,6 +201,33 @@ public sealed partial class BeitImageClassificationTrainer
         }
         if (o.InitialWeights is not null) model.LoadWeights(o.InitialWeights, "the search's winning trial");
         return model;
+    }
+
+    /// <summary>
+    /// Makes a model trained on grey images (every channel the luma of the colour image) compute the same on the colour
+    /// image itself: the patch projection's three input channels become one luma-weighted kernel, with the normalisation
+    /// (per-channel mean and std) carried through, so exported and saved models take colour input as usual.
+    /// </summary>
+    /// <remarks>
+    /// With normalised inputs x̂_c = (x_c − m_c)/s_c and grey g = Σ_c ℓ_c·x_c fed to every channel, the projection
+    /// computes Σ_c W_c·(g − m_c)/s_c = K·g − Σ_c W_c·m_c/s_c with K = Σ_c W_c/s_c; substituting x_c = s_c·x̂_c + m_c
+    /// gives weights K·ℓ_c·s_c on x̂_c and the constant K·Σ_c ℓ_c·m_c − Σ_c W_c·m_c/s_c, summed over the kernel, added to
+    /// the bias. Exact up to the rounding of the grey training images to 8 bits.
+    /// </remarks>
+    internal static void FoldLuminance(BeitPreTrainedModel model, float[] mean, float[] std)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        var w = parameters["beit.embeddings.patch_embeddings.projection.weight"];
+        var b = parameters["beit.embeddings.patch_embeddings.projection.bias"];
+        var m = tensor(mean, [1, 3, 1, 1]).to(w.dtype).to(w.device);
+        var s = tensor(std, [1, 3, 1, 1]).to(w.dtype).to(w.device);
+        var luma = tensor(BeitTrainingImages.Luma, [1, 3, 1, 1]).to(w.dtype).to(w.device);
+        var k = (w / s).sum(1, keepdim: true);
+        var bias = b + k.sum([1, 2, 3]) * (luma * m).sum() - (w * m / s).sum([1, 2, 3]);
+        w.copy_(k * luma * s);
+        b.copy_(bias);
     }
 
     /// <summary>
