@@ -107,7 +107,7 @@ internal static class AccuracyBars
         if (kv.ContainsKey("seconds")) o.MaxTrainingTime = TimeSpan.FromSeconds(D("seconds", 120));
         if (D("defaults", 0) == 0)
         {
-            int imageSide = kv.GetValueOrDefault("data", "fashion") == "shapes" ? 64 : 28;
+            int imageSide = kv.GetValueOrDefault("data", "fashion").EndsWith("shapes", StringComparison.Ordinal) ? 64 : 28;
             imageSide = (int)D("side", imageSide);
             if (kv.ContainsKey("side")) o.ImageSize = imageSide;
             var c = BeitTrainingDefaults.Config(imageSide, D("dp", 0.05));
@@ -122,8 +122,6 @@ internal static class AccuracyBars
             if (kv.ContainsKey("batch")) o.BatchSize = (int)D("batch", 128);
             if (kv.ContainsKey("aug")) o.Augment = D("aug", 0) != 0;
             if (kv.ContainsKey("minscale")) o.RandomCropMinScale = D("minscale", 0.64);
-            if (kv.ContainsKey("ra")) o.RandAugmentMagnitude = D("ra", 9);
-            if (kv.ContainsKey("erase")) o.RandomErasingProbability = D("erase", 0.25);
             if (kv.ContainsKey("dp")) o.DropPathRate = D("dp", 0.05);
             if (kv.ContainsKey("warmup")) o.WarmupEpochs = D("warmup", 0.2);
             if (kv.ContainsKey("bf16")) o.Bf16Autocast = D("bf16", 1) != 0;
@@ -133,9 +131,12 @@ internal static class AccuracyBars
             o.CutmixAlpha = D("cutmix", 0);
             o.WeightDecay = D("wd", 0.05);
         }
+        if (kv.ContainsKey("ra")) o.RandAugmentMagnitude = D("ra", 9);
+        if (kv.ContainsKey("erase")) o.RandomErasingProbability = D("erase", 0.25);
         (BeitTrainingImages Train, BeitTrainingImages Test) data = kv.GetValueOrDefault("data", "fashion") switch
         {
             "shapes" => (global::Beit.Tests.SyntheticImages.ColouredShapes((int)D("n", 300), 21), global::Beit.Tests.SyntheticImages.ColouredShapes(150, 22)),
+            "xunit-shapes" => (global::Beit.Tests.SyntheticImages.ColouredShapes(360, 11), global::Beit.Tests.SyntheticImages.ColouredShapes(90, 12)),
             _ => D("full", 0) != 0 ? Full() : Small(),
         };
         if (D("grey", 0) != 0) data = (Grey(data.Train), Grey(data.Test));

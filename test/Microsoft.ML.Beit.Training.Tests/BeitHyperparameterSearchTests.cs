@@ -230,19 +230,21 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
         // threads as `beit train` picks them: two libtorch threads on a 2-core machine with other work ran 12× slower.
         var report = BeitModelBuilder.Train(new Microsoft.ML.MLContext(seed: 0), train, test, dir.Combine("model.zip"), new BeitImageClassificationTrainer.Options
         {
-            MaxTrainingTime = TimeSpan.FromSeconds(165), NumThreads = BeitThreads.ForTraining().Threads,
+            MaxTrainingTime = TimeSpan.FromSeconds(240), NumThreads = BeitThreads.ForTraining().Threads,
         });
         output.WriteLine($"{clock.Elapsed}, load average {File.ReadAllText("/proc/loadavg")}");
         output.WriteLine(report.ToString());
         var search = report.Training.Search!;
-        Assert.Equal(TimeSpan.FromSeconds(165), search.Budget); // 15 % of it for 12 slices: just over the 2 s a trial needs
+        // Four minutes: the shapes come out of the noise after about 100 epochs (34–47 % after 86–89 epochs with one
+        // libtorch thread in 165 s, 72 % after 138 with two), and one thread trains about 230 images a second.
+        Assert.Equal(TimeSpan.FromSeconds(240), search.Budget); // 15 % of it for 12 slices: 3 s each
         Assert.NotEmpty(search.Trials);
         Assert.Single(search.Trials, t => t.Rung == search.Trials.Max(u => u.Rung) && t.Kept);
         // Six settings: the five of grey data and colour against the automatic luminance-only input.
         Assert.Equal(6, search.Trials.Count(t => t.Rung == 0));
         Assert.Single(search.Trials, t => t.Rung == 0 && t.Name.EndsWith(", colour", StringComparison.Ordinal));
         Assert.Equal(8, report.Training.Model.Config.PatchSize); // 64 px: an 8×8 grid
-        Assert.True(report.TrainingTime < TimeSpan.FromSeconds(185), $"{report.TrainingTime}"); // the budget, plus at most a batch and a validation
+        Assert.True(report.TrainingTime < TimeSpan.FromSeconds(260), $"{report.TrainingTime}"); // the budget, plus at most a batch and a validation
         Assert.Equal((324, 36, 90), (report.TrainCount, report.ValidationCount, report.TestCount));
         // A sensible model: the shapes, not their colours (three classes, chance 33 %; one standard error on 90 images is
         // 5 points). With colour input the same budget scored 42.2 %: the model memorised the training images' colours.

@@ -56,7 +56,13 @@ public class BeitTrainingDefaultsTests
         var c = Defaults.Choose(new Defaults.DataStats(500, 96, 96, Grey: false, Classes: 5), Bf16Native, new BeitImageClassificationTrainer.Options());
         Assert.True(c.Augment);
         Assert.Equal(0.35, c.RandomCropMinScale);
-        Assert.Equal((9.0, 0.25), (c.RandAugmentMagnitude, c.RandomErasingProbability)); // the BEiT recipe's rand-m9 and erasing
+        // 500 colour images train on their luminance, so without RandAugment (grey input); from 1,000 colour images the
+        // model sees colour, with the BEiT recipe's rand-m9 and random erasing, as from a checkpoint.
+        Assert.Equal((0.0, 0.0), (c.RandAugmentMagnitude, c.RandomErasingProbability));
+        var many = Defaults.Choose(new Defaults.DataStats(1000, 96, 96, false, 5), Bf16Native, new BeitImageClassificationTrainer.Options());
+        Assert.Equal((9.0, 0.25, false), (many.RandAugmentMagnitude, many.RandomErasingProbability, many.LuminanceOnly));
+        var pretrained = Defaults.Choose(new Defaults.DataStats(500, 96, 96, false, 5), Bf16Native, new BeitImageClassificationTrainer.Options { CheckpointFolder = "x" });
+        Assert.Equal((9.0, 0.25), (pretrained.RandAugmentMagnitude, pretrained.RandomErasingProbability));
         var mild = Defaults.Choose(new Defaults.DataStats(500, 96, 96, false, 5), Bf16Native, new BeitImageClassificationTrainer.Options { RandAugmentMagnitude = 3, RandomErasingProbability = 0 });
         Assert.Equal((3.0, 0.0), (mild.RandAugmentMagnitude, mild.RandomErasingProbability)); // explicit values win
         // Fewer than 1,000 colour images from scratch: luminance only; not from 1,000, for grey images or a checkpoint.

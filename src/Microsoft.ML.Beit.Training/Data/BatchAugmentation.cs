@@ -55,17 +55,25 @@ internal static class BatchAugmentation
     public static (Tensor Images, Tensor? Labels) RandomResizedCropAndFlip(Tensor images, Tensor? labels, int outHeight, int outWidth,
         CropSettings settings, double flipProbability, Random rng)
     {
+        var (boxes, flips) = SampleBoxesAndFlips(images, settings, flipProbability, rng);
+        return CropResizeFlip(images, labels, boxes, flips, outHeight, outWidth);
+    }
+
+    // One crop box and flip per image of the batch. Draw order (box, then flip, per image) is the one the per-image
+    // implementation used, so seeds keep their meaning.
+    private static ((int Top, int Left, int Height, int Width)[] Boxes, bool[] Flips) SampleBoxesAndFlips(Tensor images, CropSettings settings,
+        double flipProbability, Random rng)
+    {
         int b = checked((int)images.shape[0]);
         int h = (int)images.shape[2], w = (int)images.shape[3];
         var boxes = new (int Top, int Left, int Height, int Width)[b];
         var flips = new bool[b];
         for (int i = 0; i < b; i++)
         {
-            // Draw order (box, then flip, per image) is the one the per-image implementation used, so seeds keep their meaning.
             boxes[i] = SampleCrop(h, w, settings, rng);
             flips[i] = rng.NextDouble() < flipProbability;
         }
-        return CropResizeFlip(images, labels, boxes, flips, outHeight, outWidth);
+        return (boxes, flips);
     }
 
     /// <summary>
@@ -157,17 +165,8 @@ internal static class BatchAugmentation
         if (options.RandAugmentMagnitude <= 0)
             return RandAugment.RandomErasing(TrainingView(images, null, size, options, rng).Images, options.RandomErasingProbability, rng);
         using var scope = NewDisposeScope();
-        int b = checked((int)images.shape[0]);
-        int h = (int)images.shape[2], w = (int)images.shape[3];
-        var settings = new CropSettings(options.RandomCropMinScale);
-        var boxes = new (int Top, int Left, int Height, int Width)[b];
-        var flips = new bool[b];
-        for (int i = 0; i < b; i++)
-        {
-            boxes[i] = SampleCrop(h, w, settings, rng);
-            flips[i] = options.HorizontalFlip && rng.NextDouble() < 0.5;
-        }
-        var draws = RandAugment.Sample(b, options.RandAugmentMagnitude, rng);
+        var (boxes, flips) = SampleBoxesAndFlips(images, new CropSettings(options.RandomCropMinScale), options.HorizontalFlip ? 0.5 : 0, rng);
+        var draws = RandAugment.Sample(boxes.Length, options.RandAugmentMagnitude, rng);
         var x = CropResizeFlip(images, null, boxes, flips, size, size, draws.Select(RandAugment.Geometry).ToArray()).Images;
         var m = tensor(mean, [1, 3, 1, 1]).to(x.dtype).to(x.device);
         var s = tensor(std, [1, 3, 1, 1]).to(x.dtype).to(x.device);

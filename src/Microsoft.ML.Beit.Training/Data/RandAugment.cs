@@ -15,7 +15,8 @@ namespace Microsoft.ML.Beit.Training.Data;
 /// shear, translate) compose with the image's random resized crop into one affine map, so a batch is resampled once
 /// (<see cref="BatchAugmentation.CropResizeFlip"/>) and pixels moved in from outside the image take the model's mean
 /// colour; the photometric ops then follow in draw order on float pixels in [0, 1]. Pillow applies them to 8-bit
-/// images one after another, so values differ by rounding, which does not matter for augmentation.
+/// images one after another, so values differ by rounding, which does not matter for augmentation; and shears pivot
+/// on the image centre (as torchvision's) where timm's Pillow shear pivots on the top-left corner, a translation apart.
 /// </remarks>
 internal static class RandAugment
 {
