@@ -220,39 +220,41 @@ public class BeitHyperparameterSearchTests(ITestOutputHelper output)
 
     [Trait("Category", "Slow")]
     [Fact]
-    public void DefaultsWithAShortBudgetTrainColouredShapesWithinTheBudgetAndReportEveryTrial()
+    public void DefaultsTrainColouredShapesWithinTheAutomaticBudgetAndReportEveryTrial()
     {
-        var train = SyntheticImages.ColouredShapes(360, 11);
-        var test = SyntheticImages.ColouredShapes(90, 12);
+        // The colour bar's data (`-- --shapes`): 300 training and 150 test images.
+        var train = SyntheticImages.ColouredShapes(300, 21);
+        var test = SyntheticImages.ColouredShapes(150, 22);
         using var dir = new TempDir();
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        // Only the budget: every other setting is the trainer's (model, batch, lr, augmentation) and the search's. The
-        // threads as `beit train` picks them: two libtorch threads on a 2-core machine with other work ran 12× slower.
+        // No options at all, as `beit train <folder> --out model.zip`, but the threads as `beit train` picks them: two
+        // libtorch threads on a 2-core machine with other work ran 12× slower.
         var report = BeitModelBuilder.Train(new Microsoft.ML.MLContext(seed: 0), train, test, dir.Combine("model.zip"), new BeitImageClassificationTrainer.Options
         {
-            MaxTrainingTime = TimeSpan.FromSeconds(240), NumThreads = BeitThreads.ForTraining().Threads,
+            NumThreads = BeitThreads.ForTraining().Threads,
         });
         output.WriteLine($"{clock.Elapsed}, load average {File.ReadAllText("/proc/loadavg")}");
         output.WriteLine(report.ToString());
         var search = report.Training.Search!;
-        // Four minutes: the shapes come out of the noise after about 100 epochs (34–47 % after 86–89 epochs with one
-        // libtorch thread in 165 s, 72 % after 138 with two), and one thread trains about 230 images a second.
-        Assert.Equal(TimeSpan.FromSeconds(240), search.Budget); // 15 % of it for 12 slices: 3 s each
+        // The automatic budget, 7 minutes: shorter ones proved a coin toss in CI, where the suite's other assemblies
+        // share the cores. The shapes come out of the noise only after 100–200 epochs (one thread: 32–47 % after
+        // 86–134 epochs in 165–240 s; two: 72 % after 138, 86 % after 371 in 7 minutes).
+        Assert.Equal(TimeSpan.FromMinutes(7), search.Budget);
         Assert.NotEmpty(search.Trials);
         Assert.Single(search.Trials, t => t.Rung == search.Trials.Max(u => u.Rung) && t.Kept);
         // Six settings: the five of grey data and colour against the automatic luminance-only input.
         Assert.Equal(6, search.Trials.Count(t => t.Rung == 0));
         Assert.Single(search.Trials, t => t.Rung == 0 && t.Name.EndsWith(", colour", StringComparison.Ordinal));
         Assert.Equal(8, report.Training.Model.Config.PatchSize); // 64 px: an 8×8 grid
-        Assert.True(report.TrainingTime < TimeSpan.FromSeconds(260), $"{report.TrainingTime}"); // the budget, plus at most a batch and a validation
-        Assert.Equal((324, 36, 90), (report.TrainCount, report.ValidationCount, report.TestCount));
-        // A sensible model: the shapes, not their colours (three classes, chance 33 %; one standard error on 90 images is
-        // 5 points). With colour input the same budget scored 42.2 %: the model memorised the training images' colours.
+        Assert.True(report.TrainingTime < TimeSpan.FromSeconds(440), $"{report.TrainingTime}"); // the budget, plus at most a batch and a validation
+        Assert.Equal((270, 30, 150), (report.TrainCount, report.ValidationCount, report.TestCount));
+        // A sensible model: the shapes, not their colours (three classes, chance 33 %; one standard error on 150 images
+        // is 4 points). With colour input the same run scored 44.7 %: the model memorised the training images' colours.
         Assert.True(report.Test.Accuracy >= 0.55, $"test accuracy {report.Test.Accuracy:P1}");
         using var json = JsonDocument.Parse(report.ToJson());
         Assert.Equal(search.Trials.Count, json.RootElement.GetProperty("search").GetProperty("trials").GetArrayLength());
         Assert.Equal(report.Test.Accuracy, json.RootElement.GetProperty("test").GetProperty("accuracy").GetDouble(), 12);
-        Assert.Equal(36, json.RootElement.GetProperty("validationCount").GetInt32());
+        Assert.Equal(30, json.RootElement.GetProperty("validationCount").GetInt32());
     }
 
     private sealed class Relay(Action<BeitTrainingProgress> report) : IProgress<BeitTrainingProgress>
