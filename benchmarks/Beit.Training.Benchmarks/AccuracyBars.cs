@@ -98,6 +98,10 @@ internal static class AccuracyBars
     /// One explicit setting on the 2,000 / 1,000 set, from <c>key=value</c> pairs: seconds, lr, batch, aug (0/1),
     /// minscale, layers, width, heads, mlp, patch, ls (label smoothing), mixup, cutmix, dp (drop path), wd, warmup,
     /// bf16 (0/1), val (validation fraction), epochs (instead of a time budget), full (0/1: the 60,000 set), defaults (0/1).
+    /// The colour diagnostics: data (fashion; shapes: the colour bar's, n training images; xunit-shapes: the earlier
+    /// 360 / 90 test set), side (model input side), ra and erase (RandAugment magnitude, erasing probability), grey (0/1:
+    /// luminance copies), colourlabel (0/1: relabel by the dominant channel), testontrain (0/1: score the training
+    /// images), mim (seconds of masked-image-modeling pre-training on the training images first; vocab, mimlr, mimscale, ld).
     /// </summary>
     public static void Experiment(string[] pairs)
     {
@@ -139,7 +143,7 @@ internal static class AccuracyBars
             "xunit-shapes" => (global::Beit.Tests.SyntheticImages.ColouredShapes(360, 11), global::Beit.Tests.SyntheticImages.ColouredShapes(90, 12)),
             _ => D("full", 0) != 0 ? Full() : Small(),
         };
-        if (D("grey", 0) != 0) data = (Grey(data.Train), Grey(data.Test));
+        if (D("grey", 0) != 0) data = (data.Train.ToLuminance(), data.Test.ToLuminance());
         if (D("colourlabel", 0) != 0) data = (ColourLabels(data.Train), ColourLabels(data.Test));
         if (D("testontrain", 0) != 0) data = (data.Train, data.Train);
         string? pretrained = null;
@@ -177,21 +181,7 @@ internal static class AccuracyBars
         }
     }
 
-    // Diagnostics for colour data: the same images in grey (R = G = B = luma), or relabelled by their dominant channel.
-    private static BeitTrainingImages Grey(BeitTrainingImages d)
-    {
-        int plane = d.Height * d.Width;
-        var px = (byte[])d.Pixels.Clone();
-        for (int i = 0; i < d.Count; i++)
-            for (int p = 0; p < plane; p++)
-            {
-                int o = i * 3 * plane + p;
-                byte g = (byte)((299 * px[o] + 587 * px[o + plane] + 114 * px[o + 2 * plane]) / 1000);
-                px[o] = px[o + plane] = px[o + 2 * plane] = g;
-            }
-        return new BeitTrainingImages(px, d.Labels, d.Height, d.Width, d.ClassNames);
-    }
-
+    // Diagnostics for colour data: the same images relabelled by their dominant channel (grey copies: ToLuminance).
     private static BeitTrainingImages ColourLabels(BeitTrainingImages d)
     {
         int plane = d.Height * d.Width;

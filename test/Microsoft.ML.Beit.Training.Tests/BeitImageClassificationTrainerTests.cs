@@ -196,5 +196,7 @@ public class BeitImageClassificationTrainerTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new BeitImageClassificationTrainer(new() { LayerDecay = 1.5 }));
         Assert.Throws<ArgumentException>(() => new BeitImageClassificationTrainer(new() { CheckpointFolder = "x", Config = TinyConfig() }));
         Assert.Throws<ArgumentOutOfRangeException>(() => new BeitImageClassificationTrainer(new() { MaxTrainingTime = TimeSpan.Zero }));
+        Assert.Equal("RandAugmentMagnitude", Assert.Throws<ArgumentOutOfRangeException>(() => new BeitImageClassificationTrainer(new() { RandAugmentMagnitude = 11 })).ParamName);
+        Assert.Equal("RandomErasingProbability", Assert.Throws<ArgumentOutOfRangeException>(() => new BeitImageClassificationTrainer(new() { RandomErasingProbability = -0.1 })).ParamName);
     }
 }

@@ -100,7 +100,7 @@ internal static class RandAugment
     {
         using var scope = NewDisposeScope();
         var x = images.alias();
-        var colour = draws.Select(d => d.Where(x => !x.Geometric).ToArray()).ToArray();
+        var colour = draws.Select(d => d.Where(op => !op.Geometric).ToArray()).ToArray();
         int layers = colour.Length == 0 ? 0 : colour.Max(d => d.Length);
         for (int l = 0; l < layers; l++)
         {
@@ -183,7 +183,7 @@ internal static class RandAugment
 
     // ITU-R 601-2 luma, as Pillow's convert("L"), broadcast over the channels.
     private static Tensor Luma(Tensor x) =>
-        (x[.., 0..1] * 0.299 + x[.., 1..2] * 0.587 + x[.., 2..3] * 0.114);
+        x[.., 0..1] * BeitTrainingImages.Luma[0] + x[.., 1..2] * BeitTrainingImages.Luma[1] + x[.., 2..3] * BeitTrainingImages.Luma[2];
 
     /// <summary>
     /// Pillow's <c>ImageOps.equalize</c> per image and channel on 8-bit values: the lookup table
